@@ -1,0 +1,571 @@
+//! The crate's one error type.
+//!
+//! Every fallible call returns [`Error`]. It separates what went wrong *before* a request
+//! ([`Error::InvalidInput`], [`Error::InvalidEndpointId`], [`Error::Config`]), on the wire
+//! ([`Error::Transport`], [`Error::AmbiguousSubmit`]), at fal ([`Error::Api`],
+//! [`Error::RequestFailed`]), while reading an answer ([`Error::Decode`]) and while waiting
+//! ([`Error::Timeout`]). Whenever fal already knows the request, the error carries its request
+//! id ([`Error::request_id`]) so a caller can resume instead of paying twice.
+//!
+//! API error bodies follow fal's two documented shapes
+//! (<https://docs.fal.ai/errors>, <https://docs.fal.ai/documentation/model-apis/request-errors>):
+//! a validation body `{"detail": [{"loc", "msg", "type", ...}]}` (usually with status 422) and a
+//! request error `{"detail": "...", "error_type": "..."}`; a plain-string `detail` is tolerated.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::ArchiveError;
+use crate::webhook::WebhookError;
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest body excerpt kept in an error, in bytes.
+pub(crate) const EXCERPT_LEN: usize = 512;
+
+/// Everything that can go wrong when talking to fal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client could not be configured (missing key, bad base URL, bad option).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// An endpoint id does not follow fal's grammar (`owner/alias[/path]`,
+    /// `workflows|comfy/owner/alias[/path]` or a legacy `123-alias`).
+    #[error("invalid endpoint id {id:?}: {reason}")]
+    InvalidEndpointId {
+        /// The id as given.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An input failed validation before anything was sent (no money spent).
+    #[error("invalid input: `{field}` {message}")]
+    InvalidInput {
+        /// The field name as it appears on the wire (e.g. `steps`, `loras[0].scale`).
+        field: String,
+        /// What is wrong, with the accepted range where there is one.
+        message: String,
+    },
+
+    /// The HTTP exchange failed: connection refused or reset, TLS, a timeout, a broken body.
+    #[error("transport error on {method} {url}: {source}")]
+    Transport {
+        /// HTTP method of the failed call.
+        method: String,
+        /// URL of the failed call, without its query string.
+        url: String,
+        /// Request id, when the call concerned a known request.
+        request_id: Option<String>,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// A submit whose outcome is unknown: the connection failed after the request may have
+    /// reached fal, so the job may or may not be queued (and billed). The crate never retries such
+    /// a submit on its own; check your fal dashboard or webhook before submitting again.
+    #[error("submit to {endpoint} may or may not have reached fal (the connection failed after the request was sent); it was not retried: {source}")]
+    AmbiguousSubmit {
+        /// The endpoint id the submit went to.
+        endpoint: String,
+        /// The transport failure.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// fal answered with a non-success HTTP status.
+    #[error("{0}")]
+    Api(Box<ApiError>),
+
+    /// A queued request reached `COMPLETED` but failed (status `error`/`error_type`), or the
+    /// result call returned the model's error.
+    #[error("request {request_id} on {endpoint} failed: {message}{}", error_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    RequestFailed {
+        /// The request id.
+        request_id: String,
+        /// The endpoint id.
+        endpoint: String,
+        /// fal's message (e.g. `Runner disconnected`).
+        message: String,
+        /// fal's category (e.g. `runner_disconnected`), when given.
+        error_type: Option<String>,
+    },
+
+    /// An answer could not be decoded into the expected type.
+    #[error("could not decode {what} at `{path}`: {message} (body starts: {body_excerpt:?})")]
+    Decode {
+        /// What was being decoded (e.g. `queue status`, `fal-ai/flux-lora output`).
+        what: String,
+        /// JSON path of the failure (`.` for the root), as given by `serde_path_to_error`.
+        path: String,
+        /// The decoder's message.
+        message: String,
+        /// The first bytes of the body (lossy UTF-8, at most 512 bytes).
+        body_excerpt: String,
+        /// Request id, when known.
+        request_id: Option<String>,
+    },
+
+    /// A wait passed its deadline. The request is still known to fal under `request_id`:
+    /// rebuild the handle with [`FalClient::resume`](crate::FalClient::resume) to continue.
+    #[error("{}", timeout_message(request_id.as_deref(), endpoint, *waited, *cancel_requested))]
+    Timeout {
+        /// The request id, if the submit had completed.
+        request_id: Option<String>,
+        /// The endpoint id.
+        endpoint: String,
+        /// How long the wait ran.
+        waited: Duration,
+        /// Whether a cancel was sent to fal when the deadline passed.
+        cancel_requested: bool,
+    },
+
+    /// A file upload to fal storage failed in a way that is not an HTTP status (e.g. the
+    /// initiate answer lacks `upload_url`, a multipart part lost its ETag, sizes disagree).
+    #[error("upload failed: {0}")]
+    Upload(String),
+
+    /// A local file could not be read or written.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A training archive could not be built or failed validation.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+
+    /// A webhook delivery failed verification or could not be parsed.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+}
+
+fn timeout_message(
+    request_id: Option<&str>,
+    endpoint: &str,
+    waited: Duration,
+    cancel_requested: bool,
+) -> String {
+    match request_id {
+        Some(id) => format!(
+            "waiting for request {id} on {endpoint} timed out after {:.1?}{}; resume with FalClient::resume(\"{endpoint}\", \"{id}\")",
+            waited,
+            if cancel_requested { " (cancel requested on fal)" } else { "" }
+        ),
+        None => format!("submit to {endpoint} timed out after {waited:.1?} before fal returned a request id"),
+    }
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The fal request id this error concerns, when one is known (`x-fal-request-id`, the
+    /// queue request id of a failed or timed-out wait, ...). Store it: a request id is the only
+    /// way to get the result of a job that is already paid for.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api(e) => e.request_id.as_deref(),
+            Error::RequestFailed { request_id, .. } => Some(request_id),
+            Error::Timeout { request_id, .. }
+            | Error::Decode { request_id, .. }
+            | Error::Transport { request_id, .. } => request_id.as_deref(),
+            Error::Webhook(e) => e.request_id(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status for [`Error::Api`], else `None`.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api(e) => Some(e.status),
+            _ => None,
+        }
+    }
+
+    /// The API error, if this is one.
+    pub fn as_api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same idempotent call again later may succeed: connection failures,
+    /// 408, 429, 502, 503 and 504 (but not a 504 caused by the caller's own
+    /// `x-fal-request-timeout`), and fal's `X-Fal-Retryable: true`.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } => true,
+            Error::Api(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    /// Attach a request id to an error that lacks one (transport and decode errors of calls
+    /// about a known request).
+    pub(crate) fn with_request_id(mut self, id: &str) -> Self {
+        match &mut self {
+            Error::Transport { request_id, .. } | Error::Decode { request_id, .. }
+                if request_id.is_none() =>
+            {
+                *request_id = Some(id.to_owned());
+            }
+            Error::Api(e) if e.request_id.is_none() => e.request_id = Some(id.to_owned()),
+            _ => {}
+        }
+        self
+    }
+}
+
+/// A non-success answer from fal.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// HTTP status code.
+    pub status: u16,
+    /// HTTP method of the call.
+    pub method: String,
+    /// URL of the call, without its query string.
+    pub url: String,
+    /// `x-fal-request-id` response header, or the request id the call concerned.
+    pub request_id: Option<String>,
+    /// `error_type` from the body, else the `x-fal-error-type` header (body wins), e.g.
+    /// `request_timeout`, `runner_disconnected`.
+    pub error_type: Option<String>,
+    /// `x-fal-request-timeout-type` header (`user` when the caller's start timeout expired).
+    pub timeout_type: Option<String>,
+    /// `x-fal-retryable` header, when present.
+    pub retryable: Option<bool>,
+    /// `Retry-After` header, parsed (seconds or HTTP date), when present.
+    pub retry_after: Option<Duration>,
+    /// The parsed `detail`.
+    pub detail: ErrorDetail,
+    /// The first bytes of the body (lossy UTF-8, at most 512 bytes).
+    pub body_excerpt: String,
+}
+
+impl ApiError {
+    /// Field errors of a validation (422) answer; empty for other answers.
+    pub fn field_errors(&self) -> &[ValidationDetail] {
+        match &self.detail {
+            ErrorDetail::Validation(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// The human-readable message: the string `detail`, the first field error's `msg`, or the
+    /// body excerpt.
+    pub fn message(&self) -> &str {
+        match &self.detail {
+            ErrorDetail::Message(m) => m,
+            ErrorDetail::Validation(v) if !v.is_empty() => &v[0].msg,
+            _ => &self.body_excerpt,
+        }
+    }
+
+    /// `true` for a 504 caused by the caller's own start timeout (`X-Fal-Request-Timeout`).
+    pub fn is_user_timeout(&self) -> bool {
+        self.status == 504 && self.timeout_type.as_deref() == Some("user")
+    }
+
+    /// See [`Error::is_retryable`].
+    pub fn is_retryable(&self) -> bool {
+        if self.is_user_timeout() {
+            return false;
+        }
+        if let Some(r) = self.retryable {
+            return r;
+        }
+        matches!(self.status, 408 | 429 | 502 | 503 | 504)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fal answered {} to {} {}", self.status, self.method, self.url)?;
+        if let Some(t) = &self.error_type {
+            write!(f, " [{t}]")?;
+        }
+        match &self.detail {
+            ErrorDetail::Validation(v) => {
+                for d in v {
+                    write!(f, "; {}: {} ({})", d.field_path(), d.msg, d.kind)?;
+                }
+            }
+            ErrorDetail::Message(m) => write!(f, ": {m}")?,
+            ErrorDetail::None => {
+                if !self.body_excerpt.is_empty() {
+                    write!(f, ": {}", self.body_excerpt)?;
+                }
+            }
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The `detail` of an error body.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ErrorDetail {
+    /// Pydantic-style field errors (`detail` is an array).
+    Validation(Vec<ValidationDetail>),
+    /// A plain message (`detail` is a string).
+    Message(String),
+    /// No `detail` (or a body that is not JSON).
+    None,
+}
+
+/// One field error of a validation answer, e.g.
+/// `{"loc": ["body", "steps"], "msg": "ensure this value is less than or equal to 10000",
+/// "type": "value_error.number.not_le"}` (<https://docs.fal.ai/errors>).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationDetail {
+    /// Location of the field: `["body", "field", 0, ...]`.
+    #[serde(default)]
+    pub loc: Vec<LocItem>,
+    /// Human-readable message (do not parse it).
+    #[serde(default)]
+    pub msg: String,
+    /// Machine-readable type, e.g. `value_error.missing`, `image_too_large`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Link to fal's documentation of this error type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Extra context (limits and the like).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctx: Option<serde_json::Value>,
+    /// The offending input value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+}
+
+impl ValidationDetail {
+    /// The field path without the leading `body`: `steps`, `loras.0.scale`.
+    pub fn field_path(&self) -> String {
+        let parts: Vec<String> = self
+            .loc
+            .iter()
+            .skip_while(|l| matches!(l, LocItem::Name(n) if n == "body"))
+            .map(|l| l.to_string())
+            .collect();
+        if parts.is_empty() {
+            "body".to_owned()
+        } else {
+            parts.join(".")
+        }
+    }
+
+    /// The last element of `loc` as a field name, when it is a name.
+    pub fn field(&self) -> Option<&str> {
+        match self.loc.last() {
+            Some(LocItem::Name(n)) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// One element of a validation error's `loc`: a field name or an array index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LocItem {
+    /// An array index.
+    Index(u64),
+    /// A field name.
+    Name(String),
+}
+
+impl fmt::Display for LocItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocItem::Index(i) => write!(f, "{i}"),
+            LocItem::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawErrorBody {
+    #[serde(default)]
+    detail: Option<serde_json::Value>,
+    #[serde(default)]
+    error_type: Option<String>,
+}
+
+/// Parse an error body into its `detail` and `error_type`; never fails (a body that is not JSON
+/// or has an unexpected shape gives [`ErrorDetail::None`]).
+pub(crate) fn parse_error_body(body: &[u8]) -> (ErrorDetail, Option<String>) {
+    let Ok(raw) = serde_json::from_slice::<RawErrorBody>(body) else {
+        return (ErrorDetail::None, None);
+    };
+    let detail = match raw.detail {
+        Some(serde_json::Value::String(s)) => ErrorDetail::Message(s),
+        Some(v @ serde_json::Value::Array(_)) => {
+            match serde_json::from_value::<Vec<ValidationDetail>>(v.clone()) {
+                Ok(list) => ErrorDetail::Validation(list),
+                Err(_) => ErrorDetail::Message(v.to_string()),
+            }
+        }
+        Some(serde_json::Value::Null) | None => ErrorDetail::None,
+        Some(other) => ErrorDetail::Message(other.to_string()),
+    };
+    (detail, raw.error_type)
+}
+
+/// The first [`EXCERPT_LEN`] bytes of a body as lossy UTF-8.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let end = body.len().min(EXCERPT_LEN);
+    let mut s = String::from_utf8_lossy(&body[..end]).into_owned();
+    if body.len() > EXCERPT_LEN {
+        s.push('…');
+    }
+    s
+}
+
+/// Decode JSON bytes into `T`, naming the JSON path on failure.
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    body: &[u8],
+    request_id: Option<&str>,
+) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| Error::Decode {
+        what: what.to_owned(),
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+        body_excerpt: excerpt(body),
+        request_id: request_id.map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_body_is_parsed_with_field_paths() {
+        let body = br#"{"detail":[{"loc":["body","loras",0,"scale"],"msg":"too big","type":"value_error.number.not_le","ctx":{"limit_value":4}}]}"#;
+        let (detail, et) = parse_error_body(body);
+        assert_eq!(et, None);
+        let ErrorDetail::Validation(v) = detail else {
+            panic!("expected validation detail")
+        };
+        assert_eq!(v[0].field_path(), "loras.0.scale");
+        assert_eq!(v[0].field(), Some("scale"));
+        assert_eq!(v[0].kind, "value_error.number.not_le");
+        assert_eq!(v[0].ctx.as_ref().unwrap()["limit_value"], 4);
+    }
+
+    #[test]
+    fn string_detail_and_error_type() {
+        let (detail, et) = parse_error_body(br#"{"detail":"Request timed out","error_type":"request_timeout"}"#);
+        assert_eq!(detail, ErrorDetail::Message("Request timed out".into()));
+        assert_eq!(et.as_deref(), Some("request_timeout"));
+    }
+
+    #[test]
+    fn non_json_body_gives_no_detail() {
+        let (detail, et) = parse_error_body(b"<html>502 Bad Gateway</html>");
+        assert_eq!(detail, ErrorDetail::None);
+        assert_eq!(et, None);
+        let (detail, _) = parse_error_body(b"");
+        assert_eq!(detail, ErrorDetail::None);
+    }
+
+    #[test]
+    fn decode_error_names_the_path() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Out {
+            images: Vec<Img>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Img {
+            url: String,
+            width: u32,
+        }
+        let err = decode_json::<Out>(
+            "output",
+            br#"{"images":[{"url":"a","width":1},{"url":"b","width":"wide"}]}"#,
+            Some("req-1"),
+        )
+        .unwrap_err();
+        match &err {
+            Error::Decode { path, request_id, .. } => {
+                assert_eq!(path, "images[1].width");
+                assert_eq!(request_id.as_deref(), Some("req-1"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(err.request_id(), Some("req-1"));
+    }
+
+    #[test]
+    fn excerpt_is_bounded() {
+        let long = vec![b'x'; 2000];
+        let e = excerpt(&long);
+        assert!(e.len() <= EXCERPT_LEN + '…'.len_utf8());
+        assert!(e.ends_with('…'));
+    }
+
+    #[test]
+    fn timeout_message_says_how_to_resume() {
+        let e = Error::Timeout {
+            request_id: Some("abc".into()),
+            endpoint: "fal-ai/flux-lora".into(),
+            waited: Duration::from_secs(3),
+            cancel_requested: true,
+        };
+        let s = e.to_string();
+        assert!(s.contains("abc") && s.contains("resume"), "{s}");
+        assert_eq!(e.request_id(), Some("abc"));
+    }
+
+    #[test]
+    fn user_timeout_is_not_retryable() {
+        let mut e = ApiError {
+            status: 504,
+            method: "GET".into(),
+            url: "u".into(),
+            request_id: None,
+            error_type: None,
+            timeout_type: Some("user".into()),
+            retryable: None,
+            retry_after: None,
+            detail: ErrorDetail::None,
+            body_excerpt: String::new(),
+        };
+        assert!(!e.is_retryable());
+        e.timeout_type = None;
+        assert!(e.is_retryable());
+        e.status = 400;
+        assert!(!e.is_retryable());
+    }
+}

@@ -1,0 +1,239 @@
+//! The one place where requests are sent, retried and mapped to [`Error`].
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::client::FalClient;
+use crate::error::{decode_json, excerpt, parse_error_body, ApiError, Error, Result};
+use crate::retry::{retry_after, should_retry_status, CallKind, RetryPolicy};
+
+/// Largest error body read into memory, in bytes; the rest is dropped.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// One logical call (possibly several attempts).
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    pub url: Url,
+    /// Add `Authorization: Key …` (only honoured for URLs on the configured fal hosts).
+    pub auth: bool,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    pub kind: CallKind,
+    /// Operation name for traces and errors: `submit`, `status`, `result`, ...
+    pub op: &'static str,
+    pub request_id: Option<&'a str>,
+    /// Endpoint id, for traces and ambiguous-submit errors.
+    pub endpoint: Option<&'a str>,
+    /// Overall time limit of one attempt (`None`: only the client's read timeout applies).
+    pub timeout: Option<Duration>,
+    pub retry: Option<&'a RetryPolicy>,
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new(method: Method, url: Url, op: &'static str) -> Self {
+        Self {
+            method,
+            url,
+            auth: true,
+            headers: HeaderMap::new(),
+            body: None,
+            kind: CallKind::Idempotent,
+            op,
+            request_id: None,
+            endpoint: None,
+            timeout: None,
+            retry: None,
+        }
+    }
+
+    pub(crate) fn json_body(mut self, body: Bytes) -> Self {
+        self.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        self.body = Some(body);
+        self
+    }
+}
+
+/// URL without query and fragment, for errors and logs (signed upload URLs carry tokens).
+pub(crate) fn redact_url(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+impl FalClient {
+    /// Send a call with the retry policy; a success (2xx) answer is returned unread, anything
+    /// else becomes an [`Error`].
+    pub(crate) async fn execute(&self, call: Call<'_>) -> Result<reqwest::Response> {
+        let policy = call.retry.unwrap_or(&self.inner.retry);
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome = self.attempt(&call).await;
+            let (err, hint) = match outcome {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry = should_retry_status(call.kind, status, resp.headers());
+                    let err = api_error(&call, resp).await;
+                    if !retry {
+                        return Err(err);
+                    }
+                    let hint = err.as_api().and_then(|e| e.retry_after);
+                    (err, hint)
+                }
+                Err(source) => {
+                    let retry = match call.kind {
+                        CallKind::Idempotent => true,
+                        // Nothing was sent when the connection could not be made.
+                        CallKind::Submit => source.is_connect(),
+                    };
+                    if !retry {
+                        return Err(if call.kind == CallKind::Submit {
+                            Error::AmbiguousSubmit {
+                                endpoint: call.endpoint.unwrap_or(call.url.path()).to_owned(),
+                                source,
+                            }
+                        } else {
+                            transport_error(&call, source)
+                        });
+                    }
+                    (transport_error(&call, source), None)
+                }
+            };
+            if attempt >= policy.max_retries {
+                return Err(err);
+            }
+            let delay = policy.delay(attempt, hint);
+            attempt += 1;
+            tracing::warn!(
+                op = call.op,
+                endpoint = call.endpoint,
+                request_id = call.request_id,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "retrying fal call"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, call: &Call<'_>) -> std::result::Result<reqwest::Response, reqwest::Error> {
+        let mut rb = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .headers(call.headers.clone());
+        if call.auth {
+            if let Some(auth) = self.auth_for(&call.url) {
+                rb = rb.header(http::header::AUTHORIZATION, auth);
+            }
+        }
+        if let Some(body) = &call.body {
+            rb = rb.body(body.clone());
+        }
+        if let Some(t) = call.timeout {
+            rb = rb.timeout(t);
+        }
+        rb.send().await
+    }
+
+    /// Execute and read the whole success body.
+    pub(crate) async fn execute_bytes(&self, call: Call<'_>) -> Result<(HeaderMap, Bytes)> {
+        let rid = call.request_id.map(str::to_owned);
+        let method = call.method.to_string();
+        let url = redact_url(&call.url);
+        let resp = self.execute(call).await?;
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|source| Error::Transport {
+            method,
+            url,
+            request_id: rid,
+            source,
+        })?;
+        Ok((headers, body))
+    }
+
+    /// Execute and decode the success body as JSON.
+    pub(crate) async fn execute_json<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        what: &str,
+    ) -> Result<T> {
+        let rid = call.request_id.map(str::to_owned);
+        let (headers, body) = self.execute_bytes(call).await?;
+        let rid = rid.or_else(|| header_str(&headers, "x-fal-request-id").map(str::to_owned));
+        decode_json(what, &body, rid.as_deref())
+    }
+}
+
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error {
+    Error::Transport {
+        method: call.method.to_string(),
+        url: redact_url(&call.url),
+        request_id: call.request_id.map(str::to_owned),
+        source,
+    }
+}
+
+/// Read (a bounded part of) an error answer and build an [`Error::Api`].
+async fn api_error(call: &Call<'_>, resp: reqwest::Response) -> Error {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                let room = MAX_ERROR_BODY.saturating_sub(body.len());
+                body.extend_from_slice(&c[..c.len().min(room)]);
+                if body.len() >= MAX_ERROR_BODY {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    api_error_from_parts(call, status, &headers, &body)
+}
+
+pub(crate) fn api_error_from_parts(
+    call: &Call<'_>,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Error {
+    let (detail, body_error_type) = parse_error_body(body);
+    let error_type = body_error_type.or_else(|| header_str(headers, "x-fal-error-type").map(str::to_owned));
+    let request_id = header_str(headers, "x-fal-request-id")
+        .map(str::to_owned)
+        .or_else(|| call.request_id.map(str::to_owned));
+    Error::Api(Box::new(ApiError {
+        status,
+        method: call.method.to_string(),
+        url: redact_url(&call.url),
+        request_id,
+        error_type,
+        timeout_type: header_str(headers, "x-fal-request-timeout-type").map(str::to_owned),
+        retryable: header_str(headers, "x-fal-retryable").and_then(|v| match v.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }),
+        retry_after: retry_after(headers, SystemTime::now()),
+        detail,
+        body_excerpt: excerpt(body),
+    }))
+}

@@ -1,0 +1,244 @@
+//! The retry policy: which failures are tried again, and after how long.
+//!
+//! One policy applies to every call of a client ([`FalClientBuilder::retry`](crate::FalClientBuilder::retry)),
+//! and can be replaced per submit ([`SubmitOptions::retry`](crate::queue::SubmitOptions::retry)).
+//!
+//! # Decision table
+//!
+//! | failure | status / result / cancel / downloads / upload parts | submit (`POST` to the queue) and sync run |
+//! |---|---|---|
+//! | connection refused, DNS, TLS set-up (nothing sent) | retried | retried |
+//! | connection reset or timeout after the request was sent | retried | **not retried**: [`Error::AmbiguousSubmit`](crate::Error::AmbiguousSubmit) |
+//! | 408 Request Timeout | retried | not retried |
+//! | 429 Too Many Requests | retried, honouring `Retry-After` | retried, honouring `Retry-After` (fal did not take the job) |
+//! | 500 | retried | not retried |
+//! | 502 / 503 / 504 **without** `x-fal-request-id` (ingress) | retried | retried (fal did not take the job) |
+//! | 502 / 503 / 504 **with** `x-fal-request-id` | retried | not retried (fal may have taken it) |
+//! | 504 with `x-fal-request-timeout-type: user` | never | never |
+//! | `x-fal-retryable: false` | never | never |
+//! | any other 4xx (400, 401, 403, 404, 422, ...) | never | never |
+//!
+//! Why: fal's queue retries runner failures itself (up to 10 times), so a client retry only
+//! has to cover the network between the caller and fal. A submit that may have reached fal is
+//! never repeated behind the caller's back, because a second training job costs money; the
+//! official clients disagree here (JS retries 502/503/504 on submit whatever their origin, Python
+//! retries only ingress errors) and neither reads `Retry-After` (PROTOCOL.md §4, §9).
+//!
+//! Delays grow exponentially: `min(base_delay * 2^attempt, max_delay)`, then ±`jitter`
+//! (default ±25%, as fal-js). A `Retry-After` header (seconds or an HTTP date) replaces the
+//! computed delay, capped at [`RetryPolicy::max_retry_after`]. Each retry emits a `tracing`
+//! event at `WARN` level with the operation, attempt, delay and cause.
+
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+
+/// How often and how patiently failed calls are tried again.
+///
+/// Defaults: 5 retries (6 attempts), base delay 500 ms, max delay 30 s, ±25% jitter,
+/// `Retry-After` honoured up to 60 s.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 disables retrying). Default 5.
+    pub max_retries: u32,
+    /// Delay before the first retry. Default 500 ms.
+    pub base_delay: Duration,
+    /// Upper bound of the exponential delay. Default 30 s.
+    pub max_delay: Duration,
+    /// Relative jitter in `0.0..=1.0` applied to each delay (0.25 = ±25%). Default 0.25.
+    pub jitter: f64,
+    /// Longest `Retry-After` that is honoured; longer values are cut to it. Default 60 s.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            jitter: 0.25,
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub fn none() -> Self {
+        Self {
+            max_retries: 0,
+            ..Self::default()
+        }
+    }
+
+    /// Set [`max_retries`](Self::max_retries).
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Set [`base_delay`](Self::base_delay) and [`max_delay`](Self::max_delay).
+    pub fn with_delays(mut self, base: Duration, max: Duration) -> Self {
+        self.base_delay = base;
+        self.max_delay = max.max(base);
+        self
+    }
+
+    /// Set [`jitter`](Self::jitter) (clamped to `0.0..=1.0`).
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        self
+    }
+
+    /// Set [`max_retry_after`](Self::max_retry_after).
+    pub fn with_max_retry_after(mut self, cap: Duration) -> Self {
+        self.max_retry_after = cap;
+        self
+    }
+
+    /// The delay before retry number `attempt` (0-based: the delay after the first failure is
+    /// `delay(0, ..)`). A server's `Retry-After` replaces the exponential delay, capped.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(ra) = retry_after {
+            return ra.min(self.max_retry_after);
+        }
+        let exp = 2u32.saturating_pow(attempt.min(31));
+        let base = self.base_delay.saturating_mul(exp).min(self.max_delay);
+        if self.jitter <= 0.0 {
+            return base;
+        }
+        let factor = 1.0 + self.jitter * (fastrand::f64() * 2.0 - 1.0);
+        base.mul_f64(factor.max(0.0)).min(self.max_delay)
+    }
+}
+
+/// Parse a `Retry-After` header: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs.min(1e9)));
+        }
+        return None;
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// What kind of call a request is, for the retry decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallKind {
+    /// Safe to repeat: status, result, cancel, downloads, upload initiate/parts/complete.
+    Idempotent,
+    /// A queue submit or sync run: repeated only when fal cannot have taken it.
+    Submit,
+}
+
+/// Whether an HTTP status answer should be retried.
+pub(crate) fn should_retry_status(kind: CallKind, status: u16, headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if status == 504 && header("x-fal-request-timeout-type") == Some("user") {
+        return false;
+    }
+    if header("x-fal-retryable").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+        return false;
+    }
+    let from_fal = headers.contains_key("x-fal-request-id");
+    match kind {
+        CallKind::Idempotent => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
+        CallKind::Submit => status == 429 || (matches!(status, 502 | 503 | 504) && !from_fal),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn no_jitter() -> RetryPolicy {
+        RetryPolicy::default()
+            .with_delays(Duration::from_millis(1000), Duration::from_millis(5000))
+            .with_jitter(0.0)
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = no_jitter();
+        assert_eq!(p.delay(0, None), Duration::from_millis(1000));
+        assert_eq!(p.delay(1, None), Duration::from_millis(2000));
+        assert_eq!(p.delay(2, None), Duration::from_millis(4000));
+        assert_eq!(p.delay(10, None), Duration::from_millis(5000));
+        assert_eq!(p.delay(u32::MAX, None), Duration::from_millis(5000));
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let p = no_jitter().with_jitter(0.25);
+        for _ in 0..200 {
+            let d = p.delay(1, None);
+            assert!(d >= Duration::from_millis(1500) && d <= Duration::from_millis(2500), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_replaces_backoff_and_is_capped() {
+        let p = no_jitter().with_max_retry_after(Duration::from_secs(10));
+        assert_eq!(p.delay(3, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(p.delay(0, Some(Duration::from_secs(3600))), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert("retry-after", HeaderValue::from_str(&date).unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        h.insert("retry-after", HeaderValue::from_str(&past).unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+        h.insert("retry-after", HeaderValue::from_static("-3"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn status_decisions_follow_the_table() {
+        let empty = HeaderMap::new();
+        let mut fal = HeaderMap::new();
+        fal.insert("x-fal-request-id", HeaderValue::from_static("r1"));
+        let mut user = HeaderMap::new();
+        user.insert("x-fal-request-timeout-type", HeaderValue::from_static("user"));
+        let mut no = HeaderMap::new();
+        no.insert("x-fal-retryable", HeaderValue::from_static("false"));
+
+        use CallKind::*;
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(should_retry_status(Idempotent, s, &empty), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 422, 501] {
+            assert!(!should_retry_status(Idempotent, s, &empty), "{s}");
+        }
+        assert!(!should_retry_status(Idempotent, 504, &user));
+        assert!(!should_retry_status(Idempotent, 503, &no));
+
+        assert!(should_retry_status(Submit, 429, &empty));
+        assert!(should_retry_status(Submit, 429, &fal));
+        for s in [502, 503, 504] {
+            assert!(should_retry_status(Submit, s, &empty), "{s}");
+            assert!(!should_retry_status(Submit, s, &fal), "{s} with request id");
+        }
+        assert!(!should_retry_status(Submit, 504, &user));
+        for s in [400, 408, 422, 500] {
+            assert!(!should_retry_status(Submit, s, &empty), "{s}");
+        }
+    }
+}
