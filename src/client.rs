@@ -90,7 +90,11 @@ impl FalClient {
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<FalClientBuilder> {
         let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let key = match (non_empty("FAL_KEY"), non_empty("FAL_KEY_ID"), non_empty("FAL_KEY_SECRET")) {
+        let key = match (
+            non_empty("FAL_KEY"),
+            non_empty("FAL_KEY_ID"),
+            non_empty("FAL_KEY_SECRET"),
+        ) {
             (Some(key), _, _) => key,
             (None, Some(id), Some(secret)) => format!("{id}:{secret}"),
             _ => {
@@ -137,17 +141,21 @@ impl FalClient {
         self.inner.key.is_some()
     }
 
-    /// The `Authorization` value for `url`, only when `url` is on one of the configured fal
-    /// base URLs (same scheme, host and port). The key never goes anywhere else.
-    pub(crate) fn auth_for(&self, url: &Url) -> Option<String> {
-        let key = self.inner.key.as_ref()?;
+    /// Whether `url` is on one of the configured fal base URLs (same scheme, host and port).
+    pub(crate) fn is_fal_url(&self, url: &Url) -> bool {
         let i = &self.inner;
-        let same = |base: &Url| {
+        [&i.queue_url, &i.run_url, &i.rest_url].iter().any(|base| {
             base.scheme() == url.scheme()
                 && base.host_str() == url.host_str()
                 && base.port_or_known_default() == url.port_or_known_default()
-        };
-        (same(&i.queue_url) || same(&i.run_url) || same(&i.rest_url))
+        })
+    }
+
+    /// The `Authorization` value for `url`, only when `url` is on one of the configured fal
+    /// base URLs. The key never goes anywhere else.
+    pub(crate) fn auth_for(&self, url: &Url) -> Option<String> {
+        let key = self.inner.key.as_ref()?;
+        self.is_fal_url(url)
             .then(|| format!("Key {}", key.expose_secret()))
     }
 }
@@ -266,22 +274,25 @@ impl FalClientBuilder {
     /// [`Error::Config`] for a base URL that is not an absolute `http`/`https` URL, or when the
     /// HTTP client cannot be created (e.g. no TLS backend).
     pub fn build(self) -> Result<FalClient> {
-        let queue_url = base_url("queue", self.queue_url.as_deref().unwrap_or(DEFAULT_QUEUE_URL))?;
+        let queue_url = base_url(
+            "queue",
+            self.queue_url.as_deref().unwrap_or(DEFAULT_QUEUE_URL),
+        )?;
         let run_url = base_url("run", self.run_url.as_deref().unwrap_or(DEFAULT_RUN_URL))?;
         let rest_url = base_url("rest", self.rest_url.as_deref().unwrap_or(DEFAULT_REST_URL))?;
-        let http = match self.http {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .user_agent(
-                    self.user_agent
-                        .unwrap_or_else(|| concat!("fal-client-rs/", env!("CARGO_PKG_VERSION")).into()),
-                )
-                .connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(10)))
-                .read_timeout(self.read_timeout.unwrap_or(Duration::from_secs(120)))
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build()
-                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
-        };
+        let http =
+            match self.http {
+                Some(c) => c,
+                None => reqwest::Client::builder()
+                    .user_agent(self.user_agent.unwrap_or_else(|| {
+                        concat!("fal-client-rs/", env!("CARGO_PKG_VERSION")).into()
+                    }))
+                    .connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(10)))
+                    .read_timeout(self.read_timeout.unwrap_or(Duration::from_secs(120)))
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build()
+                    .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+            };
         Ok(FalClient {
             inner: Arc::new(Inner {
                 http,
@@ -326,8 +337,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -347,10 +360,13 @@ mod tests {
 
     #[test]
     fn env_falls_back_to_id_and_secret() {
-        let c = FalClient::builder_from_lookup(lookup(&[("FAL_KEY_ID", "id"), ("FAL_KEY_SECRET", "s")]))
-            .unwrap()
-            .build()
-            .unwrap();
+        let c = FalClient::builder_from_lookup(lookup(&[
+            ("FAL_KEY_ID", "id"),
+            ("FAL_KEY_SECRET", "s"),
+        ]))
+        .unwrap()
+        .build()
+        .unwrap();
         let url = Url::parse("https://rest.fal.ai/storage").unwrap();
         assert_eq!(c.auth_for(&url).as_deref(), Some("Key id:s"));
     }
@@ -358,7 +374,10 @@ mod tests {
     #[test]
     fn env_without_key_is_a_config_error() {
         let err = FalClient::builder_from_lookup(lookup(&[("FAL_KEY_ID", "id")])).unwrap_err();
-        assert!(matches!(err, Error::Config(ref m) if m.contains("FAL_KEY")), "{err}");
+        assert!(
+            matches!(err, Error::Config(ref m) if m.contains("FAL_KEY")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -396,7 +415,10 @@ mod tests {
 
     #[test]
     fn key_is_redacted_in_debug() {
-        let c = FalClient::builder().key("super-secret-key").build().unwrap();
+        let c = FalClient::builder()
+            .key("super-secret-key")
+            .build()
+            .unwrap();
         let d = format!("{c:?}");
         assert!(!d.contains("super-secret-key"), "{d}");
         assert!(d.contains("REDACTED"));
@@ -423,6 +445,8 @@ mod tests {
             assert!(c.auth_for(&Url::parse(other).unwrap()).is_none(), "{other}");
         }
         // fal's own run and rest hosts stay trusted by default.
-        assert!(c.auth_for(&Url::parse("https://fal.run/fal-ai/x").unwrap()).is_some());
+        assert!(c
+            .auth_for(&Url::parse("https://fal.run/fal-ai/x").unwrap())
+            .is_some());
     }
 }

@@ -72,7 +72,9 @@ impl EndpointId {
             let legacy = !num.is_empty()
                 && num.bytes().all(|b| b.is_ascii_digit())
                 && !alias.is_empty()
-                && alias.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                && alias
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !legacy {
                 return Err(invalid("must be in the format <owner>/<alias>[/<path>]"));
             }
@@ -252,7 +254,10 @@ mod tests {
     #[test]
     fn parses_current_app_id() {
         let id = p("fal-ai/fast-sdxl");
-        assert_eq!((id.owner(), id.alias(), id.path(), id.namespace()), ("fal-ai", "fast-sdxl", None, None));
+        assert_eq!(
+            (id.owner(), id.alias(), id.path(), id.namespace()),
+            ("fal-ai", "fast-sdxl", None, None)
+        );
     }
 
     #[test]
@@ -266,7 +271,10 @@ mod tests {
     fn parses_current_app_id_with_namespace() {
         let id = p("workflows/fal-ai/fast-sdxl");
         assert_eq!(id.namespace(), Some("workflows"));
-        assert_eq!((id.owner(), id.alias(), id.path()), ("fal-ai", "fast-sdxl", None));
+        assert_eq!(
+            (id.owner(), id.alias(), id.path()),
+            ("fal-ai", "fast-sdxl", None)
+        );
         assert_eq!(id.app_id(), "workflows/fal-ai/fast-sdxl");
         let c = p("comfy/me/wf/deep/path");
         assert_eq!(c.namespace(), Some("comfy"));
@@ -292,10 +300,23 @@ mod tests {
     #[test]
     fn malformed_ids_are_rejected() {
         for bad in [
-            "", "fal-ai/", "/fast-sdxl", "fal-ai//x", "workflows/fal-ai", "a-", "-lora", "abc-lora",
-            "fal ai/x", "fal-ai/x?y=1", "fal-ai/x#f", "123-lo_ra",
+            "",
+            "fal-ai/",
+            "/fast-sdxl",
+            "fal-ai//x",
+            "workflows/fal-ai",
+            "a-",
+            "-lora",
+            "abc-lora",
+            "fal ai/x",
+            "fal-ai/x?y=1",
+            "fal-ai/x#f",
+            "123-lo_ra",
         ] {
-            assert!(EndpointId::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                EndpointId::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

@@ -126,6 +126,17 @@ pub enum Error {
         cancel_requested: bool,
     },
 
+    /// The status stream sent nothing for longer than its idle timeout. Waiting falls back to
+    /// polling on its own; this reaches callers only through
+    /// [`RequestHandle::events`](crate::queue::RequestHandle::events).
+    #[error("the status stream of request {request_id} was silent for {idle:?}")]
+    StreamIdle {
+        /// The request id.
+        request_id: String,
+        /// The idle timeout that passed.
+        idle: Duration,
+    },
+
     /// A file upload to fal storage failed in a way that is not an HTTP status (e.g. the
     /// initiate answer lacks `upload_url`, a multipart part lost its ETag, sizes disagree).
     #[error("upload failed: {0}")]
@@ -181,7 +192,9 @@ impl Error {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Error::Api(e) => e.request_id.as_deref(),
-            Error::RequestFailed { request_id, .. } => Some(request_id),
+            Error::RequestFailed { request_id, .. } | Error::StreamIdle { request_id, .. } => {
+                Some(request_id)
+            }
             Error::Timeout { request_id, .. }
             | Error::Decode { request_id, .. }
             | Error::Transport { request_id, .. } => request_id.as_deref(),
@@ -305,7 +318,11 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fal answered {} to {} {}", self.status, self.method, self.url)?;
+        write!(
+            f,
+            "fal answered {} to {} {}",
+            self.status, self.method, self.url
+        )?;
         if let Some(t) = &self.error_type {
             write!(f, " [{t}]")?;
         }
@@ -484,7 +501,8 @@ mod tests {
 
     #[test]
     fn string_detail_and_error_type() {
-        let (detail, et) = parse_error_body(br#"{"detail":"Request timed out","error_type":"request_timeout"}"#);
+        let (detail, et) =
+            parse_error_body(br#"{"detail":"Request timed out","error_type":"request_timeout"}"#);
         assert_eq!(detail, ErrorDetail::Message("Request timed out".into()));
         assert_eq!(et.as_deref(), Some("request_timeout"));
     }
@@ -518,7 +536,9 @@ mod tests {
         )
         .unwrap_err();
         match &err {
-            Error::Decode { path, request_id, .. } => {
+            Error::Decode {
+                path, request_id, ..
+            } => {
                 assert_eq!(path, "images[1].width");
                 assert_eq!(request_id.as_deref(), Some("req-1"));
             }

@@ -22,7 +22,7 @@ pub(crate) struct Call<'a> {
     /// Add `Authorization: Key …` (only honoured for URLs on the configured fal hosts).
     pub auth: bool,
     pub headers: HeaderMap,
-    pub body: Option<Bytes>,
+    pub body: Option<CallBody>,
     pub kind: CallKind,
     /// Operation name for traces and errors: `submit`, `status`, `result`, ...
     pub op: &'static str,
@@ -56,9 +56,38 @@ impl<'a> Call<'a> {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        self.body = Some(body);
+        self.body = Some(CallBody::Bytes(body));
         self
     }
+}
+
+/// A request body that can be sent again on a retry.
+#[derive(Debug, Clone)]
+pub(crate) enum CallBody {
+    /// Bytes in memory (cheap to clone).
+    Bytes(Bytes),
+    /// `len` bytes of a file from `offset`, streamed from disk on each attempt.
+    File {
+        path: std::path::PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+async fn file_body(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<reqwest::Body> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    if offset > 0 {
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+    }
+    let reader = file.take(len);
+    Ok(reqwest::Body::wrap_stream(
+        tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024),
+    ))
 }
 
 /// URL without query and fragment, for errors and logs (signed upload URLs carry tokens).
@@ -76,7 +105,18 @@ impl FalClient {
         let policy = call.retry.unwrap_or(&self.inner.retry);
         let mut attempt: u32 = 0;
         loop {
-            let outcome = self.attempt(&call).await;
+            let outcome = match self.attempt(&call).await {
+                Ok(r) => r,
+                Err(io) => {
+                    return Err(Error::io(
+                        match &call.body {
+                            Some(CallBody::File { path, .. }) => path.display().to_string(),
+                            _ => String::new(),
+                        },
+                        io,
+                    ))
+                }
+            };
             let (err, hint) = match outcome {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
@@ -126,7 +166,12 @@ impl FalClient {
         }
     }
 
-    async fn attempt(&self, call: &Call<'_>) -> std::result::Result<reqwest::Response, reqwest::Error> {
+    /// One attempt. The outer error is a local I/O failure (a file body that cannot be read);
+    /// the inner one is the HTTP outcome.
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+    ) -> std::io::Result<std::result::Result<reqwest::Response, reqwest::Error>> {
         let mut rb = self
             .inner
             .http
@@ -137,13 +182,19 @@ impl FalClient {
                 rb = rb.header(http::header::AUTHORIZATION, auth);
             }
         }
-        if let Some(body) = &call.body {
-            rb = rb.body(body.clone());
+        match &call.body {
+            Some(CallBody::Bytes(b)) => rb = rb.body(b.clone()),
+            Some(CallBody::File { path, offset, len }) => {
+                rb = rb
+                    .header(http::header::CONTENT_LENGTH, *len)
+                    .body(file_body(path, *offset, *len).await?);
+            }
+            None => {}
         }
         if let Some(t) = call.timeout {
             rb = rb.timeout(t);
         }
-        rb.send().await
+        Ok(rb.send().await)
     }
 
     /// Execute and read the whole success body.
@@ -216,7 +267,8 @@ pub(crate) fn api_error_from_parts(
     body: &[u8],
 ) -> Error {
     let (detail, body_error_type) = parse_error_body(body);
-    let error_type = body_error_type.or_else(|| header_str(headers, "x-fal-error-type").map(str::to_owned));
+    let error_type =
+        body_error_type.or_else(|| header_str(headers, "x-fal-error-type").map(str::to_owned));
     let request_id = header_str(headers, "x-fal-request-id")
         .map(str::to_owned)
         .or_else(|| call.request_id.map(str::to_owned));
@@ -227,10 +279,12 @@ pub(crate) fn api_error_from_parts(
         request_id,
         error_type,
         timeout_type: header_str(headers, "x-fal-request-timeout-type").map(str::to_owned),
-        retryable: header_str(headers, "x-fal-retryable").and_then(|v| match v.to_ascii_lowercase().as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
+        retryable: header_str(headers, "x-fal-retryable").and_then(|v| {
+            match v.to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }
         }),
         retry_after: retry_after(headers, SystemTime::now()),
         detail,

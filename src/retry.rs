@@ -88,7 +88,11 @@ impl RetryPolicy {
 
     /// Set [`jitter`](Self::jitter) (clamped to `0.0..=1.0`).
     pub fn with_jitter(mut self, jitter: f64) -> Self {
-        self.jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        self.jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 
@@ -116,7 +120,11 @@ impl RetryPolicy {
 
 /// Parse a `Retry-After` header: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -151,7 +159,7 @@ pub(crate) fn should_retry_status(kind: CallKind, status: u16, headers: &HeaderM
     let from_fal = headers.contains_key("x-fal-request-id");
     match kind {
         CallKind::Idempotent => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
-        CallKind::Submit => status == 429 || (matches!(status, 502 | 503 | 504) && !from_fal),
+        CallKind::Submit => status == 429 || ((502..=504).contains(&status) && !from_fal),
     }
 }
 
@@ -181,15 +189,24 @@ mod tests {
         let p = no_jitter().with_jitter(0.25);
         for _ in 0..200 {
             let d = p.delay(1, None);
-            assert!(d >= Duration::from_millis(1500) && d <= Duration::from_millis(2500), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(1500) && d <= Duration::from_millis(2500),
+                "{d:?}"
+            );
         }
     }
 
     #[test]
     fn retry_after_replaces_backoff_and_is_capped() {
         let p = no_jitter().with_max_retry_after(Duration::from_secs(10));
-        assert_eq!(p.delay(3, Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(p.delay(0, Some(Duration::from_secs(3600))), Duration::from_secs(10));
+        assert_eq!(
+            p.delay(3, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(3600))),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]
@@ -216,7 +233,10 @@ mod tests {
         let mut fal = HeaderMap::new();
         fal.insert("x-fal-request-id", HeaderValue::from_static("r1"));
         let mut user = HeaderMap::new();
-        user.insert("x-fal-request-timeout-type", HeaderValue::from_static("user"));
+        user.insert(
+            "x-fal-request-timeout-type",
+            HeaderValue::from_static("user"),
+        );
         let mut no = HeaderMap::new();
         no.insert("x-fal-retryable", HeaderValue::from_static("false"));
 

@@ -1,1 +1,311 @@
-//! Storage (stub).
+//! fal storage: upload bytes and files, download result files, and data URIs.
+//!
+//! Uploads follow fal-js (PROTOCOL.md §5.2): `POST {rest}/storage/upload/initiate?storage_type=fal-cdn-v3`
+//! with `{"content_type", "file_name"}` answers `{"upload_url", "file_url"}`; the bytes then go
+//! to `upload_url` with a `PUT` that carries **no** fal key (the URL is pre-signed), and the
+//! returned `file_url` is what model inputs take (`images_data_url`, `data_url`, `image_url`).
+//! Files stream from disk; they are never read whole into memory.
+//!
+//! ```no_run
+//! # async fn demo() -> fal_client::Result<()> {
+//! let fal = fal_client::FalClient::from_env()?;
+//! let url = fal.storage().upload_file("photos.zip").await?;
+//! let inline = fal_client::storage::data_uri(b"\x89PNG...", "image/png");
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tracing::Instrument;
+use url::Url;
+
+use crate::client::FalClient;
+use crate::error::{Error, Result};
+use crate::http::{redact_url, Call, CallBody};
+use crate::queue::join;
+
+/// `storage_type` query value of the initiate call (fal-js).
+const STORAGE_TYPE: &str = "fal-cdn-v3";
+
+/// Upload and download calls of a [`FalClient`] (`fal.storage()`).
+#[derive(Debug, Clone)]
+pub struct Storage {
+    client: FalClient,
+}
+
+#[derive(Serialize)]
+struct InitiateRequest<'a> {
+    content_type: &'a str,
+    file_name: &'a str,
+}
+
+#[derive(Deserialize)]
+struct InitiateResponse {
+    upload_url: String,
+    file_url: String,
+}
+
+impl FalClient {
+    /// Storage calls (uploads, downloads) sharing this client's connection pool.
+    pub fn storage(&self) -> Storage {
+        Storage {
+            client: self.clone(),
+        }
+    }
+}
+
+impl Storage {
+    /// Upload bytes and return their fal file URL.
+    ///
+    /// `file_name` defaults to `upload.{ext}` with the extension from `content_type`.
+    ///
+    /// # Errors
+    /// [`Error::Api`] from the initiate call or the `PUT`, [`Error::Upload`] for a malformed
+    /// initiate answer, [`Error::Transport`] after retries.
+    pub async fn upload_bytes(
+        &self,
+        data: impl Into<Bytes>,
+        content_type: &str,
+        file_name: Option<&str>,
+    ) -> Result<String> {
+        let data = data.into();
+        let name = file_name
+            .map(str::to_owned)
+            .unwrap_or_else(|| default_name(content_type));
+        let len = data.len() as u64;
+        self.upload(CallBody::Bytes(data), len, content_type, &name)
+            .await
+    }
+
+    /// Upload a file from disk, streamed (memory does not grow with the file size). The content
+    /// type is guessed from the extension (`application/octet-stream` when unknown); the file
+    /// name is the path's last component.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, then as [`upload_bytes`](Self::upload_bytes).
+    pub async fn upload_file(&self, path: impl AsRef<Path>) -> Result<String> {
+        let path = path.as_ref();
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| Error::io(path.display(), e))?;
+        if !meta.is_file() {
+            return Err(Error::io(
+                path.display(),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        let content_type = mime_guess::from_path(path)
+            .first_raw()
+            .unwrap_or("application/octet-stream");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| default_name(content_type));
+        let body = CallBody::File {
+            path: PathBuf::from(path),
+            offset: 0,
+            len: meta.len(),
+        };
+        self.upload(body, meta.len(), content_type, &name).await
+    }
+
+    async fn upload(
+        &self,
+        body: CallBody,
+        len: u64,
+        content_type: &str,
+        file_name: &str,
+    ) -> Result<String> {
+        let span = tracing::info_span!("fal.upload", file_name, bytes = len);
+        async {
+            let target = self.initiate(content_type, file_name).await?;
+            let mut put = Call::new(Method::PUT, target.upload_url.clone(), "upload");
+            put.auth = false; // pre-signed URL: the fal key never goes there
+            put.headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_str(content_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+            );
+            put.body = Some(body);
+            self.client.execute(put).await?;
+            tracing::info!(file_url = %redact_url(&target.file_url), "uploaded");
+            Ok(target.file_url.to_string())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn initiate(&self, content_type: &str, file_name: &str) -> Result<UploadTarget> {
+        let mut url = join(&self.client.inner.rest_url, "storage/upload/initiate")?;
+        url.query_pairs_mut()
+            .append_pair("storage_type", STORAGE_TYPE);
+        let body = serde_json::to_vec(&InitiateRequest {
+            content_type,
+            file_name,
+        })
+        .map_err(|e| Error::Upload(format!("cannot encode the initiate request: {e}")))?;
+        let mut call = Call::new(Method::POST, url, "upload_initiate").json_body(body.into());
+        call.timeout = Some(self.client.inner.request_timeout);
+        let answer: InitiateResponse = self
+            .client
+            .execute_json(call, "upload initiate answer")
+            .await?;
+        let parse = |what: &str, s: &str| {
+            Url::parse(s)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| {
+                    Error::Upload(format!(
+                        "the initiate answer's {what} is not an http(s) URL"
+                    ))
+                })
+        };
+        Ok(UploadTarget {
+            upload_url: parse("upload_url", &answer.upload_url)?,
+            file_url: parse("file_url", &answer.file_url)?,
+        })
+    }
+
+    /// Download a file (e.g. a result image or LoRA) into memory. No fal key is sent.
+    ///
+    /// # Errors
+    /// [`Error::Api`] for a non-success answer, [`Error::Transport`] after retries.
+    pub async fn download(&self, url: &str) -> Result<Bytes> {
+        let url = parse_url(url)?;
+        let mut call = Call::new(Method::GET, url, "download");
+        call.auth = false;
+        let (_, body) = self.client.execute_bytes(call).await?;
+        Ok(body)
+    }
+
+    /// Download a file to `path`, streamed (memory does not grow with the file size); returns
+    /// the number of bytes written. No fal key is sent.
+    ///
+    /// # Errors
+    /// As [`download`](Self::download), plus [`Error::Io`] when `path` cannot be written.
+    pub async fn download_to_file(&self, url: &str, path: impl AsRef<Path>) -> Result<u64> {
+        use futures::StreamExt;
+        let path = path.as_ref();
+        let url = parse_url(url)?;
+        let shown = redact_url(&url);
+        let mut call = Call::new(Method::GET, url, "download");
+        call.auth = false;
+        let resp = self.client.execute(call).await?;
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| Error::io(path.display(), e))?;
+        let mut written = 0u64;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| Error::Transport {
+                method: "GET".into(),
+                url: shown.clone(),
+                request_id: None,
+                source,
+            })?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(path.display(), e))?;
+            written += chunk.len() as u64;
+        }
+        file.flush()
+            .await
+            .map_err(|e| Error::io(path.display(), e))?;
+        Ok(written)
+    }
+}
+
+struct UploadTarget {
+    upload_url: Url,
+    file_url: Url,
+}
+
+fn parse_url(s: &str) -> Result<Url> {
+    Url::parse(s)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| Error::invalid_input("url", format!("{s:?} is not an http(s) URL")))
+}
+
+/// `upload.{ext}` where `ext` is the content type's subtype cut at `+`, `-` or `;`
+/// (`image/png` → `upload.png`, `application/zip` → `upload.zip`), as fal-js names blobs.
+fn default_name(content_type: &str) -> String {
+    let ext = content_type
+        .split('/')
+        .nth(1)
+        .and_then(|s| s.split([';', '+', '-']).next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("bin");
+    format!("upload.{ext}")
+}
+
+/// Encode bytes as a data URI: `data:{content_type};base64,{base64}` (fal's Python `encode`).
+/// Some models accept data URIs instead of URLs; URLs work with every model.
+///
+/// ```
+/// assert_eq!(fal_client::storage::data_uri(b"hi", "text/plain"), "data:text/plain;base64,aGk=");
+/// ```
+pub fn data_uri(data: &[u8], content_type: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    format!("data:{content_type};base64,{b64}")
+}
+
+/// Read a file and encode it as a data URI, the content type guessed from the extension
+/// (`application/octet-stream` when unknown). Reads the whole file: keep it for small files.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read.
+pub async fn data_uri_from_file(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref();
+    let data = tokio::fs::read(path)
+        .await
+        .map_err(|e| Error::io(path.display(), e))?;
+    let ct = mime_guess::from_path(path)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    Ok(data_uri(&data, ct))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_follow_the_content_type() {
+        assert_eq!(default_name("image/png"), "upload.png");
+        assert_eq!(default_name("application/zip"), "upload.zip");
+        assert_eq!(default_name("image/svg+xml"), "upload.svg");
+        assert_eq!(default_name("text/plain; charset=utf-8"), "upload.plain");
+        assert_eq!(default_name("nonsense"), "upload.bin");
+    }
+
+    #[test]
+    fn data_uris_are_base64() {
+        assert_eq!(
+            data_uri(&[0xff, 0x00], "application/octet-stream"),
+            "data:application/octet-stream;base64,/wA="
+        );
+    }
+
+    #[tokio::test]
+    async fn data_uri_from_file_guesses_the_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.png");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            data_uri_from_file(&p).await.unwrap(),
+            "data:image/png;base64,YWJj"
+        );
+        assert!(matches!(
+            data_uri_from_file(dir.path().join("missing.png")).await,
+            Err(Error::Io { .. })
+        ));
+    }
+}

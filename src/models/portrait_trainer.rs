@@ -1,0 +1,178 @@
+//! `fal-ai/flux-lora-portrait-trainer`: trains a FLUX LoRA from a ZIP of portrait photos.
+//!
+//! The result is a diffusers LoRA file; generate with it through
+//! [`FluxLora`](crate::models::FluxLora) (pass `diffusers_lora_file.url` as a LoRA path).
+//! API page: <https://fal.ai/models/fal-ai/flux-lora-portrait-trainer/api>.
+
+use serde::{Deserialize, Serialize};
+
+use super::common::{check_opt_f64, check_opt_u32, require_non_empty, File};
+use crate::endpoint::Endpoint;
+use crate::error::Result;
+
+/// The FLUX LoRA portrait trainer, endpoint id `fal-ai/flux-lora-portrait-trainer`
+/// (<https://fal.ai/models/fal-ai/flux-lora-portrait-trainer/api>).
+///
+/// Input [`PortraitTrainerInput`], output [`PortraitTrainerOutput`]. Training runs on fal's queue
+/// and can take many minutes; it is billed, so inputs are validated before they are sent.
+///
+/// ```
+/// use fal_client::models::{PortraitTrainer, PortraitTrainerInput};
+/// use fal_client::Endpoint;
+///
+/// let input = PortraitTrainerInput {
+///     trigger_phrase: Some("TOK_anna".into()),
+///     steps: Some(1000),
+///     ..PortraitTrainerInput::new("https://example.com/photos.zip")
+/// };
+/// input.validate()?;
+/// assert_eq!(PortraitTrainer::ID, "fal-ai/flux-lora-portrait-trainer");
+///
+/// // Out-of-range values fail before any request (and any money) is spent.
+/// let bad = PortraitTrainerInput { steps: Some(0), ..input };
+/// assert!(<PortraitTrainer as Endpoint>::validate(&bad).is_err());
+/// # Ok::<(), fal_client::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PortraitTrainer;
+
+impl Endpoint for PortraitTrainer {
+    const ID: &'static str = "fal-ai/flux-lora-portrait-trainer";
+    type Input = PortraitTrainerInput;
+    type Output = PortraitTrainerOutput;
+
+    fn validate(input: &Self::Input) -> Result<()> {
+        input.validate()
+    }
+}
+
+/// Input of [`PortraitTrainer`] (fal schema `PublicInput`); only `images_data_url` is required.
+///
+/// Build it with [`PortraitTrainerInput::new`] and set optional fields with struct update
+/// syntax. Unset (`None`) fields are not sent, so the server default applies.
+/// See <https://fal.ai/models/fal-ai/flux-lora-portrait-trainer/api>.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PortraitTrainerInput {
+    /// `images_data_url` (required): URL or data URI of a ZIP of training images (10 or more
+    /// recommended). Each image may have a same-name `.txt` caption, which may contain the
+    /// literal placeholder `[trigger]`. Must not be empty.
+    pub images_data_url: String,
+    /// `trigger_phrase`: replaces `[trigger]` in captions, and is used as the caption of images
+    /// without a caption file. Server default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_phrase: Option<String>,
+    /// `learning_rate`: optimizer learning rate. Server default `0.00009` (9e-5);
+    /// range 1e-6..=1e-3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
+    /// `steps`: number of training steps. Server default `2500`; range 1..=10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
+    /// `multiresolution_training`: train at several resolutions. Server default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiresolution_training: Option<bool>,
+    /// `subject_crop`: automatically crop the subject out of each image. Server default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_crop: Option<bool>,
+    /// `data_archive_format`: archive format override (free string, e.g. `zip`). Server
+    /// default: none, the format is inferred from the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_archive_format: Option<String>,
+    /// `resume_from_checkpoint`: URL of a checkpoint to continue training from. Server default
+    /// `""` (a fresh run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_from_checkpoint: Option<String>,
+    /// `create_masks`: generate subject masks for training. Server default `false`
+    /// (a newer field; older deployments may ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_masks: Option<bool>,
+}
+
+impl PortraitTrainerInput {
+    /// An input with only the required `images_data_url` set; every other field is left to the
+    /// server default.
+    pub fn new(images_data_url: impl Into<String>) -> Self {
+        Self {
+            images_data_url: images_data_url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Check the input against the documented ranges before it is sent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) naming the wire field when
+    /// `images_data_url` is empty, `learning_rate` is not a finite number in 1e-6..=1e-3, or
+    /// `steps` is outside 1..=10000.
+    pub fn validate(&self) -> Result<()> {
+        require_non_empty("images_data_url", &self.images_data_url)?;
+        check_opt_f64(
+            "learning_rate",
+            self.learning_rate,
+            1e-6,
+            1e-3,
+            "1e-6..=1e-3",
+        )?;
+        check_opt_u32("steps", self.steps, 1, 10_000)?;
+        Ok(())
+    }
+}
+
+/// Output of [`PortraitTrainer`]; both fields are always present.
+/// See <https://fal.ai/models/fal-ai/flux-lora-portrait-trainer/api>.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PortraitTrainerOutput {
+    /// `diffusers_lora_file`: the trained LoRA weights (diffusers `.safetensors`). Pass its `url`
+    /// as a [`LoraWeight`](crate::models::LoraWeight) path to
+    /// [`FluxLora`](crate::models::FluxLora).
+    pub diffusers_lora_file: File,
+    /// `config_file`: the training configuration (JSON).
+    pub config_file: File,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    fn field(input: &PortraitTrainerInput) -> Option<String> {
+        match input.validate() {
+            Ok(()) => None,
+            Err(Error::InvalidInput { field, .. }) => Some(field),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn new_input_is_valid_and_minimal() {
+        let input = PortraitTrainerInput::new("https://x/y.zip");
+        assert_eq!(field(&input), None);
+        assert_eq!(
+            serde_json::to_value(&input).unwrap(),
+            serde_json::json!({"images_data_url": "https://x/y.zip"})
+        );
+    }
+
+    #[test]
+    fn ranges_are_enforced() {
+        let base = PortraitTrainerInput::new("https://x/y.zip");
+        let lr = |v| PortraitTrainerInput {
+            learning_rate: Some(v),
+            ..base.clone()
+        };
+        assert_eq!(field(&lr(1e-6)), None);
+        assert_eq!(field(&lr(1e-3)), None);
+        assert_eq!(field(&lr(1.1e-3)).as_deref(), Some("learning_rate"));
+        assert_eq!(field(&lr(f64::NAN)).as_deref(), Some("learning_rate"));
+        let steps = |v| PortraitTrainerInput {
+            steps: Some(v),
+            ..base.clone()
+        };
+        assert_eq!(field(&steps(10_000)), None);
+        assert_eq!(field(&steps(10_001)).as_deref(), Some("steps"));
+        assert_eq!(
+            field(&PortraitTrainerInput::new(" ")).as_deref(),
+            Some("images_data_url")
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! The SSE status stream (PROTOCOL.md §3.3): `GET .../requests/{id}/status/stream?logs=0|1`,
+//! one JSON [`QueueStatus`] per event's `data`, closed by fal after `COMPLETED`.
+
+use std::pin::Pin;
+
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::stream::{self, BoxStream, Stream, StreamExt};
+use http::{HeaderValue, Method};
+
+use super::{QueueStatus, RequestHandle};
+use crate::error::{Error, Result};
+use crate::http::{redact_url, Call};
+
+type Events = Pin<
+    Box<
+        dyn Stream<
+                Item = std::result::Result<
+                    eventsource_stream::Event,
+                    EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+>;
+
+enum State<O> {
+    Start(Box<RequestHandle<O>>),
+    Open {
+        events: Events,
+        request_id: String,
+        url: String,
+    },
+    Done,
+}
+
+impl<O: 'static> RequestHandle<O> {
+    /// The status stream: each status change as it happens, ending after `COMPLETED` (or on
+    /// the first error). The stream yields [`Error::StreamIdle`] and ends when no event arrives
+    /// within the client's SSE idle timeout (default 15 s).
+    ///
+    /// [`wait`](Self::wait) uses this stream first and falls back to polling when it breaks.
+    ///
+    /// # Errors (as items)
+    /// [`Error::Api`] when the stream cannot be opened, [`Error::Transport`] when it breaks,
+    /// [`Error::Decode`] for an event that is not a status, [`Error::StreamIdle`].
+    pub fn events(&self, logs: bool) -> BoxStream<'static, Result<QueueStatus>> {
+        let idle = self.client.inner.sse_idle_timeout;
+        stream::unfold(
+            State::Start(Box::new(self.clone())),
+            move |state| async move {
+                let (mut events, request_id, url) = match state {
+                    State::Done => return None,
+                    State::Start(handle) => match handle.open_stream(logs).await {
+                        Ok(events) => (
+                            events,
+                            handle.request_id.clone(),
+                            redact_url(&handle.status_url),
+                        ),
+                        Err(e) => return Some((Err(e), State::Done)),
+                    },
+                    State::Open {
+                        events,
+                        request_id,
+                        url,
+                    } => (events, request_id, url),
+                };
+                loop {
+                    let next = match tokio::time::timeout(idle, events.next()).await {
+                        Err(_) => {
+                            let e = Error::StreamIdle {
+                                request_id: request_id.clone(),
+                                idle,
+                            };
+                            return Some((Err(e), State::Done));
+                        }
+                        Ok(None) => return None,
+                        Ok(Some(next)) => next,
+                    };
+                    let event = match next {
+                        Ok(ev) => ev,
+                        Err(e) => {
+                            return Some((Err(stream_error(e, &request_id, &url)), State::Done))
+                        }
+                    };
+                    if event.data.trim().is_empty() {
+                        continue; // keep-alive or comment-only event
+                    }
+                    return match QueueStatus::from_slice(event.data.as_bytes()) {
+                        Ok(status) => {
+                            let next = if status.is_completed() {
+                                State::Done
+                            } else {
+                                State::Open {
+                                    events,
+                                    request_id,
+                                    url,
+                                }
+                            };
+                            Some((Ok(status), next))
+                        }
+                        Err(e) => Some((Err(e.with_request_id(&request_id)), State::Done)),
+                    };
+                }
+            },
+        )
+        .boxed()
+    }
+
+    async fn open_stream(&self, logs: bool) -> Result<Events> {
+        let mut url = self.status_url.clone();
+        let path = format!("{}/stream", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        url.query_pairs_mut()
+            .append_pair("logs", if logs { "1" } else { "0" });
+        let mut call = Call::new(Method::GET, url, "status_stream");
+        call.request_id = Some(&self.request_id);
+        call.endpoint = Some(self.endpoint.as_str());
+        call.headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        // No overall timeout: the stream lives as long as the request; idleness is checked per event.
+        call.timeout = None;
+        let resp = self.client.execute(call).await?;
+        Ok(Box::pin(resp.bytes_stream().eventsource()))
+    }
+}
+
+fn stream_error(e: EventStreamError<reqwest::Error>, request_id: &str, url: &str) -> Error {
+    match e {
+        EventStreamError::Transport(source) => Error::Transport {
+            method: "GET".into(),
+            url: url.to_owned(),
+            request_id: Some(request_id.to_owned()),
+            source,
+        },
+        other => Error::Decode {
+            what: "status stream".into(),
+            path: ".".into(),
+            message: other.to_string(),
+            body_excerpt: String::new(),
+            request_id: Some(request_id.to_owned()),
+        },
+    }
+}
