@@ -1,0 +1,233 @@
+//! Storage paths against wiremock: the initiate call, the key-less PUT, downloads.
+
+use std::time::Duration;
+
+use fal_client::retry::RetryPolicy;
+use fal_client::{Error, FalClient};
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "storage-key";
+
+fn client(rest: &MockServer) -> FalClient {
+    FalClient::builder()
+        .key(KEY)
+        .rest_url(rest.uri())
+        .queue_url(rest.uri())
+        .retry(
+            RetryPolicy::default().with_delays(Duration::from_millis(1), Duration::from_millis(2)),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn mount_initiate(rest: &MockServer, cdn: &MockServer, content_type: &str, file_name: &str) {
+    Mock::given(method("POST"))
+        .and(path("/storage/upload/initiate"))
+        .and(query_param("storage_type", "fal-cdn-v3"))
+        .and(header("authorization", format!("Key {KEY}").as_str()))
+        .and(body_json(
+            json!({"content_type": content_type, "file_name": file_name}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "upload_url": format!("{}/upload/tok?signature=s3cr3t", cdn.uri()),
+            "file_url": format!("{}/files/tok/{file_name}", cdn.uri()),
+        })))
+        .expect(1)
+        .mount(rest)
+        .await;
+}
+
+#[tokio::test]
+async fn upload_bytes_initiates_then_puts_without_the_key() {
+    let rest = MockServer::start().await;
+    let cdn = MockServer::start().await;
+    mount_initiate(&rest, &cdn, "application/zip", "photos.zip").await;
+    Mock::given(method("PUT"))
+        .and(path("/upload/tok"))
+        .and(query_param("signature", "s3cr3t"))
+        .and(header("content-type", "application/zip"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&cdn)
+        .await;
+    let url = client(&rest)
+        .storage()
+        .upload_bytes(
+            b"PK\x03\x04zip".to_vec(),
+            "application/zip",
+            Some("photos.zip"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(url, format!("{}/files/tok/photos.zip", cdn.uri()));
+    let put = &cdn.received_requests().await.unwrap()[0];
+    assert_eq!(put.body, b"PK\x03\x04zip");
+    assert!(
+        put.headers.get("authorization").is_none(),
+        "the key must not reach the upload URL"
+    );
+}
+
+#[tokio::test]
+async fn upload_bytes_names_the_file_after_its_type() {
+    let rest = MockServer::start().await;
+    let cdn = MockServer::start().await;
+    mount_initiate(&rest, &cdn, "image/png", "upload.png").await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&cdn)
+        .await;
+    client(&rest)
+        .storage()
+        .upload_bytes(vec![1u8, 2, 3], "image/png", None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn upload_file_streams_the_file_with_its_guessed_type() {
+    let rest = MockServer::start().await;
+    let cdn = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("training set.zip");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    mount_initiate(&rest, &cdn, "application/zip", "training set.zip").await;
+    Mock::given(method("PUT"))
+        .and(header("content-type", "application/zip"))
+        .and(header("content-length", "300000"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&cdn)
+        .await;
+    client(&rest).storage().upload_file(&file).await.unwrap();
+    let put = &cdn.received_requests().await.unwrap()[0];
+    assert_eq!(put.body, data);
+}
+
+#[tokio::test]
+async fn a_failed_put_is_retried_with_the_whole_file() {
+    let rest = MockServer::start().await;
+    let cdn = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.png");
+    std::fs::write(&file, b"\x89PNG data").unwrap();
+    mount_initiate(&rest, &cdn, "image/png", "a.png").await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&cdn)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&cdn)
+        .await;
+    client(&rest).storage().upload_file(&file).await.unwrap();
+    let puts = cdn.received_requests().await.unwrap();
+    assert_eq!(puts.len(), 2);
+    assert_eq!(puts[1].body, b"\x89PNG data");
+}
+
+#[tokio::test]
+async fn a_missing_file_is_an_io_error_before_any_request() {
+    let rest = MockServer::start().await;
+    let err = client(&rest)
+        .storage()
+        .upload_file("/definitely/not/here.zip")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Io { ref path, .. } if path.contains("here.zip")),
+        "{err}"
+    );
+    assert!(rest.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_initiate_answer_is_typed() {
+    let rest = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"upload_url": "not a url", "file_url": "x"})),
+        )
+        .mount(&rest)
+        .await;
+    let err = client(&rest)
+        .storage()
+        .upload_bytes(vec![1u8], "image/png", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Upload(ref m) if m.contains("upload_url")),
+        "{err}"
+    );
+
+    let rest = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"file_url": "https://x"})))
+        .mount(&rest)
+        .await;
+    let err = client(&rest)
+        .storage()
+        .upload_bytes(vec![1u8], "image/png", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Decode { ref message, .. } if message.contains("upload_url")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn initiate_errors_keep_the_api_details() {
+    let rest = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"detail": "Unauthorized"})))
+        .expect(1)
+        .mount(&rest)
+        .await;
+    let err = client(&rest)
+        .storage()
+        .upload_bytes(vec![1u8], "image/png", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.as_api().unwrap().message(), "Unauthorized");
+}
+
+#[tokio::test]
+async fn downloads_send_no_key() {
+    let rest = MockServer::start().await;
+    let cdn = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/files/img.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"\x89PNG...".to_vec()))
+        .mount(&cdn)
+        .await;
+    let fal = client(&rest);
+    let url = format!("{}/files/img.png", cdn.uri());
+    assert_eq!(
+        &fal.storage().download(&url).await.unwrap()[..],
+        b"\x89PNG..."
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("img.png");
+    assert_eq!(fal.storage().download_to_file(&url, &out).await.unwrap(), 7);
+    assert_eq!(std::fs::read(&out).unwrap(), b"\x89PNG...");
+    for r in cdn.received_requests().await.unwrap() {
+        assert!(r.headers.get("authorization").is_none());
+    }
+    let err = fal.storage().download("ftp://x/y").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }));
+    let err = fal
+        .storage()
+        .download(&format!("{}/files/missing", cdn.uri()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(404));
+}
