@@ -1,4 +1,68 @@
-//! fal-client (crate docs are written in the final pass)
+//! A typed async client for [fal.ai](https://fal.ai): the queue (submit, status, status
+//! stream, result, cancel, waiting with a deadline, sync run), storage uploads, webhook
+//! verification, typed models for the FLUX trainers and generators, an avatar adapter that
+//! trains a personal model from photos and generates with it, a training-archive builder, and
+//! (feature `mock`) an in-process fake of fal for offline examples and tests.
+//!
+//! # A tour
+//!
+//! ```no_run
+//! # async fn tour() -> fal_client::Result<()> {
+//! use std::time::Duration;
+//! use fal_client::archive::ArchiveBuilder;
+//! use fal_client::avatar::{AvatarKind, Preset, TriggerPhrase};
+//! use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
+//! use fal_client::FalClient;
+//!
+//! // FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET); base URLs from FAL_QUEUE_URL/FAL_RUN_URL/FAL_REST_URL.
+//! let fal = FalClient::from_env()?;
+//!
+//! // A training zip from a folder of photos (+ NAME.txt captions), checked before upload.
+//! let archive = ArchiveBuilder::new().build_from_dir_async("photos/anna").await?;
+//! let zip_url = fal.storage().upload_bytes(archive.into_bytes(), "application/zip", Some("anna.zip")).await?;
+//!
+//! // The adapter picks the trainer (portrait → LoRA portrait trainer) and applies the preset.
+//! let plan = AvatarKind::Portrait.plan(Preset::Balanced, zip_url, TriggerPhrase::new("TOK_anna")?);
+//! let job = plan.submit(&fal, SubmitOptions::default()).await?;
+//! println!("store this: {} {}", job.endpoint_id(), job.request_id());
+//!
+//! let avatar = job
+//!     .wait_with(WaitOptions::default().timeout(Duration::from_secs(1800)), |event| {
+//!         if let WaitEvent::Log(line) = event {
+//!             println!("{}", line.message);
+//!         }
+//!     })
+//!     .await?;
+//! for image in avatar.generate(&fal, "TOK_anna on a mountain top", 2).await? {
+//!     println!("{}", image.url);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Any endpoint works untyped, or typed by implementing [`Endpoint`]:
+//!
+//! ```no_run
+//! # async fn untyped(fal: fal_client::FalClient) -> fal_client::Result<()> {
+//! use fal_client::queue::{SubmitOptions, WaitOptions};
+//! let job = fal
+//!     .submit_json("fal-ai/fast-sdxl", &serde_json::json!({"prompt": "a cat"}), SubmitOptions::default())
+//!     .await?;
+//! let output: serde_json::Value = job.wait(WaitOptions::default()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Errors
+//!
+//! Every call returns [`Error`]; API errors keep the HTTP status, `x-fal-request-id`,
+//! `error_type` and 422 field details, and every error about a known request carries its
+//! request id ([`Error::request_id`]) so a paid job is never lost. Inputs are validated before
+//! anything is sent.
+//!
+//! # Features
+//!
+//! - `rustls` (default): TLS through rustls.
+//! - `native-tls`: TLS through the platform library.
+//! - `mock`: [`mock::FalMock`], an in-process fake of fal.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![cfg_attr(

@@ -1,0 +1,232 @@
+//! Train an avatar from real photos and generate two images with it.
+//!
+//! ```text
+//! cargo run --example avatar                      # portrait: LoRA trainer + FLUX LoRA
+//! cargo run --example avatar -- --kind style      # style: pro trainer + FLUX1.1 [pro] ultra fine-tuned
+//! options: --kind portrait|style|product|general  --preset fast|balanced|quality
+//!          --webhook URL  --out DIR  --prompt TEXT
+//! ```
+//!
+//! Without `FAL_KEY` it starts the bundled `FalMock` (an in-process fake of fal) and runs
+//! offline. With `FAL_KEY` it talks to the base URLs from the environment (`FAL_QUEUE_URL`,
+//! `FAL_RUN_URL`, `FAL_REST_URL`; fal by default) through the same code. Any failure exits
+//! non-zero with the error and the request id.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use fal_client::archive::ArchiveBuilder;
+use fal_client::avatar::{AvatarKind, Preset, TrainingRequest, TriggerPhrase};
+use fal_client::mock::FalMock;
+use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
+use fal_client::{Error, FalClient};
+use indicatif::{ProgressBar, ProgressStyle};
+
+struct Args {
+    kind: AvatarKind,
+    preset: Preset,
+    webhook: Option<url::Url>,
+    out: PathBuf,
+    prompt: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        kind: AvatarKind::Portrait,
+        preset: Preset::Balanced,
+        webhook: None,
+        out: PathBuf::from("avatar-output"),
+        prompt: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--kind" => args.kind = value()?.parse().map_err(|e: Error| e.to_string())?,
+            "--preset" => args.preset = value()?.parse().map_err(|e: Error| e.to_string())?,
+            "--webhook" => args.webhook = Some(value()?.parse().map_err(|e| format!("--webhook: {e}"))?),
+            "--out" => args.out = PathBuf::from(value()?),
+            "--prompt" => args.prompt = Some(value()?),
+            "-h" | "--help" => {
+                return Err("usage: avatar [--kind portrait|style|product|general] [--preset fast|balanced|quality] \
+                            [--webhook URL] [--out DIR] [--prompt TEXT]"
+                    .into())
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(id) = e.request_id() {
+                eprintln!("request id: {id}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    // 1. A client: fal (or any server speaking its protocol) when FAL_KEY is set, else the mock.
+    let _mock;
+    let fal = if std::env::var_os("FAL_KEY").is_some() || std::env::var_os("FAL_KEY_ID").is_some() {
+        let fal = FalClient::from_env()?;
+        println!("FAL_KEY is set: using the queue at {}", fal.queue_url());
+        fal
+    } else {
+        let mock = FalMock::builder()
+            .queue_time(Duration::from_millis(600))
+            .processing_time(Duration::from_secs(3))
+            .log_lines(12)
+            .start()
+            .await?;
+        println!("FAL_KEY is not set: running offline against the bundled FalMock at {}", mock.queue_url());
+        let fal = mock.client()?;
+        _mock = mock;
+        fal
+    };
+
+    // 2. The training archive, from the bundled photos.
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/data")
+        .join(if args.kind == AvatarKind::Portrait { "portrait" } else { "style" });
+    let archive = ArchiveBuilder::new().build_from_dir_async(&folder).await?;
+    println!(
+        "archive: {} images ({} captioned) from {}, {} KiB",
+        archive.image_count(),
+        archive.captioned_count(),
+        folder.display(),
+        archive.len() / 1024
+    );
+
+    // 3. Upload it to fal storage.
+    let name = format!("{}-training.zip", args.kind);
+    let zip_url = fal
+        .storage()
+        .upload_bytes(archive.into_bytes(), "application/zip", Some(&name))
+        .await?;
+    println!("uploaded: {zip_url}");
+
+    // 4. The adapter picks the trainer; the plan can be inspected before paying.
+    let trigger = TriggerPhrase::new(if args.kind == AvatarKind::Portrait { "TOK_astronaut" } else { "TOK_style" })?;
+    let plan = args.kind.plan(args.preset, zip_url, trigger.clone());
+    match plan.request() {
+        TrainingRequest::Portrait(i) => println!(
+            "plan: {} ({} preset): steps {:?}, learning rate {:?}, trigger {}",
+            plan.endpoint_id(),
+            args.preset.as_str(),
+            i.steps.unwrap_or_default(),
+            i.learning_rate.unwrap_or_default(),
+            trigger
+        ),
+        TrainingRequest::Pro(i) => println!(
+            "plan: {} ({} preset, mode {:?}): iterations {}, learning rate {:?}, priority {:?}, trigger {}",
+            plan.endpoint_id(),
+            args.preset.as_str(),
+            i.mode,
+            i.iterations.unwrap_or_default(),
+            i.learning_rate.unwrap_or_default(),
+            i.priority,
+            trigger
+        ),
+        _ => {}
+    }
+
+    // 5. Submit. The request id is the way back to a paid job: print (store) it at once.
+    let mut options = SubmitOptions::default();
+    if let Some(hook) = &args.webhook {
+        println!("webhook: {hook}");
+        options = options.webhook(hook.clone());
+    }
+    let job = plan.submit(&fal, options).await?;
+    println!("submitted: request id {} on {}", job.request_id(), job.endpoint_id());
+
+    // 6. Live progress: queue position, log lines, a progress bar from "step N/M" lines.
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message("submitted");
+    let progress = bar.clone();
+    let avatar = job
+        .wait_with(
+            WaitOptions::default().timeout(Duration::from_secs(45 * 60)).cancel_on_timeout(false),
+            move |event| match event {
+                WaitEvent::Queued { position } => progress.set_message(format!("in queue, position {position}")),
+                WaitEvent::Started => {
+                    progress.set_style(
+                        ProgressStyle::with_template("{spinner} training [{bar:30}] {pos}/{len} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    progress.set_message("started");
+                }
+                WaitEvent::Log(line) => {
+                    if let Some((done, total)) = step_of(&line.message) {
+                        progress.set_length(total);
+                        progress.set_position(done);
+                    }
+                    progress.println(format!("  log: {}", line.message));
+                }
+                WaitEvent::PollingFallback => progress.set_message("status stream unavailable, polling"),
+                WaitEvent::Completed => progress.set_message("completed"),
+                _ => {}
+            },
+        )
+        .await;
+    bar.finish_and_clear();
+    let avatar = avatar?;
+    println!("trained: {:?}", avatar.model);
+
+    // 7. Generate two images with the trained model and download them.
+    let prompt = args.prompt.unwrap_or_else(|| match args.kind {
+        AvatarKind::Portrait => format!("{}, portrait in a white spacesuit, studio light", avatar.trigger),
+        _ => format!("{}, a lighthouse on a cliff at dusk", avatar.trigger),
+    });
+    let generation = avatar.generation(&prompt, 2)?;
+    println!("generating 2 images with {}: {prompt}", generation.endpoint_id());
+    let images = generation.run(&fal, WaitOptions::default().timeout(Duration::from_secs(600))).await?;
+    let dir = args.out.join(args.kind.as_str());
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| io_error(&dir, e))?;
+    for (i, image) in images.iter().enumerate() {
+        let ext = match image.content_type.as_deref() {
+            Some("image/png") => "png",
+            Some("image/webp") => "webp",
+            _ => "jpg",
+        };
+        let path = dir.join(format!("image-{}.{ext}", i + 1));
+        let bytes = fal.storage().download_to_file(&image.url, &path).await?;
+        println!(
+            "saved {} ({}x{}, {bytes} bytes)",
+            path.display(),
+            image.width.unwrap_or_default(),
+            image.height.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `(done, total)` from a log line like `step 200/1000, loss 0.09`.
+fn step_of(message: &str) -> Option<(u64, u64)> {
+    message.split_whitespace().find_map(|word| {
+        let (a, b) = word.trim_matches(|c: char| !c.is_ascii_digit() && c != '/').split_once('/')?;
+        let (a, b) = (a.parse().ok()?, b.parse().ok()?);
+        (b > 0 && a <= b).then_some((a, b))
+    })
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Io { path: path.display().to_string(), source }
+}
