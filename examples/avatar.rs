@@ -94,7 +94,10 @@ async fn run(args: Args) -> Result<(), Error> {
             .log_lines(12)
             .start()
             .await?;
-        println!("FAL_KEY is not set: running offline against the bundled FalMock at {}", mock.queue_url());
+        println!(
+            "FAL_KEY is not set: running offline against the bundled FalMock at {}",
+            mock.queue_url()
+        );
         let fal = mock.client()?;
         _mock = mock;
         fal
@@ -103,7 +106,11 @@ async fn run(args: Args) -> Result<(), Error> {
     // 2. The training archive, from the bundled photos.
     let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/data")
-        .join(if args.kind == AvatarKind::Portrait { "portrait" } else { "style" });
+        .join(if args.kind == AvatarKind::Portrait {
+            "portrait"
+        } else {
+            "style"
+        });
     let archive = ArchiveBuilder::new().build_from_dir_async(&folder).await?;
     println!(
         "archive: {} images ({} captioned) from {}, {} KiB",
@@ -122,7 +129,11 @@ async fn run(args: Args) -> Result<(), Error> {
     println!("uploaded: {zip_url}");
 
     // 4. The adapter picks the trainer; the plan can be inspected before paying.
-    let trigger = TriggerPhrase::new(if args.kind == AvatarKind::Portrait { "TOK_astronaut" } else { "TOK_style" })?;
+    let trigger = TriggerPhrase::new(if args.kind == AvatarKind::Portrait {
+        "TOK_astronaut"
+    } else {
+        "TOK_style"
+    })?;
     let plan = args.kind.plan(args.preset, zip_url, trigger.clone());
     match plan.request() {
         TrainingRequest::Portrait(i) => println!(
@@ -153,7 +164,11 @@ async fn run(args: Args) -> Result<(), Error> {
         options = options.webhook(hook.clone());
     }
     let job = plan.submit(&fal, options).await?;
-    println!("submitted: request id {} on {}", job.request_id(), job.endpoint_id());
+    println!(
+        "submitted: request id {} on {}",
+        job.request_id(),
+        job.endpoint_id()
+    );
 
     // 6. Live progress: queue position, log lines, a progress bar from "step N/M" lines.
     let bar = ProgressBar::new_spinner();
@@ -162,14 +177,20 @@ async fn run(args: Args) -> Result<(), Error> {
     let progress = bar.clone();
     let avatar = job
         .wait_with(
-            WaitOptions::default().timeout(Duration::from_secs(45 * 60)).cancel_on_timeout(false),
+            WaitOptions::default()
+                .timeout(Duration::from_secs(45 * 60))
+                .cancel_on_timeout(false),
             move |event| match event {
-                WaitEvent::Queued { position } => progress.set_message(format!("in queue, position {position}")),
+                WaitEvent::Queued { position } => {
+                    progress.set_message(format!("in queue, position {position}"))
+                }
                 WaitEvent::Started => {
                     progress.set_style(
-                        ProgressStyle::with_template("{spinner} training [{bar:30}] {pos}/{len} {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "{spinner} training [{bar:30}] {pos}/{len} {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                     );
                     progress.set_message("started");
                 }
@@ -180,7 +201,9 @@ async fn run(args: Args) -> Result<(), Error> {
                     }
                     progress.println(format!("  log: {}", line.message));
                 }
-                WaitEvent::PollingFallback => progress.set_message("status stream unavailable, polling"),
+                WaitEvent::PollingFallback => {
+                    progress.set_message("status stream unavailable, polling")
+                }
                 WaitEvent::Completed => progress.set_message("completed"),
                 _ => {}
             },
@@ -192,14 +215,27 @@ async fn run(args: Args) -> Result<(), Error> {
 
     // 7. Generate two images with the trained model and download them.
     let prompt = args.prompt.unwrap_or_else(|| match args.kind {
-        AvatarKind::Portrait => format!("{}, portrait in a white spacesuit, studio light", avatar.trigger),
+        AvatarKind::Portrait => format!(
+            "{}, portrait in a white spacesuit, studio light",
+            avatar.trigger
+        ),
         _ => format!("{}, a lighthouse on a cliff at dusk", avatar.trigger),
     });
     let generation = avatar.generation(&prompt, 2)?;
-    println!("generating 2 images with {}: {prompt}", generation.endpoint_id());
-    let images = generation.run(&fal, WaitOptions::default().timeout(Duration::from_secs(600))).await?;
+    println!(
+        "generating 2 images with {}: {prompt}",
+        generation.endpoint_id()
+    );
+    let images = generation
+        .run(
+            &fal,
+            WaitOptions::default().timeout(Duration::from_secs(600)),
+        )
+        .await?;
     let dir = args.out.join(args.kind.as_str());
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| io_error(&dir, e))?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| io_error(&dir, e))?;
     for (i, image) in images.iter().enumerate() {
         let ext = match image.content_type.as_deref() {
             Some("image/png") => "png",
@@ -221,12 +257,17 @@ async fn run(args: Args) -> Result<(), Error> {
 /// `(done, total)` from a log line like `step 200/1000, loss 0.09`.
 fn step_of(message: &str) -> Option<(u64, u64)> {
     message.split_whitespace().find_map(|word| {
-        let (a, b) = word.trim_matches(|c: char| !c.is_ascii_digit() && c != '/').split_once('/')?;
+        let (a, b) = word
+            .trim_matches(|c: char| !c.is_ascii_digit() && c != '/')
+            .split_once('/')?;
         let (a, b) = (a.parse().ok()?, b.parse().ok()?);
         (b > 0 && a <= b).then_some((a, b))
     })
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), source }
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
