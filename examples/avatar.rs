@@ -199,7 +199,11 @@ async fn run(args: Args) -> Result<(), Error> {
                         progress.set_length(total);
                         progress.set_position(done);
                     }
-                    progress.println(format!("  log: {}", line.message));
+                    if progress.is_hidden() {
+                        println!("  log: {}", line.message); // not a terminal: plain lines
+                    } else {
+                        progress.println(format!("  log: {}", line.message));
+                    }
                 }
                 WaitEvent::PollingFallback => {
                     progress.set_message("status stream unavailable, polling")

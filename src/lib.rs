@@ -89,3 +89,8 @@ pub mod mock;
 pub use client::{FalClient, FalClientBuilder};
 pub use endpoint::{Endpoint, EndpointId};
 pub use error::{ApiError, Error, Result};
+
+/// The README's examples, compiled as doctests so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

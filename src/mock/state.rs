@@ -1,0 +1,904 @@
+//! The mock's shared state: jobs and their time-driven lifecycle, stored files, recorded requests
+//! and injected failures.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use super::media::{self, ImageFormat, ImageSpec};
+use super::validate::{self, Detail};
+use super::{JobSnapshot, JobState, MockFailure, RecordedRequest};
+
+/// Lock a mutex, recovering the data from a poisoned lock (the mock never leaves state
+/// half-updated across a panic point).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Lifecycle timings applied to new jobs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) queue_time: Duration,
+    pub(crate) processing_time: Duration,
+    pub(crate) log_lines: usize,
+    pub(crate) initial_queue_position: u32,
+}
+
+/// A file on the mock CDN: stored bytes, or an image rendered on first download.
+#[derive(Debug, Clone)]
+pub(crate) enum StoredFile {
+    Bytes { content_type: String, data: Bytes },
+    Image(ImageSpec),
+}
+
+/// An upload URL handed out by `initiate`, waiting for (or having received) its PUT.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadSlot {
+    /// `/files/...` path the bytes are served at.
+    pub(crate) file_path: String,
+    /// Content type announced at initiation (used when the PUT has none).
+    pub(crate) content_type: String,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub(crate) key: String,
+    /// `http://127.0.0.1:P/`
+    pub(crate) api_base: String,
+    /// `http://127.0.0.1:Q/`
+    pub(crate) cdn_base: String,
+    pub(crate) timing: Mutex<Timing>,
+    pub(crate) jobs: Mutex<HashMap<String, Arc<Job>>>,
+    pub(crate) files: Mutex<HashMap<String, StoredFile>>,
+    pub(crate) uploads: Mutex<HashMap<String, UploadSlot>>,
+    pub(crate) requests: Mutex<Vec<RecordedRequest>>,
+    pub(crate) submissions: Mutex<HashMap<String, usize>>,
+    pub(crate) runs: Mutex<HashMap<String, usize>>,
+    pub(crate) failures: Mutex<HashMap<String, VecDeque<MockFailure>>>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// Why a job reached `COMPLETED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Normal,
+    Cancelled,
+    /// `x-fal-request-timeout` passed while the job was still queued.
+    StartTimeout,
+}
+
+/// A queued request.
+pub(crate) struct Job {
+    pub(crate) id: String,
+    pub(crate) endpoint: String,
+    pub(crate) app_id: String,
+    pub(crate) input: Map<String, Value>,
+    pub(crate) webhook: Option<String>,
+    pub(crate) priority: Option<String>,
+    pub(crate) runner_hint: Option<String>,
+    pub(crate) request_timeout: Option<String>,
+    /// Parsed `x-fal-request-timeout`.
+    pub(crate) start_deadline: Option<Duration>,
+    pub(crate) injected: Option<MockFailure>,
+    pub(crate) submitted: Instant,
+    pub(crate) submitted_wall: SystemTime,
+    pub(crate) timing: Timing,
+    pub(crate) messages: Vec<String>,
+    pub(crate) changed: Notify,
+    pub(crate) m: Mutex<JobMut>,
+}
+
+/// The mutable part of a job.
+#[derive(Default)]
+pub(crate) struct JobMut {
+    pub(crate) cancelled_at: Option<Instant>,
+    pub(crate) completion: Option<Arc<Completion>>,
+}
+
+/// How a completed job ended, fixed once at completion.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    pub(crate) logs: usize,
+    pub(crate) inference_time: Option<f64>,
+    pub(crate) outcome: Outcome,
+}
+
+/// The result of a completed job.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Ok(Value),
+    Failed(Failure),
+}
+
+/// A failed job: what status shows and what the result call answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    /// Status `error`.
+    pub(crate) error: String,
+    /// Status `error_type` (absent for model errors such as 422).
+    pub(crate) error_type: Option<String>,
+    pub(crate) http_status: u16,
+    pub(crate) body: Value,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Failure {
+    /// A request error (`{"detail": text, "error_type": t}` + `x-fal-error-type`).
+    pub(crate) fn request_error(http_status: u16, error: &str, error_type: &str) -> Self {
+        Self {
+            error: error.to_owned(),
+            error_type: Some(error_type.to_owned()),
+            http_status,
+            body: json!({ "detail": error, "error_type": error_type }),
+            headers: vec![("x-fal-error-type".into(), error_type.to_owned())],
+        }
+    }
+
+    /// A model validation error (422 `{"detail": [...]}`).
+    pub(crate) fn validation(details: &[Detail]) -> Self {
+        Self {
+            error: "Invalid status code: 422".into(),
+            error_type: None,
+            http_status: 422,
+            body: validate::detail_body(details),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// HTTP status of a request error category (fal's request-errors table).
+pub(crate) fn status_for_error_type(error_type: &str) -> u16 {
+    match error_type {
+        "request_timeout" | "startup_timeout" => 504,
+        "runner_scheduling_failure"
+        | "runner_connection_timeout"
+        | "runner_disconnected"
+        | "runner_connection_refused"
+        | "runner_connection_error" => 503,
+        "runner_incomplete_response" => 502,
+        "client_disconnected" | "client_cancelled" => 499,
+        "bad_request" => 400,
+        _ => 500,
+    }
+}
+
+/// Where a job is at some instant.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Phase {
+    InQueue { position: u32 },
+    InProgress { logs: usize },
+    Completed,
+}
+
+/// A job observed at one instant.
+pub(crate) struct View {
+    pub(crate) phase: Phase,
+    /// Set when `phase` is `Completed`.
+    pub(crate) completion: Option<Arc<Completion>>,
+    /// When the observation may change next (without a cancel).
+    pub(crate) next_change: Option<Instant>,
+}
+
+impl View {
+    /// Number of log lines visible now.
+    pub(crate) fn logs(&self) -> usize {
+        match (&self.phase, &self.completion) {
+            (Phase::InProgress { logs }, _) => *logs,
+            (_, Some(c)) => c.logs,
+            _ => 0,
+        }
+    }
+}
+
+impl Job {
+    fn queue_end(&self) -> Instant {
+        self.submitted + self.timing.queue_time
+    }
+
+    fn natural_end(&self) -> (Instant, End) {
+        match self.start_deadline {
+            Some(t) if t < self.timing.queue_time => (self.submitted + t, End::StartTimeout),
+            _ => (self.queue_end() + self.timing.processing_time, End::Normal),
+        }
+    }
+
+    pub(crate) fn end(&self, cancelled_at: Option<Instant>) -> (Instant, End) {
+        let (end, why) = self.natural_end();
+        match cancelled_at {
+            Some(c) if c < end => (c, End::Cancelled),
+            _ => (end, why),
+        }
+    }
+
+    /// Instant log line `i` appears (lines are spread evenly over processing, the first at its
+    /// start).
+    fn log_time(&self, i: usize) -> Instant {
+        let n = self.timing.log_lines.max(1) as u32;
+        self.queue_end() + self.timing.processing_time * (i as u32) / n
+    }
+
+    /// Log lines visible at `t`.
+    fn logs_at(&self, t: Instant) -> usize {
+        let qe = self.queue_end();
+        if t < qe {
+            return 0;
+        }
+        let n = self.timing.log_lines;
+        let p = self.timing.processing_time;
+        if p.is_zero() || t >= qe + p {
+            return n;
+        }
+        let frac = (t - qe).as_secs_f64() / p.as_secs_f64();
+        ((frac * n as f64).floor() as usize + 1).min(n)
+    }
+
+    /// Queue position at `t` (< queue end): counts down evenly from the initial position to 0.
+    fn position_at(&self, t: Instant) -> u32 {
+        let q = self.timing.queue_time;
+        let init = self.timing.initial_queue_position;
+        if q.is_zero() {
+            return 0;
+        }
+        let frac = (t.saturating_duration_since(self.submitted)).as_secs_f64() / q.as_secs_f64();
+        let steps = (frac * (f64::from(init) + 1.0)).floor() as u32;
+        init.saturating_sub(steps)
+    }
+
+    fn position_change_after(&self, t: Instant) -> Instant {
+        let q = self.timing.queue_time;
+        let init = self.timing.initial_queue_position;
+        let done = u64::from(init - self.position_at(t)) + 1;
+        let step = q.as_secs_f64() / (u64::from(init) + 1) as f64;
+        self.submitted + Duration::from_secs_f64(step * done as f64)
+    }
+
+    /// The phase at `now` (ignoring completion details).
+    fn phase_at(&self, now: Instant, cancelled_at: Option<Instant>) -> (Phase, Option<Instant>) {
+        let (end, _) = self.end(cancelled_at);
+        if now >= end {
+            (Phase::Completed, None)
+        } else if now < self.queue_end() {
+            let next = self
+                .position_change_after(now)
+                .min(self.queue_end())
+                .min(end);
+            (
+                Phase::InQueue {
+                    position: self.position_at(now),
+                },
+                Some(next),
+            )
+        } else {
+            let logs = self.logs_at(now);
+            let next = if logs < self.timing.log_lines {
+                self.log_time(logs).min(end)
+            } else {
+                end
+            };
+            (Phase::InProgress { logs }, Some(next))
+        }
+    }
+
+    /// Log entry `i` as fal shows it.
+    pub(crate) fn log_entry(&self, i: usize) -> Value {
+        let offset = self.timing.queue_time
+            + self.timing.processing_time * (i as u32) / self.timing.log_lines.max(1) as u32;
+        json!({
+            "message": self.messages.get(i).cloned().unwrap_or_default(),
+            "level": "INFO",
+            "source": "USER",
+            "timestamp": media::rfc3339(self.submitted_wall + offset),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, JobMut> {
+        lock(&self.m)
+    }
+}
+
+/// Plausible log messages for `n` lines of a job on `endpoint`.
+fn log_messages(endpoint: &str, input: &Map<String, Value>, n: usize) -> Vec<String> {
+    let int = |k: &str, d: u64| input.get(k).and_then(Value::as_u64).unwrap_or(d).max(1);
+    (0..n)
+        .map(|i| {
+            let done = (i + 1) as f64 / n as f64;
+            match endpoint {
+                validate::PORTRAIT_TRAINER | validate::PRO_TRAINER => {
+                    let total = if endpoint == validate::PRO_TRAINER {
+                        int("iterations", 300)
+                    } else {
+                        int("steps", 2500)
+                    };
+                    let step = ((total as f64 * done).round() as u64).max(1);
+                    let loss = 0.02 + 0.12 * (-3.0 * done).exp();
+                    format!("step {step}/{total}, loss {loss:.4}")
+                }
+                validate::FLUX_LORA | validate::ULTRA_FINETUNED => {
+                    let k = int("num_images", 1) as usize;
+                    let j = (i * k / n + 1).min(k);
+                    format!("generating image {j}/{k} ({:.0}%)", done * 100.0)
+                }
+                _ => format!("processing ({}/{n})", i + 1),
+            }
+        })
+        .collect()
+}
+
+/// What a submit carries besides the body.
+pub(crate) struct SubmitMeta {
+    pub(crate) webhook: Option<String>,
+    pub(crate) priority: Option<String>,
+    pub(crate) runner_hint: Option<String>,
+    pub(crate) request_timeout: Option<String>,
+    pub(crate) start_deadline: Option<Duration>,
+}
+
+impl Shared {
+    pub(crate) fn timing(&self) -> Timing {
+        *lock(&self.timing)
+    }
+
+    /// Record an HTTP request (never the key itself).
+    pub(crate) fn record(&self, r: RecordedRequest) {
+        lock(&self.requests).push(r);
+    }
+
+    /// Take the next injected failure for `endpoint`, if any.
+    pub(crate) fn take_failure(&self, endpoint: &str) -> Option<MockFailure> {
+        let mut f = lock(&self.failures);
+        let q = f.get_mut(endpoint)?;
+        let next = q.pop_front();
+        if q.is_empty() {
+            f.remove(endpoint);
+        }
+        next
+    }
+
+    pub(crate) fn job(&self, id: &str) -> Option<Arc<Job>> {
+        lock(&self.jobs).get(id).cloned()
+    }
+
+    /// `{api}queue/{app_id}/requests/{id}`
+    pub(crate) fn response_url(&self, job: &Job) -> String {
+        format!("{}queue/{}/requests/{}", self.api_base, job.app_id, job.id)
+    }
+
+    /// Accept a queue submit: store the job and schedule its completion.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        endpoint: &crate::EndpointId,
+        input: Map<String, Value>,
+        meta: SubmitMeta,
+        injected: Option<MockFailure>,
+    ) -> Arc<Job> {
+        let timing = self.timing();
+        let job = Arc::new(Job {
+            id: media::uuid(),
+            endpoint: endpoint.as_str().to_owned(),
+            app_id: endpoint.app_id(),
+            messages: log_messages(endpoint.as_str(), &input, timing.log_lines),
+            input,
+            webhook: meta.webhook,
+            priority: meta.priority,
+            runner_hint: meta.runner_hint,
+            request_timeout: meta.request_timeout,
+            start_deadline: meta.start_deadline,
+            injected,
+            submitted: Instant::now(),
+            submitted_wall: SystemTime::now(),
+            timing,
+            changed: Notify::new(),
+            m: Mutex::new(JobMut::default()),
+        });
+        lock(&self.jobs).insert(job.id.clone(), job.clone());
+        *lock(&self.submissions)
+            .entry(job.endpoint.clone())
+            .or_default() += 1;
+        tracing::debug!(endpoint = %job.endpoint, request_id = %job.id, "mock: job queued");
+
+        // Complete the job on time even if nobody polls, so the completion hook fires.
+        let shared = Arc::clone(self);
+        let task_job = Arc::clone(&job);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                let (end, _) = task_job.end(task_job.lock().cancelled_at);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(end) => {}
+                    _ = task_job.changed.notified() => {}
+                    r = shutdown.changed() => if r.is_err() { return },
+                }
+                if shared.observe(&task_job).completion.is_some() {
+                    return;
+                }
+            }
+        });
+        job
+    }
+
+    /// Observe `job` now, completing it (once) when its time has come.
+    pub(crate) fn observe(&self, job: &Job) -> View {
+        let now = Instant::now();
+        let mut m = job.lock();
+        let (phase, next_change) = job.phase_at(now, m.cancelled_at);
+        if phase != Phase::Completed {
+            return View {
+                phase,
+                completion: None,
+                next_change,
+            };
+        }
+        let (completion, first) = match &m.completion {
+            Some(c) => (Arc::clone(c), false),
+            None => {
+                let (end, why) = job.end(m.cancelled_at);
+                let c = Arc::new(self.complete(job, end, why));
+                m.completion = Some(Arc::clone(&c));
+                (c, true)
+            }
+        };
+        drop(m);
+        if first {
+            self.on_job_completed(job, &completion);
+        }
+        View {
+            phase,
+            completion: Some(completion),
+            next_change: None,
+        }
+    }
+
+    /// Request cancellation. `Ok(())` when accepted, `Err(())` when already completed.
+    pub(crate) fn cancel(&self, job: &Job) -> Result<(), ()> {
+        let now = Instant::now();
+        {
+            let mut m = job.lock();
+            let (end, _) = job.end(m.cancelled_at);
+            if now >= end {
+                return Err(());
+            }
+            m.cancelled_at = Some(now);
+        }
+        job.changed.notify_waiters();
+        job.changed.notify_one();
+        self.observe(job);
+        Ok(())
+    }
+
+    /// Called exactly once per job, right after it reaches `COMPLETED`.
+    fn on_job_completed(&self, job: &Job, completion: &Completion) {
+        tracing::debug!(
+            endpoint = %job.endpoint,
+            request_id = %job.id,
+            ok = matches!(completion.outcome, Outcome::Ok(_)),
+            "mock: job completed"
+        );
+        // webhook delivery: see issue 3
+        if let Some(url) = &job.webhook {
+            let body = webhook_body(job, completion);
+            tracing::debug!(request_id = %job.id, webhook = %url, status = %body["status"], "mock: webhook due (delivery not implemented yet)");
+        }
+    }
+
+    /// Build the completion of `job`, ended at `end` for reason `why`.
+    fn complete(&self, job: &Job, end: Instant, why: End) -> Completion {
+        let ran = end.saturating_duration_since(job.queue_end());
+        let logs = job.logs_at(end);
+        let inference_time = (!ran.is_zero()).then_some(ran.as_secs_f64());
+        let outcome = match why {
+            End::Cancelled => Outcome::Failed(Failure::request_error(
+                499,
+                "Request was cancelled",
+                "client_cancelled",
+            )),
+            End::StartTimeout => {
+                let mut f = Failure::request_error(504, "Request timed out", "request_timeout");
+                f.headers
+                    .push(("x-fal-request-timeout-type".into(), "user".into()));
+                Outcome::Failed(f)
+            }
+            End::Normal => match &job.injected {
+                Some(MockFailure::Validation(fields)) => {
+                    let details: Vec<Detail> = fields
+                        .iter()
+                        .map(|(field, msg, ty)| {
+                            Detail::new(vec![json!("body"), json!(field)], msg, ty)
+                        })
+                        .collect();
+                    Outcome::Failed(Failure::validation(&details))
+                }
+                Some(MockFailure::CompletedWithError { error, error_type }) => Outcome::Failed(
+                    Failure::request_error(status_for_error_type(error_type), error, error_type),
+                ),
+                _ => match self.check_input(&job.endpoint, &job.input) {
+                    Err(details) => Outcome::Failed(Failure::validation(&details)),
+                    Ok(()) => Outcome::Ok(self.produce(
+                        &job.endpoint,
+                        &job.id,
+                        &job.input,
+                        job.timing.processing_time,
+                    )),
+                },
+            },
+        };
+        Completion {
+            logs,
+            inference_time,
+            outcome,
+        }
+    }
+
+    /// Validate an input like the model would (including the trainers' archive check).
+    pub(crate) fn check_input(
+        &self,
+        endpoint: &str,
+        input: &Map<String, Value>,
+    ) -> Result<(), Vec<Detail>> {
+        let mut details = validate::validate(endpoint, input);
+        if details.is_empty() {
+            if let Some(field) = validate::archive_field(endpoint) {
+                if let Some(problem) = input
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .and_then(|u| self.archive_problem(u))
+                {
+                    details.push(Detail::new(
+                        vec![json!("body"), json!(field)],
+                        problem,
+                        "value_error",
+                    ));
+                }
+            }
+        }
+        if details.is_empty() {
+            Ok(())
+        } else {
+            Err(details)
+        }
+    }
+
+    /// Why the archive at `url` is unusable, when it is a data URI or on this mock's CDN.
+    fn archive_problem(&self, url: &str) -> Option<String> {
+        let bytes = if let Some(rest) = url.strip_prefix("data:") {
+            let Some((meta, data)) = rest.split_once(',') else {
+                return Some("invalid data URI: no ',' separator".into());
+            };
+            if !meta.ends_with(";base64") {
+                return Some("invalid data URI: only base64 data URIs are supported".into());
+            }
+            match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => return Some(format!("invalid data URI: {e}")),
+            }
+        } else if let Some(path) = self.cdn_path(url) {
+            match self.file(&path) {
+                Some((_, b)) => b,
+                None => {
+                    return Some(format!(
+                        "could not download the archive from {url}: 404 Not Found"
+                    ))
+                }
+            }
+        } else {
+            return None;
+        };
+        if bytes.starts_with(b"PK\x03\x04") {
+            None
+        } else {
+            Some("the training archive is not a valid ZIP file (it does not start with PK\\x03\\x04)".into())
+        }
+    }
+
+    /// The `/files/...` path of `url` when it is on this mock's CDN.
+    pub(crate) fn cdn_path(&self, url: &str) -> Option<String> {
+        let rest = url.strip_prefix(self.cdn_base.trim_end_matches('/'))?;
+        let parsed = url::Url::parse(url).ok()?;
+        rest.starts_with("/files/")
+            .then(|| parsed.path().to_owned())
+    }
+
+    /// Store a file at `/files/{token}/{name}` and return its URL.
+    pub(crate) fn put_file(&self, name: &str, file: StoredFile) -> String {
+        let path = file_path(&media::uuid(), name);
+        let url = format!("{}{}", self.cdn_base.trim_end_matches('/'), path);
+        lock(&self.files).insert(path, file);
+        url
+    }
+
+    /// A stored file's content type and bytes, rendering a lazy image on first access.
+    pub(crate) fn file(&self, path: &str) -> Option<(String, Bytes)> {
+        let entry = lock(&self.files).get(path).cloned()?;
+        match entry {
+            StoredFile::Bytes { content_type, data } => Some((content_type, data)),
+            StoredFile::Image(spec) => {
+                let data = match media::render(&spec) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "mock: could not render an image");
+                        return None;
+                    }
+                };
+                let ct = spec.format.content_type().to_owned();
+                lock(&self.files).insert(
+                    path.to_owned(),
+                    StoredFile::Bytes {
+                        content_type: ct.clone(),
+                        data: data.clone(),
+                    },
+                );
+                Some((ct, data))
+            }
+        }
+    }
+
+    /// Whether `path` names a lazily rendered image not yet rendered.
+    pub(crate) fn is_lazy(&self, path: &str) -> bool {
+        matches!(lock(&self.files).get(path), Some(StoredFile::Image(_)))
+    }
+
+    /// The output of a successful job.
+    pub(crate) fn produce(
+        &self,
+        endpoint: &str,
+        request_id: &str,
+        input: &Map<String, Value>,
+        ran: Duration,
+    ) -> Value {
+        match endpoint {
+            validate::PORTRAIT_TRAINER => {
+                let mut meta = Map::new();
+                meta.insert("format".into(), json!("pt"));
+                meta.insert("fal_request_id".into(), json!(request_id));
+                for k in ["trigger_phrase", "steps", "learning_rate"] {
+                    if let Some(v) = input.get(k).filter(|v| !v.is_null()) {
+                        meta.insert(k.into(), v.clone());
+                    }
+                }
+                let weights = media::safetensors(&meta);
+                let config = Bytes::from(
+                    serde_json::to_vec_pretty(&json!({
+                        "endpoint": endpoint,
+                        "request_id": request_id,
+                        "input": input,
+                    }))
+                    .unwrap_or_default(),
+                );
+                let file = |name: &str, ct: &str, data: Bytes| {
+                    let size = data.len();
+                    let url = self.put_file(
+                        name,
+                        StoredFile::Bytes {
+                            content_type: ct.into(),
+                            data,
+                        },
+                    );
+                    json!({"url": url, "content_type": ct, "file_name": name, "file_size": size})
+                };
+                json!({
+                    "diffusers_lora_file": file("pytorch_lora_weights.safetensors", "application/octet-stream", weights),
+                    "config_file": file("config.json", "application/json", config),
+                })
+            }
+            validate::PRO_TRAINER => json!({ "finetune_id": media::uuid() }),
+            validate::FLUX_LORA | validate::ULTRA_FINETUNED => self.generate(endpoint, input, ran),
+            _ => json!({ "echo": input }),
+        }
+    }
+
+    fn generate(&self, endpoint: &str, input: &Map<String, Value>, ran: Duration) -> Value {
+        let prompt = input
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let seed_value = match input.get("seed") {
+            Some(v @ Value::Number(_)) => v.clone(),
+            _ => json!(fastrand::u32(..)),
+        };
+        let seed = seed_value
+            .as_u64()
+            .or_else(|| seed_value.as_i64().map(|i| i as u64))
+            .unwrap_or_default();
+        let n = input
+            .get("num_images")
+            .and_then(Value::as_u64)
+            .unwrap_or(1)
+            .clamp(1, 4) as u32;
+        let format = ImageFormat::parse(input.get("output_format").and_then(Value::as_str));
+        let (w, h) = if endpoint == validate::FLUX_LORA {
+            flux_lora_size(input.get("image_size"))
+        } else {
+            aspect_size(input.get("aspect_ratio").and_then(Value::as_str))
+        };
+        let sync = input
+            .get("sync_mode")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let images: Vec<Value> = (0..n)
+            .map(|index| {
+                let spec = ImageSpec {
+                    prompt: prompt.clone(),
+                    seed,
+                    index,
+                    width: w,
+                    height: h,
+                    format,
+                };
+                let url = if sync {
+                    match media::render(&spec) {
+                        Ok(b) => format!(
+                            "data:{};base64,{}",
+                            format.content_type(),
+                            base64::engine::general_purpose::STANDARD.encode(&b)
+                        ),
+                        Err(_) => String::new(),
+                    }
+                } else {
+                    self.put_file(
+                        &format!("image-{}.{}", index + 1, format.extension()),
+                        StoredFile::Image(spec),
+                    )
+                };
+                json!({"url": url, "width": w, "height": h, "content_type": format.content_type()})
+            })
+            .collect();
+        json!({
+            "images": images,
+            "timings": {"inference": ran.as_secs_f64()},
+            "seed": seed_value,
+            "has_nsfw_concepts": vec![false; n as usize],
+            "prompt": prompt,
+        })
+    }
+
+    /// The status JSON of `job` as seen in `view`; `logs` selects the log lines to include
+    /// (`None` → `"logs": null`).
+    pub(crate) fn status_json(&self, job: &Job, view: &View, logs: Option<Range<usize>>) -> Value {
+        let response_url = self.response_url(job);
+        let mut o = Map::new();
+        let status = match view.phase {
+            Phase::InQueue { .. } => "IN_QUEUE",
+            Phase::InProgress { .. } => "IN_PROGRESS",
+            Phase::Completed => "COMPLETED",
+        };
+        o.insert("status".into(), json!(status));
+        o.insert("request_id".into(), json!(job.id));
+        o.insert("response_url".into(), json!(response_url));
+        o.insert("status_url".into(), json!(format!("{response_url}/status")));
+        o.insert("cancel_url".into(), json!(format!("{response_url}/cancel")));
+        if let Phase::InQueue { position } = view.phase {
+            o.insert("queue_position".into(), json!(position));
+            return Value::Object(o);
+        }
+        let logs = match logs {
+            Some(r) => Value::Array(r.map(|i| job.log_entry(i)).collect()),
+            None => Value::Null,
+        };
+        o.insert("logs".into(), logs);
+        if let Some(c) = &view.completion {
+            let metrics = match c.inference_time {
+                Some(t) => json!({ "inference_time": t }),
+                None => json!({}),
+            };
+            o.insert("metrics".into(), metrics);
+            if let Outcome::Failed(f) = &c.outcome {
+                o.insert("error".into(), json!(f.error));
+                if let Some(t) = &f.error_type {
+                    o.insert("error_type".into(), json!(t));
+                }
+            }
+        }
+        Value::Object(o)
+    }
+
+    /// A snapshot of `job` for tests.
+    pub(crate) fn snapshot(&self, job: &Job) -> JobSnapshot {
+        let view = self.observe(job);
+        let cancelled = job.lock().cancelled_at.is_some();
+        let state = match (&view.phase, &view.completion) {
+            (Phase::InQueue { position }, _) => JobState::InQueue {
+                position: *position,
+            },
+            (Phase::InProgress { logs }, _) => JobState::InProgress { logs: *logs },
+            (Phase::Completed, c) => {
+                let (error, error_type) = match c.as_ref().map(|c| &c.outcome) {
+                    Some(Outcome::Failed(f)) => (Some(f.error.clone()), f.error_type.clone()),
+                    _ => (None, None),
+                };
+                JobState::Completed { error, error_type }
+            }
+        };
+        JobSnapshot {
+            request_id: job.id.clone(),
+            endpoint_id: job.endpoint.clone(),
+            input: Value::Object(job.input.clone()),
+            state,
+            webhook_url: job.webhook.clone(),
+            priority: job.priority.clone(),
+            runner_hint: job.runner_hint.clone(),
+            request_timeout: job.request_timeout.clone(),
+            cancelled,
+        }
+    }
+
+    /// Recorded requests, oldest first.
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+}
+
+/// The body fal POSTs to a webhook for a completed job (PROTOCOL §6.1).
+pub(crate) fn webhook_body(job: &Job, completion: &Completion) -> Value {
+    match &completion.outcome {
+        Outcome::Ok(out) => json!({
+            "request_id": job.id,
+            "gateway_request_id": job.id,
+            "status": "OK",
+            "payload": out,
+            "error": null,
+        }),
+        Outcome::Failed(f) => json!({
+            "request_id": job.id,
+            "gateway_request_id": job.id,
+            "status": "ERROR",
+            "payload": f.body,
+            "error": f.error,
+        }),
+    }
+}
+
+/// `/files/{token}/{percent-encoded name}`
+pub(crate) fn file_path(token: &str, name: &str) -> String {
+    format!("/files/{token}/{}", encode_segment(name))
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+pub(crate) fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Pixel size of a `fal-ai/flux-lora` image (`image_size` preset or `{width, height}`, default
+/// `landscape_4_3`), scaled down to the mock's maximum.
+fn flux_lora_size(v: Option<&Value>) -> (u32, u32) {
+    let (w, h) = match v {
+        Some(Value::String(s)) => validate::IMAGE_SIZE_PRESETS
+            .iter()
+            .find(|p| p.0 == s)
+            .map_or((1024, 768), |p| (p.1, p.2)),
+        Some(Value::Object(o)) => (
+            o.get("width").and_then(Value::as_u64).unwrap_or(512),
+            o.get("height").and_then(Value::as_u64).unwrap_or(512),
+        ),
+        _ => (1024, 768),
+    };
+    media::fit(w, h)
+}
+
+/// Pixel size for an `aspect_ratio` like `16:9` (default), scaled to the mock's maximum.
+fn aspect_size(ratio: Option<&str>) -> (u32, u32) {
+    let parsed = ratio.and_then(|r| {
+        let (a, b) = r.split_once(':')?;
+        let (a, b) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+        (a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite()).then_some((a, b))
+    });
+    let (a, b) = parsed.unwrap_or((16.0, 9.0));
+    media::fit((a * 1000.0).round() as u64, (b * 1000.0).round() as u64)
+}
