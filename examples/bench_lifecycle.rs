@@ -1,0 +1,40 @@
+//! Lifecycle harness: N jobs (submit → wait → typed result) through the crate or through bare
+//! `reqwest`, against the mock in a child process; prints wall and client CPU time per job.
+//! The criterion benchmark (`cargo bench --bench lifecycle`) measures the same jobs; this
+//! harness exists for profilers (one variant per process):
+//!
+//! ```text
+//! cargo run --release --example bench_lifecycle -- crate 2000 1
+//! valgrind --tool=callgrind --trace-children=no target/release/examples/bench_lifecycle crate 2000 1
+//! ```
+//!
+//! Arguments: `crate|bare` (default `crate`), number of jobs (default 2000), concurrency
+//! (default 1).
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+use support::fmt_dur;
+use support::jobs::{Setup, Variant};
+
+fn main() {
+    support::serve_if_requested();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let variant = args
+        .first()
+        .map(|a| Variant::parse(a).expect("first argument: crate|bare"))
+        .unwrap_or(Variant::Crate);
+    let n: u64 = args.get(1).map_or(2000, |a| a.parse().expect("job count"));
+    let conc: usize = args.get(2).map_or(1, |a| a.parse().expect("concurrency"));
+    let setup = Setup::new();
+    // Warm-up: connections, allocator, lazy statics.
+    setup.run(variant, 100.min(n), conc);
+    let (wall, cpu) = setup.run(variant, n, conc);
+    println!(
+        "{}: {n} jobs at concurrency {conc}: wall {} per job, client CPU {} per job (CPU/wall {:.2})",
+        variant.name(),
+        fmt_dur(wall / n as u32),
+        fmt_dur(cpu / n as u32),
+        cpu.as_secs_f64() / wall.as_secs_f64()
+    );
+}
