@@ -466,16 +466,29 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 }
 
 /// Decode JSON bytes into `T`, naming the JSON path on failure.
+///
+/// Bodies that decode (nearly all) go through plain `serde_json` once; only a body that fails
+/// is decoded a second time with `serde_path_to_error` to find the path. Path tracking on every
+/// body cost about as much as the rest of the decoding (`cargo bench --bench lifecycle`).
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     what: &str,
     body: &[u8],
     request_id: Option<&str>,
 ) -> Result<T> {
+    let fast = match serde_json::from_slice(body) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| Error::Decode {
+    let (path, message) = match serde_path_to_error::deserialize::<_, T>(de) {
+        Err(e) => (e.path().to_string(), e.inner().to_string()),
+        // Cannot happen (same bytes, same type); keep the first error rather than panic.
+        Ok(_) => (".".to_owned(), fast.to_string()),
+    };
+    Err(Error::Decode {
         what: what.to_owned(),
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
+        path,
+        message,
         body_excerpt: excerpt(body),
         request_id: request_id.map(str::to_owned),
     })
