@@ -927,3 +927,50 @@ async fn untyped_handles_can_be_typed() {
     assert_eq!(typed.result().await.unwrap().seed, 4);
     let _ = |r: &Request| r.url.clone();
 }
+
+#[tokio::test]
+async fn submit_keeps_fal_urls_and_rebuilds_missing_or_foreign_ones() {
+    let server = MockServer::start().await;
+    // fal's own URLs (here deliberately not the owner/alias form, to tell them apart) are used
+    // as given; a URL on another host and a missing one are rebuilt from the endpoint id.
+    Mock::given(method("POST"))
+        .and(path("/fal-ai/flux-pro/v1.1-ultra-finetuned"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "IN_QUEUE",
+            "request_id": "req-9",
+            "response_url": format!("{}/elsewhere/req-9", server.uri()),
+            "status_url": "https://evil.example/fal-ai/flux-pro/requests/req-9/status",
+        })))
+        .mount(&server)
+        .await;
+    let job = client(&server)
+        .submit::<Echo>(&input(), SubmitOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(job.response_url().path(), "/elsewhere/req-9");
+    assert_eq!(
+        job.status_url().as_str(),
+        format!("{}/fal-ai/flux-pro/requests/req-9/status", server.uri())
+    );
+    assert_eq!(
+        job.cancel_url().as_str(),
+        format!("{}/fal-ai/flux-pro/requests/req-9/cancel", server.uri())
+    );
+
+    // A request id that cannot be a path segment is refused, whatever URLs come with it.
+    server.reset().await;
+    let mut answer = submit_answer(&server, "fal-ai/flux-pro", "a/b");
+    answer["request_id"] = json!("a/b");
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .submit::<Echo>(&input(), SubmitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { ref field, .. } if field == "request_id"),
+        "{err:?}"
+    );
+}

@@ -502,22 +502,52 @@ impl FalClient {
         let sub: SubmitResponse = decode_json("submit answer", &body, rid)?;
         span.record("request_id", sub.request_id.as_str());
         span.in_scope(|| tracing::info!(queue_position = sub.queue_position, "submitted"));
-        let mut handle = self.build_handle(endpoint, sub.request_id)?;
         // Prefer fal's own URLs (the docs say not to build them), but only on a trusted host:
-        // the key is never sent elsewhere, so a foreign URL could not be used anyway.
-        for (given, slot) in [
-            (sub.status_url, &mut handle.status_url),
-            (sub.response_url, &mut handle.response_url),
-            (sub.cancel_url, &mut handle.cancel_url),
-        ] {
-            if let Some(u) = given.and_then(|s| Url::parse(&s).ok()) {
-                if self.is_fal_url(&u) {
-                    *slot = u;
-                } else {
-                    tracing::warn!(url = %crate::http::redact_url(&u), "ignoring a queue URL on an unconfigured host");
+        // the key is never sent elsewhere, so a foreign URL could not be used anyway. URLs are
+        // built from the endpoint id only when fal's are missing or foreign.
+        let trusted = |given: Option<String>| {
+            let u = Url::parse(&given?).ok()?;
+            if self.is_fal_url(&u) {
+                Some(u)
+            } else {
+                tracing::warn!(url = %crate::http::redact_url(&u), "ignoring a queue URL on an unconfigured host");
+                None
+            }
+        };
+        let given = (
+            trusted(sub.status_url),
+            trusted(sub.response_url),
+            trusted(sub.cancel_url),
+        );
+        let mut handle = match given {
+            (Some(status_url), Some(response_url), Some(cancel_url)) => {
+                check_request_id(&sub.request_id)?;
+                RequestHandle {
+                    client: self.clone(),
+                    endpoint,
+                    request_id: sub.request_id,
+                    gateway_request_id: None,
+                    queue_position: None,
+                    status_url,
+                    response_url,
+                    cancel_url,
+                    _output: PhantomData,
                 }
             }
-        }
+            (status_url, response_url, cancel_url) => {
+                let mut handle = self.build_handle(endpoint, sub.request_id)?;
+                for (given, slot) in [
+                    (status_url, &mut handle.status_url),
+                    (response_url, &mut handle.response_url),
+                    (cancel_url, &mut handle.cancel_url),
+                ] {
+                    if let Some(u) = given {
+                        *slot = u;
+                    }
+                }
+                handle
+            }
+        };
         handle.gateway_request_id = sub.gateway_request_id;
         handle.queue_position = sub.queue_position;
         Ok(handle)
@@ -528,12 +558,7 @@ impl FalClient {
         endpoint: EndpointId,
         request_id: String,
     ) -> Result<RequestHandle<O>> {
-        if request_id.is_empty() || request_id.contains(['/', '?', '#']) {
-            return Err(Error::invalid_input(
-                "request_id",
-                format!("{request_id:?} is not a request id"),
-            ));
-        }
+        check_request_id(&request_id)?;
         let base = join(
             &self.inner.queue_url,
             &format!("{}/requests/{}", endpoint.app_id(), request_id),
@@ -650,6 +675,16 @@ impl FalClient {
             header_str(&headers, "x-fal-request-id"),
         )
     }
+}
+
+fn check_request_id(request_id: &str) -> Result<()> {
+    if request_id.is_empty() || request_id.contains(['/', '?', '#']) {
+        return Err(Error::invalid_input(
+            "request_id",
+            format!("{request_id:?} is not a request id"),
+        ));
+    }
+    Ok(())
 }
 
 fn to_body<I: Serialize + ?Sized>(input: &I) -> Result<Bytes> {
