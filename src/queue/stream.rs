@@ -1,33 +1,26 @@
 //! The SSE status stream (PROTOCOL.md §3.3): `GET .../requests/{id}/status/stream?logs=0|1`,
 //! one JSON [`QueueStatus`] per event's `data`, closed by fal after `COMPLETED`.
 
-use std::pin::Pin;
-
-use eventsource_stream::{EventStreamError, Eventsource};
-use futures::stream::{self, BoxStream, Stream, StreamExt};
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
 use http::{HeaderValue, Method};
 
 use super::{QueueStatus, RequestHandle};
 use crate::error::{Error, Result};
 use crate::http::{redact_url, Call};
 
-type Events = Pin<
-    Box<
-        dyn Stream<
-                Item = std::result::Result<
-                    eventsource_stream::Event,
-                    EventStreamError<reqwest::Error>,
-                >,
-            > + Send,
-    >,
->;
+/// Largest SSE event (or unterminated line) kept in memory; a bigger one ends the stream with
+/// [`Error::Decode`].
+const MAX_EVENT: usize = 16 * 1024 * 1024;
+
+type Body = BoxStream<'static, reqwest::Result<Bytes>>;
 
 enum State<O> {
     Start(Box<RequestHandle<O>>),
     Open {
-        events: Events,
-        request_id: String,
-        url: String,
+        handle: Box<RequestHandle<O>>,
+        body: Body,
+        sse: SseParser,
     },
     Done,
 }
@@ -47,57 +40,66 @@ impl<O: 'static> RequestHandle<O> {
         stream::unfold(
             State::Start(Box::new(self.clone())),
             move |state| async move {
-                let (mut events, request_id, url) = match state {
+                let (handle, mut body, mut sse) = match state {
                     State::Done => return None,
                     State::Start(handle) => match handle.open_stream(logs).await {
-                        Ok(events) => (
-                            events,
-                            handle.request_id.clone(),
-                            redact_url(&handle.status_url),
-                        ),
+                        Ok(body) => (handle, body, SseParser::default()),
                         Err(e) => return Some((Err(e), State::Done)),
                     },
-                    State::Open {
-                        events,
-                        request_id,
-                        url,
-                    } => (events, request_id, url),
+                    State::Open { handle, body, sse } => (handle, body, sse),
                 };
+                // Idleness is measured between events (comments and keep-alives do not count).
+                let deadline = tokio::time::Instant::now() + idle;
                 loop {
-                    let next = match tokio::time::timeout(idle, events.next()).await {
-                        Err(_) => {
-                            let e = Error::StreamIdle {
-                                request_id: request_id.clone(),
-                                idle,
+                    let data = match sse.next_event() {
+                        Ok(Some(data)) => data,
+                        Ok(None) => match tokio::time::timeout_at(deadline, body.next()).await {
+                            Err(_) => {
+                                let e = Error::StreamIdle {
+                                    request_id: handle.request_id.clone(),
+                                    idle,
+                                };
+                                return Some((Err(e), State::Done));
+                            }
+                            Ok(None) => return None,
+                            Ok(Some(Ok(chunk))) => {
+                                sse.feed(&chunk);
+                                continue;
+                            }
+                            Ok(Some(Err(source))) => {
+                                let e = Error::Transport {
+                                    method: "GET".into(),
+                                    url: redact_url(&handle.status_url),
+                                    request_id: Some(handle.request_id.clone()),
+                                    source,
+                                };
+                                return Some((Err(e), State::Done));
+                            }
+                        },
+                        Err(message) => {
+                            let e = Error::Decode {
+                                what: "status stream".into(),
+                                path: ".".into(),
+                                message: message.into(),
+                                body_excerpt: String::new(),
+                                request_id: Some(handle.request_id.clone()),
                             };
                             return Some((Err(e), State::Done));
                         }
-                        Ok(None) => return None,
-                        Ok(Some(next)) => next,
                     };
-                    let event = match next {
-                        Ok(ev) => ev,
-                        Err(e) => {
-                            return Some((Err(stream_error(e, &request_id, &url)), State::Done))
-                        }
-                    };
-                    if event.data.trim().is_empty() {
-                        continue; // keep-alive or comment-only event
+                    if data.iter().all(u8::is_ascii_whitespace) {
+                        continue; // empty event
                     }
-                    return match QueueStatus::from_slice(event.data.as_bytes()) {
+                    return match QueueStatus::from_slice(&data) {
                         Ok(status) => {
                             let next = if status.is_completed() {
                                 State::Done
                             } else {
-                                State::Open {
-                                    events,
-                                    request_id,
-                                    url,
-                                }
+                                State::Open { handle, body, sse }
                             };
                             Some((Ok(status), next))
                         }
-                        Err(e) => Some((Err(e.with_request_id(&request_id)), State::Done)),
+                        Err(e) => Some((Err(e.with_request_id(&handle.request_id)), State::Done)),
                     };
                 }
             },
@@ -105,10 +107,11 @@ impl<O: 'static> RequestHandle<O> {
         .boxed()
     }
 
-    async fn open_stream(&self, logs: bool) -> Result<Events> {
+    async fn open_stream(&self, logs: bool) -> Result<Body> {
         let mut url = self.status_url.clone();
-        let path = format!("{}/stream", url.path().trim_end_matches('/'));
-        url.set_path(&path);
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push("stream");
+        }
         url.query_pairs_mut()
             .append_pair("logs", if logs { "1" } else { "0" });
         let mut call = Call::new(Method::GET, url, "status_stream");
@@ -121,24 +124,134 @@ impl<O: 'static> RequestHandle<O> {
         // No overall timeout: the stream lives as long as the request; idleness is checked per event.
         call.timeout = None;
         let resp = self.client.execute(call).await?;
-        Ok(Box::pin(resp.bytes_stream().eventsource()))
+        Ok(resp.bytes_stream().boxed())
     }
 }
 
-fn stream_error(e: EventStreamError<reqwest::Error>, request_id: &str, url: &str) -> Error {
-    match e {
-        EventStreamError::Transport(source) => Error::Transport {
-            method: "GET".into(),
-            url: url.to_owned(),
-            request_id: Some(request_id.to_owned()),
-            source,
-        },
-        other => Error::Decode {
-            what: "status stream".into(),
-            path: ".".into(),
-            message: other.to_string(),
-            body_excerpt: String::new(),
-            request_id: Some(request_id.to_owned()),
-        },
+/// Server-sent events, as far as the status stream needs them (WHATWG HTML, "Parsing an event
+/// stream"): lines end with CRLF, LF or CR; `:` starts a comment; `data` lines are joined with
+/// LF; a blank line dispatches the event when it has data. `event`, `id` and `retry` are ignored
+/// (fal's status events carry everything in `data`). A leading UTF-8 BOM is skipped.
+#[derive(Default)]
+struct SseParser {
+    /// Bytes received and not yet consumed as lines.
+    buf: Vec<u8>,
+    /// Start of the unconsumed part of `buf`.
+    pos: usize,
+    /// `data` of the event being built (each line followed by LF).
+    data: Vec<u8>,
+    /// The last line ended with CR: a LF right after it belongs to that line end.
+    after_cr: bool,
+    /// Past the optional BOM.
+    started: bool,
+}
+
+impl SseParser {
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The `data` of the next complete event in what was fed, if any.
+    fn next_event(&mut self) -> std::result::Result<Option<Vec<u8>>, String> {
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        if !self.started {
+            let head = &self.buf[self.pos..];
+            if head.len() < BOM.len() && BOM.starts_with(head) {
+                return Ok(None);
+            }
+            if head.starts_with(BOM) {
+                self.pos += BOM.len();
+            }
+            self.started = true;
+        }
+        loop {
+            if self.after_cr && self.pos < self.buf.len() {
+                if self.buf[self.pos] == b'\n' {
+                    self.pos += 1;
+                }
+                self.after_cr = false;
+            }
+            let rest = &self.buf[self.pos..];
+            let Some(len) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                if rest.len() > MAX_EVENT {
+                    return Err(format!("an event line is longer than {MAX_EVENT} bytes"));
+                }
+                return Ok(None);
+            };
+            let (start, end) = (self.pos, self.pos + len);
+            self.after_cr = self.buf[end] == b'\r';
+            self.pos = end + 1;
+            let line = &self.buf[start..end];
+            if line.is_empty() {
+                if self.data.is_empty() {
+                    continue;
+                }
+                let mut data = std::mem::take(&mut self.data);
+                data.pop(); // the LF after the last data line
+                return Ok(Some(data));
+            }
+            if line[0] == b':' {
+                continue; // comment
+            }
+            let (field, value) = match line.iter().position(|&b| b == b':') {
+                Some(i) => {
+                    let v = &line[i + 1..];
+                    (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                }
+                None => (line, &[][..]),
+            };
+            if field == b"data" {
+                if self.data.len() + value.len() > MAX_EVENT {
+                    return Err(format!("an event is larger than {MAX_EVENT} bytes"));
+                }
+                self.data.extend_from_slice(value);
+                self.data.push(b'\n');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SseParser;
+
+    fn events(chunks: &[&[u8]]) -> Vec<String> {
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed(c);
+            while let Some(d) = p.next_event().unwrap() {
+                out.push(String::from_utf8(d).unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn data_lines_comments_and_other_fields() {
+        let got = events(&[
+            b": keep-alive\n\nevent: status\nid: 7\nretry: 10\ndata: {\"a\":1}\n\n",
+            b"data:no-space\ndata:  two spaces\n\ndata\n\n",
+        ]);
+        assert_eq!(got, ["{\"a\":1}", "no-space\n two spaces", ""]);
+    }
+
+    #[test]
+    fn every_line_ending_and_any_split() {
+        let text = b"\xEF\xBB\xBFdata: a\r\n\r\ndata: b\r\rdata: c\n\ndata: d\r\n\r\n";
+        for chunk in 1..text.len() {
+            let chunks: Vec<&[u8]> = text.chunks(chunk).collect();
+            assert_eq!(events(&chunks), ["a", "b", "c", "d"], "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn an_unfinished_event_is_not_dispatched() {
+        assert!(events(&[b"data: x\n"]).is_empty());
+        assert!(events(&[b"data: x"]).is_empty());
     }
 }
