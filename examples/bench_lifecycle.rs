@@ -29,12 +29,18 @@ fn main() {
     let setup = Setup::new();
     // Warm-up: connections, allocator, lazy statics.
     setup.run(variant, 100.min(n), conc);
+    let (user0, sys0) = support::cpu_times();
     let (wall, cpu) = setup.run(variant, n, conc);
+    let (user1, sys1) = support::cpu_times();
+    let per = |d: std::time::Duration| fmt_dur(d / n as u32);
     println!(
-        "{}: {n} jobs at concurrency {conc}: wall {} per job, client CPU {} per job (CPU/wall {:.2})",
+        "{}: {n} jobs at concurrency {conc}: wall {} per job, client CPU {} per job \
+         (user {}, system {}; CPU/wall {:.2})",
         variant.name(),
-        fmt_dur(wall / n as u32),
-        fmt_dur(cpu / n as u32),
+        per(wall),
+        per(cpu),
+        per(user1 - user0),
+        per(sys1 - sys0),
         cpu.as_secs_f64() / wall.as_secs_f64()
     );
 }

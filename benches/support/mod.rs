@@ -162,16 +162,22 @@ pub fn serve_if_requested() {
 /// CPU time (user + system) of this whole process, all threads, including finished ones
 /// (`getrusage(RUSAGE_SELF)`).
 pub fn cpu_time() -> Duration {
+    let (user, sys) = cpu_times();
+    user + sys
+}
+
+/// User and system CPU time of this whole process (`getrusage(RUSAGE_SELF)`).
+pub fn cpu_times() -> (Duration, Duration) {
     // SAFETY: `getrusage` only writes into the zeroed struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     if rc != 0 {
-        return Duration::ZERO;
+        return (Duration::ZERO, Duration::ZERO);
     }
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    (tv(ru.ru_utime), tv(ru.ru_stime))
 }
 
 /// A field of `/proc/self/status` in KiB (`VmHWM`: peak RSS, `VmRSS`: current RSS).
