@@ -241,18 +241,24 @@ async fn run(args: Args) -> Result<(), Error> {
         .await
         .map_err(|e| io_error(&dir, e))?;
     for (i, image) in images.iter().enumerate() {
-        let ext = match image.content_type.as_deref() {
-            Some("image/png") => "png",
-            Some("image/webp") => "webp",
-            _ => "jpg",
+        let bytes = fal.storage().download(&image.url).await?;
+        // Name the file by what it is, not by what the answer claims.
+        let ext = match &bytes[..] {
+            [0x89, b'P', b'N', b'G', ..] => "png",
+            [0xFF, 0xD8, 0xFF, ..] => "jpg",
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "webp",
+            _ => "bin",
         };
         let path = dir.join(format!("image-{}.{ext}", i + 1));
-        let bytes = fal.storage().download_to_file(&image.url, &path).await?;
+        tokio::fs::write(&path, &bytes)
+            .await
+            .map_err(|e| io_error(&path, e))?;
         println!(
-            "saved {} ({}x{}, {bytes} bytes)",
+            "saved {} ({}x{}, {} bytes)",
             path.display(),
             image.width.unwrap_or_default(),
-            image.height.unwrap_or_default()
+            image.height.unwrap_or_default(),
+            bytes.len()
         );
     }
     Ok(())

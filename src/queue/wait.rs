@@ -228,7 +228,9 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
                             break;
                         }
                     }
-                    Err(e) if is_fatal(&e) => return Err(e),
+                    // Any stream failure falls back to polling, even a 404 or 405: a server (or
+                    // proxy) may lack the stream route, and a request that is really unknown is
+                    // then reported by the first status poll.
                     Err(e) => {
                         tracing::info!(error = %e, "status stream failed; polling instead");
                         break;
