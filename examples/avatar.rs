@@ -4,13 +4,22 @@
 //! cargo run --example avatar                      # portrait: LoRA trainer + FLUX LoRA
 //! cargo run --example avatar -- --kind style      # style: pro trainer + FLUX1.1 [pro] ultra fine-tuned
 //! options: --kind portrait|style|product|general  --preset fast|balanced|quality
-//!          --webhook URL  --out DIR  --prompt TEXT
+//!          --webhook URL  --out DIR  --prompt TEXT  --mock-addr HOST:PORT
 //! ```
 //!
 //! Without `FAL_KEY` it starts the bundled `FalMock` (an in-process fake of fal) and runs
 //! offline. With `FAL_KEY` it talks to the base URLs from the environment (`FAL_QUEUE_URL`,
 //! `FAL_RUN_URL`, `FAL_REST_URL`; fal by default) through the same code. Any failure exits
 //! non-zero with the error and the request id.
+//!
+//! `--webhook URL` has the training result delivered there as well (signed; the mock signs with
+//! its own key, served at `/.well-known/jwks.json` on its API address, which `--mock-addr` pins).
+//! With the `webhook_receiver` example:
+//!
+//! ```text
+//! FAL_JWKS_URL=http://127.0.0.1:8788/.well-known/jwks.json cargo run --example webhook_receiver
+//! cargo run --example avatar -- --mock-addr 127.0.0.1:8788 --webhook http://127.0.0.1:8787/webhook/fal/status
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,6 +36,7 @@ struct Args {
     kind: AvatarKind,
     preset: Preset,
     webhook: Option<url::Url>,
+    mock_addr: Option<std::net::SocketAddr>,
     out: PathBuf,
     prompt: Option<String>,
 }
@@ -36,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         kind: AvatarKind::Portrait,
         preset: Preset::Balanced,
         webhook: None,
+        mock_addr: None,
         out: PathBuf::from("avatar-output"),
         prompt: None,
     };
@@ -46,11 +57,12 @@ fn parse_args() -> Result<Args, String> {
             "--kind" => args.kind = value()?.parse().map_err(|e: Error| e.to_string())?,
             "--preset" => args.preset = value()?.parse().map_err(|e: Error| e.to_string())?,
             "--webhook" => args.webhook = Some(value()?.parse().map_err(|e| format!("--webhook: {e}"))?),
+            "--mock-addr" => args.mock_addr = Some(value()?.parse().map_err(|e| format!("--mock-addr: {e}"))?),
             "--out" => args.out = PathBuf::from(value()?),
             "--prompt" => args.prompt = Some(value()?),
             "-h" | "--help" => {
                 return Err("usage: avatar [--kind portrait|style|product|general] [--preset fast|balanced|quality] \
-                            [--webhook URL] [--out DIR] [--prompt TEXT]"
+                            [--webhook URL] [--out DIR] [--prompt TEXT] [--mock-addr HOST:PORT]"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -88,16 +100,26 @@ async fn run(args: Args) -> Result<(), Error> {
         println!("FAL_KEY is set: using the queue at {}", fal.queue_url());
         fal
     } else {
-        let mock = FalMock::builder()
+        let mut builder = FalMock::builder()
             .queue_time(Duration::from_millis(600))
             .processing_time(Duration::from_secs(3))
             .log_lines(12)
-            .start()
-            .await?;
+            // The webhook URL is the user's choice: deliver there even if it is not local.
+            .webhook_allow_remote(true);
+        if let Some(addr) = args.mock_addr {
+            builder = builder.api_addr(addr);
+        }
+        let mock = builder.start().await?;
         println!(
             "FAL_KEY is not set: running offline against the bundled FalMock at {}",
             mock.queue_url()
         );
+        if args.webhook.is_some() {
+            println!(
+                "the mock signs webhook deliveries with the keys at {}",
+                mock.jwks_url()
+            );
+        }
         let fal = mock.client()?;
         _mock = mock;
         fal

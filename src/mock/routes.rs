@@ -38,6 +38,8 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
+        // Added after the auth layer: the webhook key set is public, like fal's.
+        .route(super::webhook::JWKS_PATH, get(super::webhook::jwks))
         .layer(middleware::from_fn_with_state(
             (shared.clone(), HostKind::Api),
             record,

@@ -63,6 +63,7 @@ pub(crate) struct Shared {
     pub(crate) runs: Mutex<HashMap<String, usize>>,
     pub(crate) failures: Mutex<HashMap<String, VecDeque<MockFailure>>>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) webhooks: Arc<super::webhook::Webhooks>,
 }
 
 /// Why a job reached `COMPLETED`.
@@ -483,10 +484,9 @@ impl Shared {
             ok = matches!(completion.outcome, Outcome::Ok(_)),
             "mock: job completed"
         );
-        // webhook delivery: see issue 3
         if let Some(url) = &job.webhook {
-            let body = webhook_body(job, completion);
-            tracing::debug!(request_id = %job.id, webhook = %url, status = %body["status"], "mock: webhook due (delivery not implemented yet)");
+            let body = Bytes::from(webhook_body(job, completion).to_string());
+            self.webhooks.deliver(url, &job.id, body);
         }
     }
 
