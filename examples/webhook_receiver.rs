@@ -30,6 +30,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -124,7 +125,9 @@ fn parse_args() -> Result<SocketAddr, String> {
 async fn run(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     // No fal key is needed to receive webhooks: the key set is public.
     let http = reqwest::Client::builder().build()?;
-    let keys = JwksCache::from_env(http)?;
+    // Refresh at most once a second on an unknown signature: a rotated key is picked up at
+    // once, and concurrent unknown signatures still share one fetch.
+    let keys = JwksCache::from_env(http)?.with_min_refresh_interval(Duration::from_secs(1));
     let (work, queue) = mpsc::channel(QUEUE);
     let app = App {
         keys: keys.clone(),

@@ -33,7 +33,7 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 ///   [`DEFAULT_JWKS_TTL`](super::DEFAULT_JWKS_TTL) (24 h, [`with_ttl`](Self::with_ttl)).
 /// - When no cached key verifies a delivery, the keys are fetched again **once** for that
 ///   delivery (fal may have rotated its key), at most once per
-///   [`DEFAULT_MIN_REFRESH_INTERVAL`](super::DEFAULT_MIN_REFRESH_INTERVAL) (60 s,
+///   [`DEFAULT_MIN_REFRESH_INTERVAL`](super::DEFAULT_MIN_REFRESH_INTERVAL) (10 s,
 ///   [`with_min_refresh_interval`](Self::with_min_refresh_interval)), so forged deliveries cannot
 ///   make it hammer the key server. A failed fetch is not retried within that interval either.
 /// - Concurrent verifications that need a fetch share one.

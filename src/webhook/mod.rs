@@ -123,8 +123,10 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(300);
 pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The shortest time between two key refreshes [`JwksCache`] makes because no cached key
-/// verified a delivery (or after a failed fetch): 60 s.
-pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// verified a delivery (or after a failed fetch): 10 s. Short enough that a key rotated right
+/// after a forged delivery is picked up within seconds; long enough that forged deliveries
+/// cannot turn the receiver into a JWKS-fetching loop (concurrent ones share one fetch).
+pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Header carrying the request id (lowercase; header names are case-insensitive).
 pub const HEADER_REQUEST_ID: &str = "x-fal-webhook-request-id";
