@@ -54,7 +54,16 @@
 //!   job runs (status `COMPLETED` with `error: "Invalid status code: 422"`, result 422).
 //! - Generated images are at most 512 px on the long side (keeping the requested ratio); the
 //!   reported `width`/`height` are the real pixel sizes. They are rendered on first download.
+//!
+//! # Fault injection
+//!
+//! [`FalMockBuilder::faults`] and [`FalMock::set_faults`] take a seeded [`Faults`] plan: per
+//! [`MockRoute`], the rate of each [`FaultKind`] (429 with `Retry-After`, 500, an nginx 503,
+//! connection resets before or after the mock acts, slow answers, truncated or stalled status
+//! streams, malformed JSON, HTML pages). [`FalMock::fault_counts`] says what was injected and
+//! [`FalMock::duplicate_submissions`] whether any input was queued twice.
 
+mod faults;
 mod media;
 mod routes;
 mod state;
@@ -74,6 +83,8 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result};
 use crate::{FalClient, FalClientBuilder};
 use state::{lock, Shared, Timing};
+
+pub use faults::{FaultCounts, FaultKind, Faults, MockRoute};
 
 /// A failure to inject with [`FalMock::fail_next`].
 #[derive(Debug, Clone, PartialEq)]
@@ -211,6 +222,7 @@ pub struct JobSnapshot {
 pub struct FalMockBuilder {
     key: String,
     timing: Timing,
+    faults: Faults,
 }
 
 impl Default for FalMockBuilder {
@@ -223,6 +235,7 @@ impl Default for FalMockBuilder {
                 log_lines: 5,
                 initial_queue_position: 2,
             },
+            faults: Faults::none(),
         }
     }
 }
@@ -291,6 +304,7 @@ impl FalMockBuilder {
             requests: Mutex::new(Vec::new()),
             submissions: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
+            faults: faults::Injector::new(self.faults),
             failures: Mutex::new(HashMap::new()),
             shutdown: rx.clone(),
         });
