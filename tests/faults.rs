@@ -283,11 +283,11 @@ async fn a_reset_before_the_job_was_accepted_is_ambiguous_too() {
 
 #[tokio::test]
 async fn a_refused_connection_is_retried_on_submit() {
-    // A port nobody listens on: every attempt fails to connect, so nothing was ever sent.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port that is bound (so no other test can take it) but not listening: every attempt is
+    // refused, so nothing was ever sent.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
     let fal = FalClient::builder()
         .key("k")
         .queue_url(format!("http://127.0.0.1:{port}/queue/"))
