@@ -518,6 +518,35 @@ async fn truncated_and_stalled_streams_fall_back_to_polling() {
     }
 }
 
+#[tokio::test]
+async fn a_status_stream_that_never_answers_falls_back_within_the_idle_timeout() {
+    // The stream's answer head is held back for up to 60 s: the idle timeout (200 ms) must cover
+    // the opening of the stream too, not only the gaps between events.
+    let mock = fast_mock()
+        .faults(
+            Faults::new(SEED)
+                .rate(MockRoute::Stream, FaultKind::Slow, 1.0)
+                .slow(Duration::from_secs(60)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let fal = patient_client(&mock);
+    let job = one_job(&fal).await;
+    let t = Instant::now();
+    let mut fell_back = false;
+    let out = job
+        .wait_with(wait_opts(), |e| {
+            fell_back |= matches!(e, WaitEvent::PollingFallback)
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.prompt, "a fox");
+    assert!(fell_back);
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    mock.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // traces
 
