@@ -20,6 +20,15 @@
 //! FAL_JWKS_URL=http://127.0.0.1:8788/.well-known/jwks.json cargo run --example webhook_receiver
 //! cargo run --example avatar -- --mock-addr 127.0.0.1:8788 --webhook http://127.0.0.1:8787/webhook/fal/status
 //! ```
+//!
+//! Against the mock, `FAL_MOCK_FAULT_RATE=0.25` makes it misbehave on about a quarter of its
+//! answers (429 with `Retry-After`, 500, nginx 503, dropped connections, slow answers, cut or
+//! stalled status streams, broken JSON and HTML pages; see `Faults::uniform`), seeded by
+//! `FAL_MOCK_FAULT_SEED` (default 1). The run must still finish with the same output:
+//!
+//! ```text
+//! FAL_MOCK_FAULT_RATE=0.25 cargo run --example avatar
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,7 +36,7 @@ use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{AvatarKind, Preset, TrainingRequest, TriggerPhrase};
-use fal_client::mock::FalMock;
+use fal_client::mock::{FalMock, Faults};
 use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
 use fal_client::{Error, FalClient};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -94,34 +103,47 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Error> {
     // 1. A client: fal (or any server speaking its protocol) when FAL_KEY is set, else the mock.
-    let _mock;
+    let mut mock = None;
     let fal = if std::env::var_os("FAL_KEY").is_some() || std::env::var_os("FAL_KEY_ID").is_some() {
         let fal = FalClient::from_env()?;
         println!("FAL_KEY is set: using the queue at {}", fal.queue_url());
         fal
     } else {
+        let faults = mock_faults()?;
         let mut builder = FalMock::builder()
             .queue_time(Duration::from_millis(600))
             .processing_time(Duration::from_secs(3))
             .log_lines(12)
+            .faults(faults.clone().unwrap_or_default())
             // The webhook URL is the user's choice: deliver there even if it is not local.
             .webhook_allow_remote(true);
         if let Some(addr) = args.mock_addr {
             builder = builder.api_addr(addr);
         }
-        let mock = builder.start().await?;
+        let started = builder.start().await?;
         println!(
             "FAL_KEY is not set: running offline against the bundled FalMock at {}",
-            mock.queue_url()
+            started.queue_url()
         );
         if args.webhook.is_some() {
             println!(
                 "the mock signs webhook deliveries with the keys at {}",
-                mock.jwks_url()
+                started.jwks_url()
             );
         }
-        let fal = mock.client()?;
-        _mock = mock;
+        if let Some(f) = &faults {
+            println!(
+                "the mock faults ~{:.0}% of its answers (seed {})",
+                f.rate_of(fal_client::mock::MockRoute::Status) * 100.0,
+                f.seed()
+            );
+        }
+        // The mock sends a status event at least every 600 ms: a stream silent for 2 s is broken.
+        let fal = started
+            .client_builder()
+            .sse_idle_timeout(Duration::from_secs(2))
+            .build()?;
+        mock = Some(started);
         fal
     };
 
@@ -283,7 +305,41 @@ async fn run(args: Args) -> Result<(), Error> {
             bytes.len()
         );
     }
+    if let Some(mock) = mock.filter(|m| m.fault_counts().total() > 0) {
+        let counts = mock.fault_counts();
+        println!(
+            "survived {} injected faults in {} mock requests: {:?}",
+            counts.total(),
+            counts.requests,
+            counts.by_kind
+        );
+    }
     Ok(())
+}
+
+/// The fault plan from `FAL_MOCK_FAULT_RATE` (0..=1) and `FAL_MOCK_FAULT_SEED`, when set.
+fn mock_faults() -> Result<Option<Faults>, Error> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let Some(rate) = var("FAL_MOCK_FAULT_RATE") else {
+        return Ok(None);
+    };
+    let rate: f64 = rate
+        .trim()
+        .parse()
+        .ok()
+        .filter(|r: &f64| (0.0..=1.0).contains(r))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "FAL_MOCK_FAULT_RATE={rate:?} is not a number in 0..=1"
+            ))
+        })?;
+    let seed = match var("FAL_MOCK_FAULT_SEED") {
+        Some(s) => s.trim().parse().map_err(|_| {
+            Error::Config(format!("FAL_MOCK_FAULT_SEED={s:?} is not a whole number"))
+        })?,
+        None => 1,
+    };
+    Ok(Some(Faults::uniform(seed, rate)))
 }
 
 /// `(done, total)` from a log line like `step 200/1000, loss 0.09`.

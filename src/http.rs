@@ -32,6 +32,9 @@ pub(crate) struct Call<'a> {
     /// Overall time limit of one attempt (`None`: only the client's read timeout applies).
     pub timeout: Option<Duration>,
     pub retry: Option<&'a RetryPolicy>,
+    /// The success body must be JSON: one that is not (cut short, an HTML page) is retried on
+    /// idempotent calls.
+    pub expect_json: bool,
 }
 
 impl<'a> Call<'a> {
@@ -48,7 +51,14 @@ impl<'a> Call<'a> {
             endpoint: None,
             timeout: None,
             retry: None,
+            expect_json: false,
         }
+    }
+
+    /// Set [`expect_json`](Self::expect_json).
+    pub(crate) fn expect_json(mut self) -> Self {
+        self.expect_json = true;
+        self
     }
 
     pub(crate) fn json_body(mut self, body: Bytes) -> Self {
@@ -102,10 +112,21 @@ impl FalClient {
     /// Send a call with the retry policy; a success (2xx) answer is returned unread, anything
     /// else becomes an [`Error`].
     pub(crate) async fn execute(&self, call: Call<'_>) -> Result<reqwest::Response> {
+        self.execute_with(&call, |resp| async move { Ok(resp) })
+            .await
+    }
+
+    /// The retry loop. `finish` turns a success (2xx) answer into the call's value, or into an
+    /// error and whether that error may be retried (a body that broke on the way, for example).
+    async fn execute_with<T, F, Fut>(&self, call: &Call<'_>, finish: F) -> Result<T>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, (Error, bool)>>,
+    {
         let policy = call.retry.unwrap_or(&self.inner.retry);
         let mut attempt: u32 = 0;
         loop {
-            let outcome = match self.attempt(&call).await {
+            let outcome = match self.attempt(call).await {
                 Ok(r) => r,
                 Err(io) => {
                     return Err(Error::io(
@@ -118,11 +139,15 @@ impl FalClient {
                 }
             };
             let (err, hint) = match outcome {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) if resp.status().is_success() => match finish(resp).await {
+                    Ok(value) => return Ok(value),
+                    Err((err, false)) => return Err(err),
+                    Err((err, true)) => (err, None),
+                },
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry = should_retry_status(call.kind, status, resp.headers());
-                    let err = api_error(&call, resp).await;
+                    let err = api_error(call, resp).await;
                     if !retry {
                         return Err(err);
                     }
@@ -137,15 +162,12 @@ impl FalClient {
                     };
                     if !retry {
                         return Err(if call.kind == CallKind::Submit {
-                            Error::AmbiguousSubmit {
-                                endpoint: call.endpoint.unwrap_or(call.url.path()).to_owned(),
-                                source,
-                            }
+                            ambiguous_submit(call, source)
                         } else {
-                            transport_error(&call, source)
+                            transport_error(call, source)
                         });
                     }
-                    (transport_error(&call, source), None)
+                    (transport_error(call, source), None)
                 }
             };
             if attempt >= policy.max_retries {
@@ -197,20 +219,12 @@ impl FalClient {
         Ok(rb.send().await)
     }
 
-    /// Execute and read the whole success body.
+    /// Execute and read the whole success body. On an idempotent call, a body that breaks on
+    /// the way, or (with [`Call::expect_json`]) is not JSON at all, is retried like a transport
+    /// failure; on a submit it is not (fal has the job).
     pub(crate) async fn execute_bytes(&self, call: Call<'_>) -> Result<(HeaderMap, Bytes)> {
-        let rid = call.request_id.map(str::to_owned);
-        let method = call.method.to_string();
-        let url = redact_url(&call.url);
-        let resp = self.execute(call).await?;
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|source| Error::Transport {
-            method,
-            url,
-            request_id: rid,
-            source,
-        })?;
-        Ok((headers, body))
+        self.execute_with(&call, |resp| read_answer(&call, resp))
+            .await
     }
 
     /// Execute and decode the success body as JSON.
@@ -220,7 +234,7 @@ impl FalClient {
         what: &str,
     ) -> Result<T> {
         let rid = call.request_id.map(str::to_owned);
-        let (headers, body) = self.execute_bytes(call).await?;
+        let (headers, body) = self.execute_bytes(call.expect_json()).await?;
         let rid = rid.or_else(|| header_str(&headers, "x-fal-request-id").map(str::to_owned));
         decode_json(what, &body, rid.as_deref())
     }
@@ -228,6 +242,43 @@ impl FalClient {
 
 pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Read a success answer's body for [`FalClient::execute_bytes`]; the error says whether the
+/// attempt may be repeated.
+async fn read_answer(
+    call: &Call<'_>,
+    resp: reqwest::Response,
+) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
+    let headers = resp.headers().clone();
+    let idempotent = call.kind == CallKind::Idempotent;
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(source) if idempotent => return Err((transport_error(call, source), true)),
+        // fal answered 2xx to the submit: the job exists, its id is lost with the body.
+        Err(source) => return Err((ambiguous_submit(call, source), false)),
+    };
+    if call.expect_json {
+        let rid = call
+            .request_id
+            .or_else(|| header_str(&headers, "x-fal-request-id"));
+        // Only the syntax is checked here: a body that is not JSON at all (cut short, an HTML
+        // page from a proxy) is a broken answer; JSON of the wrong shape is decoded (and
+        // reported with its path) by the caller.
+        if let Err(e) =
+            decode_json::<serde::de::IgnoredAny>(&format!("{} answer", call.op), &body, rid)
+        {
+            return Err((e, idempotent));
+        }
+    }
+    Ok((headers, body))
+}
+
+fn ambiguous_submit(call: &Call<'_>, source: reqwest::Error) -> Error {
+    Error::AmbiguousSubmit {
+        endpoint: call.endpoint.unwrap_or(call.url.path()).to_owned(),
+        source,
+    }
 }
 
 fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error {

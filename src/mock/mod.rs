@@ -73,7 +73,16 @@
 //!   job runs (status `COMPLETED` with `error: "Invalid status code: 422"`, result 422).
 //! - Generated images are at most 512 px on the long side (keeping the requested ratio); the
 //!   reported `width`/`height` are the real pixel sizes. They are rendered on first download.
+//!
+//! # Fault injection
+//!
+//! [`FalMockBuilder::faults`] and [`FalMock::set_faults`] take a seeded [`Faults`] plan: per
+//! [`MockRoute`], the rate of each [`FaultKind`] (429 with `Retry-After`, 500, an nginx 503,
+//! connection resets before or after the mock acts, slow answers, truncated or stalled status
+//! streams, malformed JSON, HTML pages). [`FalMock::fault_counts`] says what was injected and
+//! [`FalMock::duplicate_submissions`] whether any input was queued twice.
 
+mod faults;
 mod media;
 mod routes;
 mod state;
@@ -97,6 +106,8 @@ pub use crate::webhook::WebhookSigner;
 use crate::{FalClient, FalClientBuilder};
 use state::{lock, Shared, Timing};
 pub use webhook::WebhookDelivery;
+
+pub use faults::{FaultCounts, FaultKind, Faults, MockRoute};
 
 /// A failure to inject with [`FalMock::fail_next`].
 #[derive(Debug, Clone, PartialEq)]
@@ -267,6 +278,7 @@ pub struct FalMockBuilder {
     timing: Timing,
     api_addr: Option<SocketAddr>,
     webhook: webhook::WebhookConfig,
+    faults: Faults,
 }
 
 impl Default for FalMockBuilder {
@@ -281,6 +293,7 @@ impl Default for FalMockBuilder {
             },
             api_addr: None,
             webhook: webhook::WebhookConfig::default(),
+            faults: Faults::none(),
         }
     }
 }
@@ -391,6 +404,7 @@ impl FalMockBuilder {
             requests: Mutex::new(Vec::new()),
             submissions: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
+            faults: faults::Injector::new(self.faults),
             failures: Mutex::new(HashMap::new()),
             shutdown: rx.clone(),
             webhooks,

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 
 use super::state::{self, Outcome, Phase, Shared, SubmitMeta, UploadSlot};
 use super::validate::{self, Detail};
-use super::{media, HostKind, MockFailure, RecordedRequest};
+use super::{faults, media, HostKind, MockFailure, RecordedRequest};
 use crate::EndpointId;
 
 /// Largest API request body (a data-URI training archive can be big).
@@ -41,6 +41,10 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         // Added after the auth layer: the webhook key set is public, like fal's.
         .route(super::webhook::JWKS_PATH, get(super::webhook::jwks))
         .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::api_layer,
+        ))
+        .layer(middleware::from_fn_with_state(
             (shared.clone(), HostKind::Api),
             record,
         ))
@@ -54,6 +58,10 @@ pub(crate) fn cdn_router(shared: Arc<Shared>) -> Router {
         .route("/files/{*path}", get(download))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::cdn_layer,
+        ))
         .layer(middleware::from_fn_with_state(
             (shared.clone(), HostKind::Cdn),
             record,

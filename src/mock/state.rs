@@ -61,6 +61,7 @@ pub(crate) struct Shared {
     pub(crate) requests: Mutex<Vec<RecordedRequest>>,
     pub(crate) submissions: Mutex<HashMap<String, usize>>,
     pub(crate) runs: Mutex<HashMap<String, usize>>,
+    pub(crate) faults: super::faults::Injector,
     pub(crate) failures: Mutex<HashMap<String, VecDeque<MockFailure>>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) webhooks: Arc<super::webhook::Webhooks>,
