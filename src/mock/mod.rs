@@ -9,6 +9,11 @@
 //! - a **CDN server** (a different address, so tests can check the key never goes there) serving
 //!   upload targets (`PUT /upload/<token>`) and files (`GET /files/...`), without auth.
 //!
+//! Multipart uploads (`/rest/storage/upload/initiate-multipart`, then part `PUT`s and a
+//! `complete` on the CDN server) are checked like fal's CDN would: see
+//! [`FalMock::multipart_upload`], [`FalMock::fail_upload_part_once`] and
+//! [`FalMockBuilder::store_uploads`].
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> fal_client::Result<()> {
@@ -56,6 +61,7 @@
 //!   reported `width`/`height` are the real pixel sizes. They are rendered on first download.
 
 mod media;
+mod multipart;
 mod routes;
 mod state;
 mod validate;
@@ -74,6 +80,8 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result};
 use crate::{FalClient, FalClientBuilder};
 use state::{lock, Shared, Timing};
+
+pub use multipart::MultipartRecord;
 
 /// A failure to inject with [`FalMock::fail_next`].
 #[derive(Debug, Clone, PartialEq)]
@@ -211,6 +219,7 @@ pub struct JobSnapshot {
 pub struct FalMockBuilder {
     key: String,
     timing: Timing,
+    store_uploads: bool,
 }
 
 impl Default for FalMockBuilder {
@@ -223,6 +232,7 @@ impl Default for FalMockBuilder {
                 log_lines: 5,
                 initial_queue_position: 2,
             },
+            store_uploads: true,
         }
     }
 }
@@ -292,6 +302,7 @@ impl FalMockBuilder {
             submissions: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            multipart: multipart::Multipart::new(self.store_uploads),
             shutdown: rx.clone(),
         });
         let tasks = vec![

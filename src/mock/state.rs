@@ -62,6 +62,7 @@ pub(crate) struct Shared {
     pub(crate) submissions: Mutex<HashMap<String, usize>>,
     pub(crate) runs: Mutex<HashMap<String, usize>>,
     pub(crate) failures: Mutex<HashMap<String, VecDeque<MockFailure>>>,
+    pub(crate) multipart: super::multipart::Multipart,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
