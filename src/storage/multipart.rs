@@ -95,8 +95,7 @@ pub(super) async fn upload(
     let count = parts.len();
     let mut done: Vec<CompletedPart> = futures::stream::iter(parts.iter().copied())
         .map(|part| {
-            let span =
-                tracing::debug_span!("fal.upload.part", part = part.number, bytes = part.len);
+            let span = tracing::info_span!("fal.upload.part", part = part.number, bytes = part.len);
             put_part(client, target, source, part, count, meter.clone()).instrument(span)
         })
         .buffer_unordered(concurrency.max(1))
