@@ -32,12 +32,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{AvatarKind, Preset, TrainingRequest, TriggerPhrase};
 use fal_client::mock::{FalMock, Faults};
 use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
+use fal_client::storage::{UploadOptions, UploadProgress};
 use fal_client::{Error, FalClient};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -164,12 +167,36 @@ async fn run(args: Args) -> Result<(), Error> {
         archive.len() / 1024
     );
 
-    // 3. Upload it to fal storage.
+    // 3. Upload it to fal storage, with a progress bar (plain lines when not a terminal).
     let name = format!("{}-training.zip", args.kind);
+    let bar = ProgressBar::new(archive.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("uploading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let shown = bar.clone();
+    let quarters = Arc::new(AtomicU64::new(0));
+    let upload = UploadOptions::default()
+        .content_type("application/zip")
+        .file_name(name)
+        .on_progress(move |p: UploadProgress| {
+            if shown.is_hidden() {
+                // One line per quarter, not one per chunk.
+                let q = p.sent * 4 / p.total.max(1);
+                if q > quarters.fetch_max(q, Ordering::Relaxed) {
+                    println!("  upload: {}/{} bytes", p.sent, p.total);
+                }
+            } else {
+                shown.set_position(p.sent);
+            }
+        });
     let zip_url = fal
         .storage()
-        .upload_bytes(archive.into_bytes(), "application/zip", Some(&name))
-        .await?;
+        .upload_bytes_with(archive.into_bytes(), upload)
+        .await;
+    bar.finish_and_clear();
+    let zip_url = zip_url?;
     println!("uploaded: {zip_url}");
 
     // 4. The adapter picks the trainer; the plan can be inspected before paying.

@@ -1,5 +1,6 @@
 //! The one place where requests are sent, retried and mapped to [`Error`].
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -35,6 +36,9 @@ pub(crate) struct Call<'a> {
     /// The success body must be JSON: one that is not (cut short, an HTML page) is retried on
     /// idempotent calls.
     pub expect_json: bool,
+    /// Told about every body chunk handed to the connection, and about the bytes of an attempt
+    /// that failed (so a retried body is not counted twice).
+    pub meter: Option<Arc<dyn Meter>>,
 }
 
 impl<'a> Call<'a> {
@@ -52,6 +56,7 @@ impl<'a> Call<'a> {
             timeout: None,
             retry: None,
             expect_json: false,
+            meter: None,
         }
     }
 
@@ -84,10 +89,57 @@ pub(crate) enum CallBody {
     },
 }
 
+/// Size of the chunks a file body is read in (and a metered in-memory body is cut into).
+const BODY_CHUNK: usize = 256 * 1024;
+
+/// Receives body progress of a call: bytes handed to the connection, and bytes taken back when
+/// an attempt failed and its body will be sent again (or not at all).
+pub(crate) trait Meter: Send + Sync {
+    /// `n` more bytes of the body were handed to the connection.
+    fn sent(&self, n: u64);
+    /// An attempt failed after `n` of its bytes had been reported with [`sent`](Self::sent).
+    fn rewound(&self, n: u64);
+}
+
+/// The bytes one attempt reported to a [`Meter`]; closed when the attempt is over, so a body
+/// stream still polled after a failure cannot report more.
+struct Tally {
+    meter: Arc<dyn Meter>,
+    /// (bytes reported, closed)
+    state: Mutex<(u64, bool)>,
+}
+
+impl Tally {
+    fn new(meter: Arc<dyn Meter>) -> Arc<Self> {
+        Arc::new(Self {
+            meter,
+            state: Mutex::new((0, false)),
+        })
+    }
+
+    fn add(&self, n: usize) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.1 {
+            st.0 += n as u64;
+            self.meter.sent(n as u64);
+        }
+    }
+
+    /// The attempt failed: take its bytes back and stop counting.
+    fn rewind(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.1 {
+            st.1 = true;
+            self.meter.rewound(st.0);
+        }
+    }
+}
+
 async fn file_body(
     path: &std::path::Path,
     offset: u64,
     len: u64,
+    tally: Option<Arc<Tally>>,
 ) -> std::io::Result<reqwest::Body> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let mut file = tokio::fs::File::open(path).await?;
@@ -95,9 +147,27 @@ async fn file_body(
         file.seek(std::io::SeekFrom::Start(offset)).await?;
     }
     let reader = file.take(len);
-    Ok(reqwest::Body::wrap_stream(
-        tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024),
-    ))
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, BODY_CHUNK);
+    Ok(match tally {
+        None => reqwest::Body::wrap_stream(stream),
+        Some(t) => reqwest::Body::wrap_stream(stream.inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                t.add(c.len());
+            }
+        })),
+    })
+}
+
+/// An in-memory body cut into chunks (zero-copy slices) so that its progress can be reported.
+fn metered_bytes_body(data: Bytes, tally: Arc<Tally>) -> reqwest::Body {
+    let chunks = (0..data.len())
+        .step_by(BODY_CHUNK)
+        .map(move |start| data.slice(start..(start + BODY_CHUNK).min(data.len())))
+        .collect::<Vec<_>>();
+    reqwest::Body::wrap_stream(futures::stream::iter(chunks).map(move |c| {
+        tally.add(c.len());
+        Ok::<_, std::io::Error>(c)
+    }))
 }
 
 /// URL without query and fragment, for errors and logs (signed upload URLs carry tokens).
@@ -126,7 +196,18 @@ impl FalClient {
         let policy = call.retry.unwrap_or(&self.inner.retry);
         let mut attempt: u32 = 0;
         loop {
-            let outcome = match self.attempt(call).await {
+            let tally = call.meter.clone().map(Tally::new);
+            // A failed attempt's body bytes are taken back from the progress count.
+            let rewind = || {
+                if let Some(t) = &tally {
+                    t.rewind();
+                }
+            };
+            let outcome = self.attempt(call, tally.clone()).await;
+            if !matches!(&outcome, Ok(Ok(r)) if r.status().is_success()) {
+                rewind();
+            }
+            let outcome = match outcome {
                 Ok(r) => r,
                 Err(io) => {
                     return Err(Error::io(
@@ -142,7 +223,10 @@ impl FalClient {
                 Ok(resp) if resp.status().is_success() => match finish(resp).await {
                     Ok(value) => return Ok(value),
                     Err((err, false)) => return Err(err),
-                    Err((err, true)) => (err, None),
+                    Err((err, true)) => {
+                        rewind();
+                        (err, None)
+                    }
                 },
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -193,6 +277,7 @@ impl FalClient {
     async fn attempt(
         &self,
         call: &Call<'_>,
+        tally: Option<Arc<Tally>>,
     ) -> std::io::Result<std::result::Result<reqwest::Response, reqwest::Error>> {
         let mut rb = self
             .inner
@@ -204,14 +289,19 @@ impl FalClient {
                 rb = rb.header(http::header::AUTHORIZATION, auth);
             }
         }
-        match &call.body {
-            Some(CallBody::Bytes(b)) => rb = rb.body(b.clone()),
-            Some(CallBody::File { path, offset, len }) => {
+        match (&call.body, tally) {
+            (Some(CallBody::Bytes(b)), None) => rb = rb.body(b.clone()),
+            (Some(CallBody::Bytes(b)), Some(t)) => {
+                rb = rb
+                    .header(http::header::CONTENT_LENGTH, b.len())
+                    .body(metered_bytes_body(b.clone(), t));
+            }
+            (Some(CallBody::File { path, offset, len }), t) => {
                 rb = rb
                     .header(http::header::CONTENT_LENGTH, *len)
-                    .body(file_body(path, *offset, *len).await?);
+                    .body(file_body(path, *offset, *len, t).await?);
             }
-            None => {}
+            (None, _) => {}
         }
         if let Some(t) = call.timeout {
             rb = rb.timeout(t);

@@ -10,6 +10,11 @@
 //! - a **CDN server** (a different address, so tests can check the key never goes there) serving
 //!   upload targets (`PUT /upload/<token>`) and files (`GET /files/...`), without auth.
 //!
+//! Multipart uploads (`/rest/storage/upload/initiate-multipart`, then part `PUT`s and a
+//! `complete` on the CDN server) are checked like fal's CDN would: see
+//! [`FalMock::multipart_upload`], [`FalMock::fail_upload_part_once`] and
+//! [`FalMockBuilder::store_uploads`].
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> fal_client::Result<()> {
@@ -84,6 +89,7 @@
 
 mod faults;
 mod media;
+mod multipart;
 mod routes;
 mod state;
 mod validate;
@@ -108,6 +114,8 @@ use state::{lock, Shared, Timing};
 pub use webhook::WebhookDelivery;
 
 pub use faults::{FaultCounts, FaultKind, Faults, MockRoute};
+
+pub use multipart::MultipartRecord;
 
 /// A failure to inject with [`FalMock::fail_next`].
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +287,7 @@ pub struct FalMockBuilder {
     api_addr: Option<SocketAddr>,
     webhook: webhook::WebhookConfig,
     faults: Faults,
+    store_uploads: bool,
 }
 
 impl Default for FalMockBuilder {
@@ -294,6 +303,7 @@ impl Default for FalMockBuilder {
             api_addr: None,
             webhook: webhook::WebhookConfig::default(),
             faults: Faults::none(),
+            store_uploads: true,
         }
     }
 }
@@ -406,6 +416,7 @@ impl FalMockBuilder {
             runs: Mutex::new(HashMap::new()),
             faults: faults::Injector::new(self.faults),
             failures: Mutex::new(HashMap::new()),
+            multipart: multipart::Multipart::new(self.store_uploads),
             shutdown: rx.clone(),
             webhooks,
         });

@@ -35,6 +35,10 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         .route("/queue/{*path}", post(submit).get(queue_get).put(queue_put))
         .route("/run/{*path}", post(run))
         .route("/rest/storage/upload/initiate", post(initiate))
+        .route(
+            "/rest/storage/upload/initiate-multipart",
+            post(super::multipart::initiate),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
@@ -55,6 +59,10 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
 pub(crate) fn cdn_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/upload/{token}", put(upload))
+        .route(
+            "/multipart/{token}/{part}",
+            put(super::multipart::put_part).post(super::multipart::complete),
+        )
         .route("/files/{*path}", get(download))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())

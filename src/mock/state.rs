@@ -63,6 +63,7 @@ pub(crate) struct Shared {
     pub(crate) runs: Mutex<HashMap<String, usize>>,
     pub(crate) faults: super::faults::Injector,
     pub(crate) failures: Mutex<HashMap<String, VecDeque<MockFailure>>>,
+    pub(crate) multipart: super::multipart::Multipart,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) webhooks: Arc<super::webhook::Webhooks>,
 }
