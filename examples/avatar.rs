@@ -4,22 +4,43 @@
 //! cargo run --example avatar                      # portrait: LoRA trainer + FLUX LoRA
 //! cargo run --example avatar -- --kind style      # style: pro trainer + FLUX1.1 [pro] ultra fine-tuned
 //! options: --kind portrait|style|product|general  --preset fast|balanced|quality
-//!          --webhook URL  --out DIR  --prompt TEXT
+//!          --webhook URL  --out DIR  --prompt TEXT  --mock-addr HOST:PORT
 //! ```
 //!
 //! Without `FAL_KEY` it starts the bundled `FalMock` (an in-process fake of fal) and runs
 //! offline. With `FAL_KEY` it talks to the base URLs from the environment (`FAL_QUEUE_URL`,
 //! `FAL_RUN_URL`, `FAL_REST_URL`; fal by default) through the same code. Any failure exits
 //! non-zero with the error and the request id.
+//!
+//! `--webhook URL` has the training result delivered there as well (signed; the mock signs with
+//! its own key, served at `/.well-known/jwks.json` on its API address, which `--mock-addr` pins).
+//! With the `webhook_receiver` example:
+//!
+//! ```text
+//! FAL_JWKS_URL=http://127.0.0.1:8788/.well-known/jwks.json cargo run --example webhook_receiver
+//! cargo run --example avatar -- --mock-addr 127.0.0.1:8788 --webhook http://127.0.0.1:8787/webhook/fal/status
+//! ```
+//!
+//! Against the mock, `FAL_MOCK_FAULT_RATE=0.25` makes it misbehave on about a quarter of its
+//! answers (429 with `Retry-After`, 500, nginx 503, dropped connections, slow answers, cut or
+//! stalled status streams, broken JSON and HTML pages; see `Faults::uniform`), seeded by
+//! `FAL_MOCK_FAULT_SEED` (default 1). The run must still finish with the same output:
+//!
+//! ```text
+//! FAL_MOCK_FAULT_RATE=0.25 cargo run --example avatar
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{AvatarKind, Preset, TrainingRequest, TriggerPhrase};
-use fal_client::mock::FalMock;
+use fal_client::mock::{FalMock, Faults};
 use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
+use fal_client::storage::{UploadOptions, UploadProgress};
 use fal_client::{Error, FalClient};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -27,6 +48,7 @@ struct Args {
     kind: AvatarKind,
     preset: Preset,
     webhook: Option<url::Url>,
+    mock_addr: Option<std::net::SocketAddr>,
     out: PathBuf,
     prompt: Option<String>,
 }
@@ -36,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
         kind: AvatarKind::Portrait,
         preset: Preset::Balanced,
         webhook: None,
+        mock_addr: None,
         out: PathBuf::from("avatar-output"),
         prompt: None,
     };
@@ -46,11 +69,12 @@ fn parse_args() -> Result<Args, String> {
             "--kind" => args.kind = value()?.parse().map_err(|e: Error| e.to_string())?,
             "--preset" => args.preset = value()?.parse().map_err(|e: Error| e.to_string())?,
             "--webhook" => args.webhook = Some(value()?.parse().map_err(|e| format!("--webhook: {e}"))?),
+            "--mock-addr" => args.mock_addr = Some(value()?.parse().map_err(|e| format!("--mock-addr: {e}"))?),
             "--out" => args.out = PathBuf::from(value()?),
             "--prompt" => args.prompt = Some(value()?),
             "-h" | "--help" => {
                 return Err("usage: avatar [--kind portrait|style|product|general] [--preset fast|balanced|quality] \
-                            [--webhook URL] [--out DIR] [--prompt TEXT]"
+                            [--webhook URL] [--out DIR] [--prompt TEXT] [--mock-addr HOST:PORT]"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -82,24 +106,47 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Error> {
     // 1. A client: fal (or any server speaking its protocol) when FAL_KEY is set, else the mock.
-    let _mock;
+    let mut mock = None;
     let fal = if std::env::var_os("FAL_KEY").is_some() || std::env::var_os("FAL_KEY_ID").is_some() {
         let fal = FalClient::from_env()?;
         println!("FAL_KEY is set: using the queue at {}", fal.queue_url());
         fal
     } else {
-        let mock = FalMock::builder()
+        let faults = mock_faults()?;
+        let mut builder = FalMock::builder()
             .queue_time(Duration::from_millis(600))
             .processing_time(Duration::from_secs(3))
             .log_lines(12)
-            .start()
-            .await?;
+            .faults(faults.clone().unwrap_or_default())
+            // The webhook URL is the user's choice: deliver there even if it is not local.
+            .webhook_allow_remote(true);
+        if let Some(addr) = args.mock_addr {
+            builder = builder.api_addr(addr);
+        }
+        let started = builder.start().await?;
         println!(
             "FAL_KEY is not set: running offline against the bundled FalMock at {}",
-            mock.queue_url()
+            started.queue_url()
         );
-        let fal = mock.client()?;
-        _mock = mock;
+        if args.webhook.is_some() {
+            println!(
+                "the mock signs webhook deliveries with the keys at {}",
+                started.jwks_url()
+            );
+        }
+        if let Some(f) = &faults {
+            println!(
+                "the mock faults ~{:.0}% of its answers (seed {})",
+                f.rate_of(fal_client::mock::MockRoute::Status) * 100.0,
+                f.seed()
+            );
+        }
+        // The mock sends a status event at least every 600 ms: a stream silent for 2 s is broken.
+        let fal = started
+            .client_builder()
+            .sse_idle_timeout(Duration::from_secs(2))
+            .build()?;
+        mock = Some(started);
         fal
     };
 
@@ -120,12 +167,36 @@ async fn run(args: Args) -> Result<(), Error> {
         archive.len() / 1024
     );
 
-    // 3. Upload it to fal storage.
+    // 3. Upload it to fal storage, with a progress bar (plain lines when not a terminal).
     let name = format!("{}-training.zip", args.kind);
+    let bar = ProgressBar::new(archive.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("uploading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let shown = bar.clone();
+    let quarters = Arc::new(AtomicU64::new(0));
+    let upload = UploadOptions::default()
+        .content_type("application/zip")
+        .file_name(name)
+        .on_progress(move |p: UploadProgress| {
+            if shown.is_hidden() {
+                // One line per quarter, not one per chunk.
+                let q = p.sent * 4 / p.total.max(1);
+                if q > quarters.fetch_max(q, Ordering::Relaxed) {
+                    println!("  upload: {}/{} bytes", p.sent, p.total);
+                }
+            } else {
+                shown.set_position(p.sent);
+            }
+        });
     let zip_url = fal
         .storage()
-        .upload_bytes(archive.into_bytes(), "application/zip", Some(&name))
-        .await?;
+        .upload_bytes_with(archive.into_bytes(), upload)
+        .await;
+    bar.finish_and_clear();
+    let zip_url = zip_url?;
     println!("uploaded: {zip_url}");
 
     // 4. The adapter picks the trainer; the plan can be inspected before paying.
@@ -241,21 +312,61 @@ async fn run(args: Args) -> Result<(), Error> {
         .await
         .map_err(|e| io_error(&dir, e))?;
     for (i, image) in images.iter().enumerate() {
-        let ext = match image.content_type.as_deref() {
-            Some("image/png") => "png",
-            Some("image/webp") => "webp",
-            _ => "jpg",
+        let bytes = fal.storage().download(&image.url).await?;
+        // Name the file by what it is, not by what the answer claims.
+        let ext = match &bytes[..] {
+            [0x89, b'P', b'N', b'G', ..] => "png",
+            [0xFF, 0xD8, 0xFF, ..] => "jpg",
+            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => "webp",
+            _ => "bin",
         };
         let path = dir.join(format!("image-{}.{ext}", i + 1));
-        let bytes = fal.storage().download_to_file(&image.url, &path).await?;
+        tokio::fs::write(&path, &bytes)
+            .await
+            .map_err(|e| io_error(&path, e))?;
         println!(
-            "saved {} ({}x{}, {bytes} bytes)",
+            "saved {} ({}x{}, {} bytes)",
             path.display(),
             image.width.unwrap_or_default(),
-            image.height.unwrap_or_default()
+            image.height.unwrap_or_default(),
+            bytes.len()
+        );
+    }
+    if let Some(mock) = mock.filter(|m| m.fault_counts().total() > 0) {
+        let counts = mock.fault_counts();
+        println!(
+            "survived {} injected faults in {} mock requests: {:?}",
+            counts.total(),
+            counts.requests,
+            counts.by_kind
         );
     }
     Ok(())
+}
+
+/// The fault plan from `FAL_MOCK_FAULT_RATE` (0..=1) and `FAL_MOCK_FAULT_SEED`, when set.
+fn mock_faults() -> Result<Option<Faults>, Error> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let Some(rate) = var("FAL_MOCK_FAULT_RATE") else {
+        return Ok(None);
+    };
+    let rate: f64 = rate
+        .trim()
+        .parse()
+        .ok()
+        .filter(|r: &f64| (0.0..=1.0).contains(r))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "FAL_MOCK_FAULT_RATE={rate:?} is not a number in 0..=1"
+            ))
+        })?;
+    let seed = match var("FAL_MOCK_FAULT_SEED") {
+        Some(s) => s.trim().parse().map_err(|_| {
+            Error::Config(format!("FAL_MOCK_FAULT_SEED={s:?} is not a whole number"))
+        })?,
+        None => 1,
+    };
+    Ok(Some(Faults::uniform(seed, rate)))
 }
 
 /// `(done, total)` from a log line like `step 200/1000, loss 0.09`.

@@ -248,8 +248,8 @@ impl FalClientBuilder {
         self
     }
 
-    /// Longest silence on the SSE status stream before the wait falls back to polling.
-    /// Default 15 s (fal-js `EVENT_STREAM_TIMEOUT`).
+    /// Longest silence on the SSE status stream (also: longest wait for the stream to open)
+    /// before the wait falls back to polling. Default 15 s (fal-js `EVENT_STREAM_TIMEOUT`).
     pub fn sse_idle_timeout(mut self, t: Duration) -> Self {
         self.sse_idle_timeout = Some(t);
         self

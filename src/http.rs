@@ -1,5 +1,6 @@
 //! The one place where requests are sent, retried and mapped to [`Error`].
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -32,6 +33,12 @@ pub(crate) struct Call<'a> {
     /// Overall time limit of one attempt (`None`: only the client's read timeout applies).
     pub timeout: Option<Duration>,
     pub retry: Option<&'a RetryPolicy>,
+    /// The success body must be JSON: one that is not (cut short, an HTML page) is retried on
+    /// idempotent calls.
+    pub expect_json: bool,
+    /// Told about every body chunk handed to the connection, and about the bytes of an attempt
+    /// that failed (so a retried body is not counted twice).
+    pub meter: Option<Arc<dyn Meter>>,
 }
 
 impl<'a> Call<'a> {
@@ -48,7 +55,15 @@ impl<'a> Call<'a> {
             endpoint: None,
             timeout: None,
             retry: None,
+            expect_json: false,
+            meter: None,
         }
+    }
+
+    /// Set [`expect_json`](Self::expect_json).
+    pub(crate) fn expect_json(mut self) -> Self {
+        self.expect_json = true;
+        self
     }
 
     pub(crate) fn json_body(mut self, body: Bytes) -> Self {
@@ -74,10 +89,57 @@ pub(crate) enum CallBody {
     },
 }
 
+/// Size of the chunks a file body is read in (and a metered in-memory body is cut into).
+const BODY_CHUNK: usize = 256 * 1024;
+
+/// Receives body progress of a call: bytes handed to the connection, and bytes taken back when
+/// an attempt failed and its body will be sent again (or not at all).
+pub(crate) trait Meter: Send + Sync {
+    /// `n` more bytes of the body were handed to the connection.
+    fn sent(&self, n: u64);
+    /// An attempt failed after `n` of its bytes had been reported with [`sent`](Self::sent).
+    fn rewound(&self, n: u64);
+}
+
+/// The bytes one attempt reported to a [`Meter`]; closed when the attempt is over, so a body
+/// stream still polled after a failure cannot report more.
+struct Tally {
+    meter: Arc<dyn Meter>,
+    /// (bytes reported, closed)
+    state: Mutex<(u64, bool)>,
+}
+
+impl Tally {
+    fn new(meter: Arc<dyn Meter>) -> Arc<Self> {
+        Arc::new(Self {
+            meter,
+            state: Mutex::new((0, false)),
+        })
+    }
+
+    fn add(&self, n: usize) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.1 {
+            st.0 += n as u64;
+            self.meter.sent(n as u64);
+        }
+    }
+
+    /// The attempt failed: take its bytes back and stop counting.
+    fn rewind(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.1 {
+            st.1 = true;
+            self.meter.rewound(st.0);
+        }
+    }
+}
+
 async fn file_body(
     path: &std::path::Path,
     offset: u64,
     len: u64,
+    tally: Option<Arc<Tally>>,
 ) -> std::io::Result<reqwest::Body> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let mut file = tokio::fs::File::open(path).await?;
@@ -85,9 +147,27 @@ async fn file_body(
         file.seek(std::io::SeekFrom::Start(offset)).await?;
     }
     let reader = file.take(len);
-    Ok(reqwest::Body::wrap_stream(
-        tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024),
-    ))
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, BODY_CHUNK);
+    Ok(match tally {
+        None => reqwest::Body::wrap_stream(stream),
+        Some(t) => reqwest::Body::wrap_stream(stream.inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                t.add(c.len());
+            }
+        })),
+    })
+}
+
+/// An in-memory body cut into chunks (zero-copy slices) so that its progress can be reported.
+fn metered_bytes_body(data: Bytes, tally: Arc<Tally>) -> reqwest::Body {
+    let chunks = (0..data.len())
+        .step_by(BODY_CHUNK)
+        .map(move |start| data.slice(start..(start + BODY_CHUNK).min(data.len())))
+        .collect::<Vec<_>>();
+    reqwest::Body::wrap_stream(futures::stream::iter(chunks).map(move |c| {
+        tally.add(c.len());
+        Ok::<_, std::io::Error>(c)
+    }))
 }
 
 /// URL without query and fragment, for errors and logs (signed upload URLs carry tokens).
@@ -102,10 +182,32 @@ impl FalClient {
     /// Send a call with the retry policy; a success (2xx) answer is returned unread, anything
     /// else becomes an [`Error`].
     pub(crate) async fn execute(&self, call: Call<'_>) -> Result<reqwest::Response> {
+        self.execute_with(&call, |resp| async move { Ok(resp) })
+            .await
+    }
+
+    /// The retry loop. `finish` turns a success (2xx) answer into the call's value, or into an
+    /// error and whether that error may be retried (a body that broke on the way, for example).
+    async fn execute_with<T, F, Fut>(&self, call: &Call<'_>, finish: F) -> Result<T>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, (Error, bool)>>,
+    {
         let policy = call.retry.unwrap_or(&self.inner.retry);
         let mut attempt: u32 = 0;
         loop {
-            let outcome = match self.attempt(&call).await {
+            let tally = call.meter.clone().map(Tally::new);
+            // A failed attempt's body bytes are taken back from the progress count.
+            let rewind = || {
+                if let Some(t) = &tally {
+                    t.rewind();
+                }
+            };
+            let outcome = self.attempt(call, tally.clone()).await;
+            if !matches!(&outcome, Ok(Ok(r)) if r.status().is_success()) {
+                rewind();
+            }
+            let outcome = match outcome {
                 Ok(r) => r,
                 Err(io) => {
                     return Err(Error::io(
@@ -118,11 +220,18 @@ impl FalClient {
                 }
             };
             let (err, hint) = match outcome {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) if resp.status().is_success() => match finish(resp).await {
+                    Ok(value) => return Ok(value),
+                    Err((err, false)) => return Err(err),
+                    Err((err, true)) => {
+                        rewind();
+                        (err, None)
+                    }
+                },
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry = should_retry_status(call.kind, status, resp.headers());
-                    let err = api_error(&call, resp).await;
+                    let err = api_error(call, resp).await;
                     if !retry {
                         return Err(err);
                     }
@@ -137,15 +246,12 @@ impl FalClient {
                     };
                     if !retry {
                         return Err(if call.kind == CallKind::Submit {
-                            Error::AmbiguousSubmit {
-                                endpoint: call.endpoint.unwrap_or(call.url.path()).to_owned(),
-                                source,
-                            }
+                            ambiguous_submit(call, source)
                         } else {
-                            transport_error(&call, source)
+                            transport_error(call, source)
                         });
                     }
-                    (transport_error(&call, source), None)
+                    (transport_error(call, source), None)
                 }
             };
             if attempt >= policy.max_retries {
@@ -171,6 +277,7 @@ impl FalClient {
     async fn attempt(
         &self,
         call: &Call<'_>,
+        tally: Option<Arc<Tally>>,
     ) -> std::io::Result<std::result::Result<reqwest::Response, reqwest::Error>> {
         let mut rb = self
             .inner
@@ -182,14 +289,19 @@ impl FalClient {
                 rb = rb.header(http::header::AUTHORIZATION, auth);
             }
         }
-        match &call.body {
-            Some(CallBody::Bytes(b)) => rb = rb.body(b.clone()),
-            Some(CallBody::File { path, offset, len }) => {
+        match (&call.body, tally) {
+            (Some(CallBody::Bytes(b)), None) => rb = rb.body(b.clone()),
+            (Some(CallBody::Bytes(b)), Some(t)) => {
+                rb = rb
+                    .header(http::header::CONTENT_LENGTH, b.len())
+                    .body(metered_bytes_body(b.clone(), t));
+            }
+            (Some(CallBody::File { path, offset, len }), t) => {
                 rb = rb
                     .header(http::header::CONTENT_LENGTH, *len)
-                    .body(file_body(path, *offset, *len).await?);
+                    .body(file_body(path, *offset, *len, t).await?);
             }
-            None => {}
+            (None, _) => {}
         }
         if let Some(t) = call.timeout {
             rb = rb.timeout(t);
@@ -197,20 +309,12 @@ impl FalClient {
         Ok(rb.send().await)
     }
 
-    /// Execute and read the whole success body.
+    /// Execute and read the whole success body. On an idempotent call, a body that breaks on
+    /// the way, or (with [`Call::expect_json`]) is not JSON at all, is retried like a transport
+    /// failure; on a submit it is not (fal has the job).
     pub(crate) async fn execute_bytes(&self, call: Call<'_>) -> Result<(HeaderMap, Bytes)> {
-        let rid = call.request_id.map(str::to_owned);
-        let method = call.method.to_string();
-        let url = redact_url(&call.url);
-        let resp = self.execute(call).await?;
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|source| Error::Transport {
-            method,
-            url,
-            request_id: rid,
-            source,
-        })?;
-        Ok((headers, body))
+        self.execute_with(&call, |resp| read_answer(&call, resp))
+            .await
     }
 
     /// Execute and decode the success body as JSON.
@@ -220,7 +324,7 @@ impl FalClient {
         what: &str,
     ) -> Result<T> {
         let rid = call.request_id.map(str::to_owned);
-        let (headers, body) = self.execute_bytes(call).await?;
+        let (headers, body) = self.execute_bytes(call.expect_json()).await?;
         let rid = rid.or_else(|| header_str(&headers, "x-fal-request-id").map(str::to_owned));
         decode_json(what, &body, rid.as_deref())
     }
@@ -228,6 +332,43 @@ impl FalClient {
 
 pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Read a success answer's body for [`FalClient::execute_bytes`]; the error says whether the
+/// attempt may be repeated.
+async fn read_answer(
+    call: &Call<'_>,
+    resp: reqwest::Response,
+) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
+    let headers = resp.headers().clone();
+    let idempotent = call.kind == CallKind::Idempotent;
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(source) if idempotent => return Err((transport_error(call, source), true)),
+        // fal answered 2xx to the submit: the job exists, its id is lost with the body.
+        Err(source) => return Err((ambiguous_submit(call, source), false)),
+    };
+    if call.expect_json {
+        let rid = call
+            .request_id
+            .or_else(|| header_str(&headers, "x-fal-request-id"));
+        // Only the syntax is checked here: a body that is not JSON at all (cut short, an HTML
+        // page from a proxy) is a broken answer; JSON of the wrong shape is decoded (and
+        // reported with its path) by the caller.
+        if let Err(e) =
+            decode_json::<serde::de::IgnoredAny>(&format!("{} answer", call.op), &body, rid)
+        {
+            return Err((e, idempotent));
+        }
+    }
+    Ok((headers, body))
+}
+
+fn ambiguous_submit(call: &Call<'_>, source: reqwest::Error) -> Error {
+    Error::AmbiguousSubmit {
+        endpoint: call.endpoint.unwrap_or(call.url.path()).to_owned(),
+        source,
+    }
 }
 
 fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error {

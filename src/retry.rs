@@ -17,6 +17,20 @@
 //! | 504 with `x-fal-request-timeout-type: user` | never | never |
 //! | `x-fal-retryable: false` | never | never |
 //! | any other 4xx (400, 401, 403, 404, 422, ...) | never | never |
+//! | 2xx whose body breaks while it is read | retried | **not retried**: [`Error::AmbiguousSubmit`](crate::Error::AmbiguousSubmit) (fal has the job) |
+//! | 2xx whose body is not JSON at all (cut short, an HTML page from a proxy) where JSON is expected (status, result, upload initiate) | retried; [`Error::Decode`](crate::Error::Decode) when retries run out | not retried: [`Error::Decode`](crate::Error::Decode) (fal may have the job) |
+//! | 2xx JSON of the wrong shape | never: [`Error::Decode`](crate::Error::Decode) naming the JSON path | never |
+//!
+//! "After the request was sent" covers every failure except the ones that prove nothing left
+//! the machine (reqwest's `is_connect`: refused, DNS, TLS handshake). A reset is ambiguous
+//! even when the server dropped the connection before looking at the request: the client
+//! cannot tell the two apart. A 200 whose JSON is cut short is treated as a transport failure
+//! (the bytes were damaged on the way), not as fal's answer.
+//!
+//! Waiting ([`RequestHandle::wait`](crate::queue::RequestHandle::wait)) adds two rules on top:
+//! a status poll that still fails after its retries is a *missed poll* (the wait polls again),
+//! and a status stream that breaks, ends before `COMPLETED`, or stays silent longer than the
+//! SSE idle timeout is dropped for polling.
 //!
 //! Why: fal's queue retries runner failures itself (up to 10 times), so a client retry only
 //! has to cover the network between the caller and fal. A submit that may have reached fal is

@@ -6,15 +6,28 @@
 //! returned `file_url` is what model inputs take (`images_data_url`, `data_url`, `image_url`).
 //! Files stream from disk; they are never read whole into memory.
 //!
+//! Uploads larger than 90 MiB use fal's multipart flow (`initiate-multipart`, parts of 10 MiB
+//! sent a few at a time and retried one by one, then `complete`); [`UploadOptions`] changes the
+//! threshold, part size and concurrency, and reports progress ([`UploadProgress`], in bytes).
+//!
 //! ```no_run
 //! # async fn demo() -> fal_client::Result<()> {
 //! let fal = fal_client::FalClient::from_env()?;
 //! let url = fal.storage().upload_file("photos.zip").await?;
+//! let big = fal
+//!     .storage()
+//!     .upload_file_with(
+//!         "dataset.tar",
+//!         fal_client::storage::UploadOptions::default()
+//!             .on_progress(|p| eprintln!("{:.0}%", p.fraction() * 100.0)),
+//!     )
+//!     .await?;
 //! let inline = fal_client::storage::data_uri(b"\x89PNG...", "image/png");
 //! # Ok(()) }
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -26,8 +39,16 @@ use url::Url;
 
 use crate::client::FalClient;
 use crate::error::{Error, Result};
-use crate::http::{redact_url, Call, CallBody};
+use crate::http::{redact_url, Call, CallBody, Meter};
 use crate::queue::join;
+
+mod multipart;
+mod options;
+
+pub use options::{
+    UploadOptions, UploadProgress, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD,
+    DEFAULT_PART_SIZE,
+};
 
 /// `storage_type` query value of the initiate call (fal-js).
 const STORAGE_TYPE: &str = "fal-cdn-v3";
@@ -62,7 +83,8 @@ impl FalClient {
 impl Storage {
     /// Upload bytes and return their fal file URL.
     ///
-    /// `file_name` defaults to `upload.{ext}` with the extension from `content_type`.
+    /// `file_name` defaults to `upload.{ext}` with the extension from `content_type`. Above
+    /// 90 MiB the multipart flow is used (see [`upload_bytes_with`](Self::upload_bytes_with)).
     ///
     /// # Errors
     /// [`Error::Api`] from the initiate call or the `PUT`, [`Error::Upload`] for a malformed
@@ -73,22 +95,76 @@ impl Storage {
         content_type: &str,
         file_name: Option<&str>,
     ) -> Result<String> {
+        let mut options = UploadOptions::default().content_type(content_type);
+        options.file_name = file_name.map(str::to_owned);
+        self.upload_bytes_with(data, options).await
+    }
+
+    /// Upload bytes with [`UploadOptions`] (content type, file name, multipart settings,
+    /// progress) and return their fal file URL.
+    ///
+    /// The content type defaults to `application/octet-stream`, the file name to `upload.{ext}`
+    /// with the extension from the content type. Multipart parts are zero-copy slices of `data`.
+    ///
+    /// # Errors
+    /// As [`upload_file_with`](Self::upload_file_with), without the I/O errors.
+    pub async fn upload_bytes_with(
+        &self,
+        data: impl Into<Bytes>,
+        options: UploadOptions,
+    ) -> Result<String> {
         let data = data.into();
-        let name = file_name
-            .map(str::to_owned)
-            .unwrap_or_else(|| default_name(content_type));
+        let content_type = options
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        let name = options
+            .file_name
+            .clone()
+            .unwrap_or_else(|| default_name(&content_type));
         let len = data.len() as u64;
-        self.upload(CallBody::Bytes(data), len, content_type, &name)
+        self.upload(Source::Bytes(data), len, &content_type, &name, &options)
             .await
     }
 
     /// Upload a file from disk, streamed (memory does not grow with the file size). The content
     /// type is guessed from the extension (`application/octet-stream` when unknown); the file
-    /// name is the path's last component.
+    /// name is the path's last component. Above 90 MiB the multipart flow is used (see
+    /// [`upload_file_with`](Self::upload_file_with)).
     ///
     /// # Errors
     /// [`Error::Io`] when the file cannot be read, then as [`upload_bytes`](Self::upload_bytes).
     pub async fn upload_file(&self, path: impl AsRef<Path>) -> Result<String> {
+        self.upload_file_with(path, UploadOptions::default()).await
+    }
+
+    /// Upload a file from disk with [`UploadOptions`] and return its fal file URL.
+    ///
+    /// The file is streamed from disk in 256 KiB chunks and never read whole into memory.
+    /// Files up to [`multipart_threshold`](UploadOptions::multipart_threshold) bytes (default
+    /// 90 MiB) go up in one `PUT` to the initiate answer's `upload_url`. Larger files use fal's
+    /// multipart flow (PROTOCOL.md §5.2): `POST {rest}/storage/upload/initiate-multipart`, parts
+    /// of [`part_size`](UploadOptions::part_size) bytes (default 10 MiB, 1-based numbers) each
+    /// `PUT` to `{upload_url path}/{n}` with the query string kept, at most
+    /// [`concurrency`](UploadOptions::concurrency) at once (default 4), then
+    /// `POST {upload_url path}/complete` with every part's ETag. Each part is retried on its
+    /// own under the client's [`RetryPolicy`](crate::retry::RetryPolicy) (a part `PUT` is
+    /// idempotent); only the failed part is sent again. The fal key is never sent to the upload,
+    /// part or complete URLs (they are pre-signed).
+    ///
+    /// # Errors
+    /// - [`Error::Io`] when the file cannot be read (or is not a regular file);
+    /// - [`Error::InvalidInput`] for a part size of 0;
+    /// - [`Error::Api`] when fal or its CDN refuses the initiate call, a part or the complete
+    ///   call (after retries for retryable statuses), [`Error::Transport`] after retries;
+    /// - [`Error::Upload`] for a malformed initiate answer, a part answer without an ETag
+    ///   (naming the part), parts that do not add up to the file, or a file that changed size
+    ///   during the upload. Nothing is completed in those cases.
+    pub async fn upload_file_with(
+        &self,
+        path: impl AsRef<Path>,
+        options: UploadOptions,
+    ) -> Result<String> {
         let path = path.as_ref();
         let meta = tokio::fs::metadata(path)
             .await
@@ -99,41 +175,80 @@ impl Storage {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
             ));
         }
-        let content_type = mime_guess::from_path(path)
-            .first_raw()
-            .unwrap_or("application/octet-stream");
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| default_name(content_type));
-        let body = CallBody::File {
-            path: PathBuf::from(path),
-            offset: 0,
-            len: meta.len(),
-        };
-        self.upload(body, meta.len(), content_type, &name).await
+        let content_type = options.content_type.clone().unwrap_or_else(|| {
+            mime_guess::from_path(path)
+                .first_raw()
+                .unwrap_or("application/octet-stream")
+                .to_owned()
+        });
+        let name = options.file_name.clone().unwrap_or_else(|| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| default_name(&content_type))
+        });
+        let source = Source::File(PathBuf::from(path));
+        self.upload(source, meta.len(), &content_type, &name, &options)
+            .await
     }
 
     async fn upload(
         &self,
-        body: CallBody,
+        source: Source,
         len: u64,
         content_type: &str,
         file_name: &str,
+        options: &UploadOptions,
     ) -> Result<String> {
-        let span = tracing::info_span!("fal.upload", file_name, bytes = len);
+        let multipart = len > options.multipart_threshold;
+        let parts = if multipart {
+            multipart::plan(len, options.part_size)?
+        } else {
+            Vec::new()
+        };
+        let span = tracing::info_span!(
+            "fal.upload",
+            file_name,
+            bytes = len,
+            parts = parts.len().max(1)
+        );
         async {
-            let target = self.initiate(content_type, file_name).await?;
-            let mut put = Call::new(Method::PUT, target.upload_url.clone(), "upload");
-            put.auth = false; // pre-signed URL: the fal key never goes there
-            put.headers.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_str(content_type)
-                    .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-            );
-            put.body = Some(body);
-            self.client.execute(put).await?;
+            let tracker = options::tracker(options, len);
+            let meter = tracker.clone().map(|t| t as Arc<dyn Meter>);
+            let target = if multipart {
+                let target = self
+                    .initiate("storage/upload/initiate-multipart", content_type, file_name)
+                    .await?;
+                multipart::upload(
+                    &self.client,
+                    &target,
+                    &source,
+                    &parts,
+                    len,
+                    options.concurrency,
+                    meter,
+                )
+                .await?;
+                target
+            } else {
+                let target = self
+                    .initiate("storage/upload/initiate", content_type, file_name)
+                    .await?;
+                let mut put = Call::new(Method::PUT, target.upload_url.clone(), "upload");
+                put.auth = false; // pre-signed URL: the fal key never goes there
+                put.headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_str(content_type)
+                        .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+                );
+                put.body = Some(source.body(0, len));
+                put.meter = meter;
+                self.client.execute(put).await?;
+                target
+            };
+            if let Some(t) = &tracker {
+                t.finish();
+            }
             tracing::info!(file_url = %redact_url(&target.file_url), "uploaded");
             Ok(target.file_url.to_string())
         }
@@ -141,8 +256,14 @@ impl Storage {
         .await
     }
 
-    async fn initiate(&self, content_type: &str, file_name: &str) -> Result<UploadTarget> {
-        let mut url = join(&self.client.inner.rest_url, "storage/upload/initiate")?;
+    /// `route` is `storage/upload/initiate` or `storage/upload/initiate-multipart`.
+    async fn initiate(
+        &self,
+        route: &str,
+        content_type: &str,
+        file_name: &str,
+    ) -> Result<UploadTarget> {
+        let mut url = join(&self.client.inner.rest_url, route)?;
         url.query_pairs_mut()
             .append_pair("storage_type", STORAGE_TYPE);
         let body = serde_json::to_vec(&InitiateRequest {
@@ -224,6 +345,51 @@ impl Storage {
 struct UploadTarget {
     upload_url: Url,
     file_url: Url,
+}
+
+/// What an upload reads its bytes from.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Bytes(Bytes),
+}
+
+impl Source {
+    /// A re-sendable body for `len` bytes from `offset`.
+    fn body(&self, offset: u64, len: u64) -> CallBody {
+        match self {
+            Source::File(path) => CallBody::File {
+                path: path.clone(),
+                offset,
+                len,
+            },
+            Source::Bytes(b) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                let end = usize::try_from(offset.saturating_add(len))
+                    .unwrap_or(usize::MAX)
+                    .min(b.len());
+                CallBody::Bytes(b.slice(start..end))
+            }
+        }
+    }
+
+    /// Refuse to complete an upload whose file changed size while it was being sent.
+    async fn check_unchanged(&self, len: u64) -> Result<()> {
+        let Source::File(path) = self else {
+            return Ok(());
+        };
+        let now = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| Error::io(path.display(), e))?
+            .len();
+        if now != len {
+            return Err(Error::Upload(format!(
+                "{} changed size during the upload ({len} bytes, now {now}); not completing it",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn parse_url(s: &str) -> Result<Url> {

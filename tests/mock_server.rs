@@ -1297,7 +1297,13 @@ async fn client_and_env_point_at_the_mock() {
     let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
-        ["FAL_KEY", "FAL_QUEUE_URL", "FAL_RUN_URL", "FAL_REST_URL"]
+        [
+            "FAL_KEY",
+            "FAL_QUEUE_URL",
+            "FAL_RUN_URL",
+            "FAL_REST_URL",
+            "FAL_JWKS_URL"
+        ]
     );
     assert_eq!(env[0].1, "mock-key");
     assert!(

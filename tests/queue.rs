@@ -787,10 +787,20 @@ async fn unknown_requests_fail_the_wait_at_once() {
     let h: RequestHandle = client(&server).resume("fal-ai/x", "nope").unwrap();
     let err = h.wait(WaitOptions::default()).await.unwrap_err();
     assert_eq!(err.status(), Some(404));
+    let paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
     assert_eq!(
-        server.received_requests().await.unwrap().len(),
-        1,
-        "stream refused, no polling"
+        paths,
+        [
+            "/fal-ai/x/requests/nope/status/stream",
+            "/fal-ai/x/requests/nope/status"
+        ],
+        "the stream's 404 falls back to one poll, whose 404 ends the wait"
     );
 }
 

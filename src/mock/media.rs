@@ -155,7 +155,7 @@ pub(crate) fn safetensors(metadata: &serde_json::Map<String, serde_json::Value>)
             {"dtype": "F32", "shape": [4, 2], "data_offsets": [32, 64]},
     });
     let mut header = header.to_string().into_bytes();
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + header.len() + 64);

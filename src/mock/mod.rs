@@ -5,9 +5,15 @@
 //!
 //! - an **API server** serving the queue under `/queue/`, synchronous runs under `/run/` and the
 //!   REST storage routes under `/rest/`; every route requires `Authorization: Key <key>` and
-//!   answers `401 {"detail":"Unauthorized"}` otherwise;
+//!   answers `401 {"detail":"Unauthorized"}` otherwise, except the webhook key set at
+//!   `/.well-known/jwks.json` (public, like fal's);
 //! - a **CDN server** (a different address, so tests can check the key never goes there) serving
 //!   upload targets (`PUT /upload/<token>`) and files (`GET /files/...`), without auth.
+//!
+//! Multipart uploads (`/rest/storage/upload/initiate-multipart`, then part `PUT`s and a
+//! `complete` on the CDN server) are checked like fal's CDN would: see
+//! [`FalMock::multipart_upload`], [`FalMock::fail_upload_part_once`] and
+//! [`FalMockBuilder::store_uploads`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -36,6 +42,24 @@
 //! `/queue/fal-ai/flux-pro/requests/{id}`; using the full path answers
 //! `404 {"detail":"Request not found"}`.
 //!
+//! # Webhooks
+//!
+//! A job submitted with `fal_webhook` is delivered like fal does it (PROTOCOL §6): once it
+//! completes, a background task `POST`s `{"request_id", "gateway_request_id", "status": "OK" |
+//! "ERROR", "payload", "error"}` to the URL, signed with the mock's own Ed25519 key in the four
+//! `X-Fal-Webhook-*` headers and without any `Authorization` header. The public key is served at
+//! [`FalMock::jwks_url`], so a receiver verifies mock deliveries exactly as it verifies fal's:
+//!
+//! - a non-2xx answer or a connection failure is re-delivered
+//!   [`webhook_retries`](FalMockBuilder::webhook_retries) times (default 3) with a doubling
+//!   [`backoff`](FalMockBuilder::webhook_retry_backoff) (default 100 ms), each attempt signed
+//!   afresh;
+//! - every attempt is recorded: [`FalMock::webhook_deliveries`],
+//!   [`FalMock::wait_for_webhook_deliveries`];
+//! - only loopback URLs are delivered to unless
+//!   [`webhook_allow_remote`](FalMockBuilder::webhook_allow_remote) is set;
+//! - [`sign_webhook`] and [`WebhookSigner`] sign bodies of your own for handler tests.
+//!
 //! # Decisions where fal's behaviour is not documented
 //!
 //! - Result of an unfinished job: `400 {"detail":"Request is still in progress"}`.
@@ -54,11 +78,22 @@
 //!   job runs (status `COMPLETED` with `error: "Invalid status code: 422"`, result 422).
 //! - Generated images are at most 512 px on the long side (keeping the requested ratio); the
 //!   reported `width`/`height` are the real pixel sizes. They are rendered on first download.
+//!
+//! # Fault injection
+//!
+//! [`FalMockBuilder::faults`] and [`FalMock::set_faults`] take a seeded [`Faults`] plan: per
+//! [`MockRoute`], the rate of each [`FaultKind`] (429 with `Retry-After`, 500, an nginx 503,
+//! connection resets before or after the mock acts, slow answers, truncated or stalled status
+//! streams, malformed JSON, HTML pages). [`FalMock::fault_counts`] says what was injected and
+//! [`FalMock::duplicate_submissions`] whether any input was queued twice.
 
+mod faults;
 mod media;
+mod multipart;
 mod routes;
 mod state;
 mod validate;
+mod webhook;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -72,8 +107,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
+#[doc(no_inline)]
+pub use crate::webhook::WebhookSigner;
 use crate::{FalClient, FalClientBuilder};
 use state::{lock, Shared, Timing};
+pub use webhook::WebhookDelivery;
+
+pub use faults::{FaultCounts, FaultKind, Faults, MockRoute};
+
+pub use multipart::MultipartRecord;
 
 /// A failure to inject with [`FalMock::fail_next`].
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +174,37 @@ impl MockFailure {
             error_type: error_type.to_owned(),
         }
     }
+}
+
+/// Sign `body` as a webhook delivery for `request_id`, at the current time: the four
+/// `X-Fal-Webhook-*` headers, exactly as fal sends them (PROTOCOL §6.2). The test header
+/// generator for your webhook handler: sign with [`FalMock::webhook_signer`] (or any
+/// [`WebhookSigner`]), point the handler's [`JwksCache`](crate::webhook::JwksCache) at
+/// [`FalMock::jwks_url`] (or verify against [`WebhookSigner::jwks`]), and `POST` the body with
+/// these headers.
+///
+/// ```
+/// use fal_client::mock::{sign_webhook, WebhookSigner};
+/// use fal_client::webhook::{verify_and_parse, DEFAULT_LEEWAY};
+///
+/// let signer = WebhookSigner::from_seed([3; 32]);
+/// let body = br#"{"request_id":"r-1","status":"OK","payload":{"finetune_id":"ft-1"},"error":null}"#;
+/// let headers = sign_webhook(&signer, "r-1", body)?;
+/// let now = std::time::SystemTime::now();
+/// let delivery = verify_and_parse::<serde_json::Value>(&headers, body, &signer.jwks(), now, DEFAULT_LEEWAY)?;
+/// assert_eq!(delivery.output().map(|o| o["finetune_id"] == "ft-1"), Some(true));
+/// # Ok::<(), fal_client::webhook::WebhookError>(())
+/// ```
+///
+/// # Errors
+/// [`WebhookError::InvalidHeader`](crate::webhook::WebhookError::InvalidHeader) when
+/// `request_id` or the signer's user id cannot be a header value.
+pub fn sign_webhook(
+    signer: &WebhookSigner,
+    request_id: &str,
+    body: &[u8],
+) -> std::result::Result<http::HeaderMap, crate::webhook::WebhookError> {
+    signer.sign_now(request_id, body).to_header_map()
 }
 
 /// Which of the mock's two servers received a request.
@@ -211,6 +284,10 @@ pub struct JobSnapshot {
 pub struct FalMockBuilder {
     key: String,
     timing: Timing,
+    api_addr: Option<SocketAddr>,
+    webhook: webhook::WebhookConfig,
+    faults: Faults,
+    store_uploads: bool,
 }
 
 impl Default for FalMockBuilder {
@@ -223,6 +300,10 @@ impl Default for FalMockBuilder {
                 log_lines: 5,
                 initial_queue_position: 2,
             },
+            api_addr: None,
+            webhook: webhook::WebhookConfig::default(),
+            faults: Faults::none(),
+            store_uploads: true,
         }
     }
 }
@@ -258,28 +339,70 @@ impl FalMockBuilder {
         self
     }
 
-    /// Bind both listeners on `127.0.0.1` (ephemeral ports) and start serving on the current
-    /// tokio runtime.
+    /// Bind the API server at `addr` instead of an ephemeral port on `127.0.0.1`, so that its
+    /// URLs (e.g. [`FalMock::jwks_url`]) are known before it starts. The CDN server still uses
+    /// an ephemeral port.
+    pub fn api_addr(mut self, addr: SocketAddr) -> Self {
+        self.api_addr = Some(addr);
+        self
+    }
+
+    /// Sign webhook deliveries with the key derived from this 32-byte seed (a stable key set
+    /// across runs). Default: a random key per mock.
+    pub fn webhook_seed(mut self, seed: [u8; 32]) -> Self {
+        self.webhook.seed = Some(seed);
+        self
+    }
+
+    /// How many times a webhook delivery is repeated after a non-2xx answer or a connection
+    /// failure (fal: 10 times over 2 hours). Default 3.
+    pub fn webhook_retries(mut self, n: u32) -> Self {
+        self.webhook.retries = n;
+        self
+    }
+
+    /// The wait before the first webhook re-delivery, doubled for each further one.
+    /// Default 100 ms.
+    pub fn webhook_retry_backoff(mut self, t: Duration) -> Self {
+        self.webhook.backoff = t;
+        self
+    }
+
+    /// The limit of one webhook delivery attempt (connect and answer). Default 10 s.
+    pub fn webhook_timeout(mut self, t: Duration) -> Self {
+        self.webhook.timeout = t;
+        self
+    }
+
+    /// Also deliver webhooks to hosts that are not loopback (`localhost`, `127.0.0.0/8`,
+    /// `::1`). Default `false`, so that tests submitting `https://example.com/...` never reach
+    /// the network; such deliveries are skipped with a `tracing` event.
+    pub fn webhook_allow_remote(mut self, allow: bool) -> Self {
+        self.webhook.allow_remote = allow;
+        self
+    }
+
+    /// Bind both listeners on `127.0.0.1` (ephemeral ports, unless [`api_addr`](Self::api_addr)
+    /// is set) and start serving on the current tokio runtime.
     ///
     /// # Errors
-    /// [`Error::Io`] when a listener cannot be bound.
+    /// [`Error::Io`] when a listener cannot be bound; [`Error::Config`] when the webhook HTTP
+    /// client cannot be built.
     pub async fn start(self) -> Result<FalMock> {
-        let bind = || async {
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .map_err(|source| Error::Io {
-                    path: "127.0.0.1:0 (mock listener)".into(),
-                    source,
-                })?;
-            let addr = l.local_addr().map_err(|source| Error::Io {
-                path: "127.0.0.1:0 (mock listener)".into(),
+        let bind = |at: SocketAddr| async move {
+            let io = |source| Error::Io {
+                path: format!("{at} (mock listener)"),
                 source,
-            })?;
+            };
+            let l = tokio::net::TcpListener::bind(at).await.map_err(io)?;
+            let addr = l.local_addr().map_err(io)?;
             Ok::<_, Error>((l, addr))
         };
-        let (api, api_addr) = bind().await?;
-        let (cdn, cdn_addr) = bind().await?;
+        let ephemeral = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (api, api_addr) = bind(self.api_addr.unwrap_or(ephemeral)).await?;
+        let (cdn, cdn_addr) = bind(ephemeral).await?;
         let (tx, rx) = watch::channel(false);
+        let webhooks = Arc::new(webhook::Webhooks::new(self.webhook, rx.clone())?);
         let shared = Arc::new(Shared {
             key: self.key,
             api_base: format!("http://{api_addr}/"),
@@ -291,8 +414,11 @@ impl FalMockBuilder {
             requests: Mutex::new(Vec::new()),
             submissions: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
+            faults: faults::Injector::new(self.faults),
             failures: Mutex::new(HashMap::new()),
+            multipart: multipart::Multipart::new(self.store_uploads),
             shutdown: rx.clone(),
+            webhooks,
         });
         let tasks = vec![
             tokio::spawn(serve(api, routes::api_router(shared.clone()), rx.clone())),
@@ -406,14 +532,53 @@ impl FalMock {
         self.client_builder().build()
     }
 
-    /// `FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL` for a child process.
+    /// `FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL` and `FAL_JWKS_URL` for a
+    /// child process.
     pub fn env_vars(&self) -> Vec<(String, String)> {
         vec![
             ("FAL_KEY".into(), self.key().to_owned()),
             ("FAL_QUEUE_URL".into(), self.queue_url()),
             ("FAL_RUN_URL".into(), self.run_url()),
             ("FAL_REST_URL".into(), self.rest_url()),
+            ("FAL_JWKS_URL".into(), self.jwks_url()),
         ]
+    }
+
+    /// The URL of the mock's webhook key set, e.g. `http://127.0.0.1:P/.well-known/jwks.json`
+    /// (served without auth). Point a [`JwksCache`](crate::webhook::JwksCache) at it with
+    /// `with_url`, or a receiver with `FAL_JWKS_URL`.
+    pub fn jwks_url(&self) -> String {
+        format!(
+            "{}{}",
+            self.shared.api_base.trim_end_matches('/'),
+            webhook::JWKS_PATH
+        )
+    }
+
+    /// The signer of the mock's webhook deliveries (user id `mock-user`, key id
+    /// `fal-mock-webhook`). Use it to sign bodies of your own, e.g. with [`sign_webhook`].
+    pub fn webhook_signer(&self) -> &WebhookSigner {
+        self.shared.webhooks.signer()
+    }
+
+    /// The key set served at [`jwks_url`](Self::jwks_url): the signer's public key.
+    pub fn jwks(&self) -> crate::webhook::Jwks {
+        self.webhook_signer().jwks()
+    }
+
+    /// Every webhook delivery attempt so far, oldest first (re-deliveries included).
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.shared.webhooks.deliveries()
+    }
+
+    /// Wait until at least `count` webhook delivery attempts are recorded, or `timeout` passes;
+    /// returns every attempt recorded by then (check the length).
+    pub async fn wait_for_webhook_deliveries(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<WebhookDelivery> {
+        self.shared.webhooks.wait_for(count, timeout).await
     }
 
     /// How many queue submits were accepted for `endpoint_id` (the full id, e.g.

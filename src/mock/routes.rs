@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 
 use super::state::{self, Outcome, Phase, Shared, SubmitMeta, UploadSlot};
 use super::validate::{self, Detail};
-use super::{media, HostKind, MockFailure, RecordedRequest};
+use super::{faults, media, HostKind, MockFailure, RecordedRequest};
 use crate::EndpointId;
 
 /// Largest API request body (a data-URI training archive can be big).
@@ -35,9 +35,19 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         .route("/queue/{*path}", post(submit).get(queue_get).put(queue_put))
         .route("/run/{*path}", post(run))
         .route("/rest/storage/upload/initiate", post(initiate))
+        .route(
+            "/rest/storage/upload/initiate-multipart",
+            post(super::multipart::initiate),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
+        // Added after the auth layer: the webhook key set is public, like fal's.
+        .route(super::webhook::JWKS_PATH, get(super::webhook::jwks))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::api_layer,
+        ))
         .layer(middleware::from_fn_with_state(
             (shared.clone(), HostKind::Api),
             record,
@@ -49,9 +59,17 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
 pub(crate) fn cdn_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/upload/{token}", put(upload))
+        .route(
+            "/multipart/{token}/{part}",
+            put(super::multipart::put_part).post(super::multipart::complete),
+        )
         .route("/files/{*path}", get(download))
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::cdn_layer,
+        ))
         .layer(middleware::from_fn_with_state(
             (shared.clone(), HostKind::Cdn),
             record,

@@ -61,8 +61,11 @@ pub(crate) struct Shared {
     pub(crate) requests: Mutex<Vec<RecordedRequest>>,
     pub(crate) submissions: Mutex<HashMap<String, usize>>,
     pub(crate) runs: Mutex<HashMap<String, usize>>,
+    pub(crate) faults: super::faults::Injector,
     pub(crate) failures: Mutex<HashMap<String, VecDeque<MockFailure>>>,
+    pub(crate) multipart: super::multipart::Multipart,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) webhooks: Arc<super::webhook::Webhooks>,
 }
 
 /// Why a job reached `COMPLETED`.
@@ -483,10 +486,9 @@ impl Shared {
             ok = matches!(completion.outcome, Outcome::Ok(_)),
             "mock: job completed"
         );
-        // webhook delivery: see issue 3
         if let Some(url) = &job.webhook {
-            let body = webhook_body(job, completion);
-            tracing::debug!(request_id = %job.id, webhook = %url, status = %body["status"], "mock: webhook due (delivery not implemented yet)");
+            let body = Bytes::from(webhook_body(job, completion).to_string());
+            self.webhooks.deliver(url, &job.id, body);
         }
     }
 

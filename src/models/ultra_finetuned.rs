@@ -63,12 +63,11 @@ impl Endpoint for UltraFinetuned {
 /// Input of [`UltraFinetuned`] (fal schema `FluxProV11UltraFinetunedInput`).
 ///
 /// `prompt`, `finetune_id` and `finetune_strength` are required: build it with
-/// [`UltraFinetunedInput::new`]. The derived `Default` exists only for struct update syntax; its
-/// `finetune_strength` of `0.0` means "finetune not applied", and fal has no server default for
-/// it. Unset (`None`) fields are not sent, so the server default applies; several of them
+/// [`UltraFinetunedInput::new`] (there is deliberately no `Default`: fal has no default for
+/// `finetune_strength`, and a silent `0.0` would mean "finetune not applied"). Unset (`None`) fields are not sent, so the server default applies; several of them
 /// (`enhance_prompt`, `image_url`, `image_prompt_strength`) are newer than some deployments.
 /// See <https://fal.ai/models/fal-ai/flux-pro/v1.1-ultra-finetuned/api>.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UltraFinetunedInput {
     /// `prompt` (required): the text prompt; include the trigger word used at training time.
     /// Must not be empty.
@@ -131,7 +130,17 @@ impl UltraFinetunedInput {
             prompt: prompt.into(),
             finetune_id: finetune_id.into(),
             finetune_strength,
-            ..Self::default()
+            seed: None,
+            sync_mode: None,
+            num_images: None,
+            enable_safety_checker: None,
+            output_format: None,
+            safety_tolerance: None,
+            enhance_prompt: None,
+            image_url: None,
+            image_prompt_strength: None,
+            aspect_ratio: None,
+            raw: None,
         }
     }
 

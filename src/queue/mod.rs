@@ -372,7 +372,7 @@ impl<O> RequestHandle<O> {
         let span = tracing::debug_span!("fal.status", endpoint = %self.endpoint, request_id = %self.request_id);
         let (_, body) = self
             .client
-            .execute_bytes(self.call(Method::GET, url, "status"))
+            .execute_bytes(self.call(Method::GET, url, "status").expect_json())
             .instrument(span)
             .await?;
         QueueStatus::from_slice(&body).map_err(|e| e.with_request_id(&self.request_id))
@@ -418,12 +418,17 @@ impl<O> RequestHandle<O> {
     /// [`Error::Api`] with the model's error (e.g. 422 with field details) when the request
     /// failed; transport failures.
     pub async fn result_bytes(&self) -> Result<Bytes> {
+        self.result_bytes_with(None).await
+    }
+
+    /// The result body with a retry policy other than the client's.
+    pub(crate) async fn result_bytes_with(&self, retry: Option<&RetryPolicy>) -> Result<Bytes> {
         let span = tracing::debug_span!("fal.result", endpoint = %self.endpoint, request_id = %self.request_id);
-        let (_, body) = self
-            .client
-            .execute_bytes(self.call(Method::GET, self.response_url.clone(), "result"))
-            .instrument(span)
-            .await?;
+        let mut call = self
+            .call(Method::GET, self.response_url.clone(), "result")
+            .expect_json();
+        call.retry = retry;
+        let (_, body) = self.client.execute_bytes(call).instrument(span).await?;
         Ok(body)
     }
 }

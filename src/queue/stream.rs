@@ -27,8 +27,8 @@ enum State<O> {
 
 impl<O: 'static> RequestHandle<O> {
     /// The status stream: each status change as it happens, ending after `COMPLETED` (or on
-    /// the first error). The stream yields [`Error::StreamIdle`] and ends when no event arrives
-    /// within the client's SSE idle timeout (default 15 s).
+    /// the first error). The stream yields [`Error::StreamIdle`] and ends when it cannot be
+    /// opened, or no event arrives, within the client's SSE idle timeout (default 15 s).
     ///
     /// [`wait`](Self::wait) uses this stream first and falls back to polling when it breaks.
     ///
@@ -121,9 +121,18 @@ impl<O: 'static> RequestHandle<O> {
             http::header::ACCEPT,
             HeaderValue::from_static("text/event-stream"),
         );
-        // No overall timeout: the stream lives as long as the request; idleness is checked per event.
+        // No overall timeout: the stream lives as long as the request; idleness is checked per
+        // event, and the answer head (with its retries) must come within the same idle time,
+        // else a server that accepts the connection and never answers would hold the wait for
+        // the whole read timeout, on every retry.
         call.timeout = None;
-        let resp = self.client.execute(call).await?;
+        let idle = self.client.inner.sse_idle_timeout;
+        let resp = tokio::time::timeout(idle, self.client.execute(call))
+            .await
+            .map_err(|_| Error::StreamIdle {
+                request_id: self.request_id.clone(),
+                idle,
+            })??;
         Ok(resp.bytes_stream().boxed())
     }
 }

@@ -9,7 +9,8 @@ use tokio::time::Instant;
 
 use super::status::LogCursor;
 use super::{QueueStatus, RequestHandle, RequestLog};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorDetail, Result};
+use crate::retry::RetryPolicy;
 
 /// How a [`RequestHandle::wait`] runs.
 ///
@@ -227,7 +228,9 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
                             break;
                         }
                     }
-                    Err(e) if is_fatal(&e) => return Err(e),
+                    // Any stream failure falls back to polling, even a 404 or 405: a server (or
+                    // proxy) may lack the stream route, and a request that is really unknown is
+                    // then reported by the first status poll.
                     Err(e) => {
                         tracing::info!(error = %e, "status stream failed; polling instead");
                         break;
@@ -248,8 +251,15 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
         on_event(WaitEvent::Completed);
         if let Some((message, error_type)) = completed.failure() {
             // The result call returns the model's own error (e.g. 422 with field details).
-            return Err(match self.result_bytes().await {
-                Err(e @ Error::Api(_)) => e,
+            // It is final, so it is asked once, without retries; an answer without details
+            // (an ingress page, a dropped connection) leaves fal's status message as the error.
+            let once = RetryPolicy::none();
+            return Err(match self.result_bytes_with(Some(&once)).await {
+                Err(Error::Api(api))
+                    if api.detail != ErrorDetail::None || api.error_type.is_some() =>
+                {
+                    Error::Api(api)
+                }
                 _ => Error::RequestFailed {
                     request_id: self.request_id.clone(),
                     endpoint: self.endpoint.to_string(),

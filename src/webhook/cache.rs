@@ -33,7 +33,7 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 ///   [`DEFAULT_JWKS_TTL`](super::DEFAULT_JWKS_TTL) (24 h, [`with_ttl`](Self::with_ttl)).
 /// - When no cached key verifies a delivery, the keys are fetched again **once** for that
 ///   delivery (fal may have rotated its key), at most once per
-///   [`DEFAULT_MIN_REFRESH_INTERVAL`](super::DEFAULT_MIN_REFRESH_INTERVAL) (60 s,
+///   [`DEFAULT_MIN_REFRESH_INTERVAL`](super::DEFAULT_MIN_REFRESH_INTERVAL) (10 s,
 ///   [`with_min_refresh_interval`](Self::with_min_refresh_interval)), so forged deliveries cannot
 ///   make it hammer the key server. A failed fetch is not retried within that interval either.
 /// - Concurrent verifications that need a fetch share one.
@@ -127,8 +127,16 @@ impl JwksCache {
     /// # Errors
     /// [`Error::Config`] when `FAL_JWKS_URL` is not an `http(s)` URL.
     pub fn from_env(http: reqwest::Client) -> Result<Self, Error> {
-        match std::env::var("FAL_JWKS_URL") {
-            Ok(s) if !s.trim().is_empty() => {
+        Self::from_lookup(http, |name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables read through `lookup`.
+    fn from_lookup(
+        http: reqwest::Client,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        match lookup("FAL_JWKS_URL") {
+            Some(s) if !s.trim().is_empty() => {
                 let url = Url::parse(s.trim())
                     .map_err(|e| Error::Config(format!("FAL_JWKS_URL {s:?} is not a URL: {e}")))?;
                 if !matches!(url.scheme(), "http" | "https") {
@@ -471,5 +479,72 @@ impl JwksCache {
             ));
         }
         Ok(keys)
+    }
+}
+
+impl crate::FalClient {
+    /// A [`JwksCache`] for verifying webhook deliveries that fetches fal's keys through this
+    /// client's connection pool (the JWKS request carries no credentials: the key is only
+    /// added to requests to the configured fal hosts). The key set URL is fal's
+    /// ([`DEFAULT_JWKS_URL`](super::DEFAULT_JWKS_URL)) unless the environment variable
+    /// `FAL_JWKS_URL` names another one, as in [`JwksCache::from_env`]; change it with
+    /// [`JwksCache::with_url`].
+    ///
+    /// Build it once and share it (clones share the keys): each call starts an empty cache.
+    ///
+    /// ```no_run
+    /// # async fn demo(fal: fal_client::FalClient, headers: http::HeaderMap, body: bytes::Bytes) -> fal_client::Result<()> {
+    /// let keys = fal.jwks_cache()?;
+    /// let delivery = keys.verify::<serde_json::Value>(&headers, &body).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `FAL_JWKS_URL` is set but is not an `http(s)` URL.
+    pub fn jwks_cache(&self) -> Result<JwksCache, Error> {
+        JwksCache::from_env(self.inner.http.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(value: Option<&'static str>) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            assert_eq!(name, "FAL_JWKS_URL");
+            value.map(str::to_owned)
+        }
+    }
+
+    #[test]
+    fn jwks_url_comes_from_the_environment() {
+        let http = reqwest::Client::new();
+        let c = JwksCache::from_lookup(http.clone(), lookup(None)).unwrap();
+        assert_eq!(c.url(), DEFAULT_JWKS_URL);
+        let c = JwksCache::from_lookup(http.clone(), lookup(Some("  "))).unwrap();
+        assert_eq!(c.url(), DEFAULT_JWKS_URL);
+        let c = JwksCache::from_lookup(
+            http.clone(),
+            lookup(Some(" http://127.0.0.1:9/.well-known/jwks.json ")),
+        )
+        .unwrap();
+        assert_eq!(c.url(), "http://127.0.0.1:9/.well-known/jwks.json");
+        for bad in ["ftp://x/keys", "not a url"] {
+            let err = JwksCache::from_lookup(http.clone(), lookup(Some(bad))).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config(m) if m.contains("FAL_JWKS_URL")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn jwks_cache_builds_from_a_client() {
+        // fal's URL unless the test environment sets FAL_JWKS_URL.
+        let fal = crate::FalClient::builder().key("k").build().unwrap();
+        if std::env::var_os("FAL_JWKS_URL").is_none() {
+            assert_eq!(fal.jwks_cache().unwrap().url(), DEFAULT_JWKS_URL);
+        }
     }
 }

@@ -22,7 +22,9 @@
 //!
 //! - [`JwksCache`] does it all for a server: it fetches fal's keys (no credentials are sent),
 //!   keeps them for 24 h, refreshes once when no cached key verifies (key rotation, rate-limited),
-//!   coalesces concurrent fetches and keeps serving its keys when a refresh fails.
+//!   coalesces concurrent fetches and keeps serving its keys when a refresh fails. Get one with
+//!   [`FalClient::jwks_cache`](crate::FalClient::jwks_cache) (it shares the client's connection
+//!   pool) or [`JwksCache::from_env`]; both read `FAL_JWKS_URL` (default [`DEFAULT_JWKS_URL`]).
 //! - [`verify`], [`verify_headers`], [`verify_and_parse`] and [`WebhookVerifier`] are the pure
 //!   core: they take the keys and the current time explicitly (pinned keys, tests, other
 //!   runtimes).
@@ -65,17 +67,28 @@
 //!         WebhookOutcome::Error { message, .. } => tracing::warn!(error = %message, "fal request failed"),
 //!         other => tracing::warn!(?other, "fal could not serialize the output"),
 //!     }
-//!     StatusCode::OK
+//!     StatusCode::OK // answer fast: hand slow work to a background task
 //! }
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let app = App { keys: JwksCache::new(reqwest::Client::new()), seen: Arc::new(DeliveryDeduper::new(10_000)) };
-//!     let router = Router::new().route("/fal/webhook", post(fal_webhook)).with_state(app);
+//!     let fal = fal_client::FalClient::from_env()?; // or JwksCache::from_env(reqwest::Client::new())
+//!     let app = App { keys: fal.jwks_cache()?, seen: Arc::new(DeliveryDeduper::new(10_000)) };
+//!     let router = Router::new().route("/webhook/fal/status", post(fal_webhook)).with_state(app);
 //!     axum::serve(tokio::net::TcpListener::bind("0.0.0.0:3000").await?, router).await?;
 //!     Ok(())
 //! }
 //! ```
+//!
+//! `examples/webhook_receiver.rs` is a complete receiver (background processing, one JSON line
+//! per delivery): `cargo run --example webhook_receiver`.
+//!
+//! # Testing a handler
+//!
+//! With the `mock` feature, `fal_client::mock::FalMock` delivers signed completions of jobs
+//! submitted with a webhook URL and serves its key set at `FalMock::jwks_url()`; point the
+//! handler's cache there ([`JwksCache::with_url`]). `fal_client::mock::sign_webhook` (or
+//! `WebhookSigner`) signs bodies of your own, e.g. to check that a tampered one gets a 401.
 
 use std::time::Duration;
 
@@ -110,8 +123,10 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(300);
 pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The shortest time between two key refreshes [`JwksCache`] makes because no cached key
-/// verified a delivery (or after a failed fetch): 60 s.
-pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// verified a delivery (or after a failed fetch): 10 s. Short enough that a key rotated right
+/// after a forged delivery is picked up within seconds; long enough that forged deliveries
+/// cannot turn the receiver into a JWKS-fetching loop (concurrent ones share one fetch).
+pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Header carrying the request id (lowercase; header names are case-insensitive).
 pub const HEADER_REQUEST_ID: &str = "x-fal-webhook-request-id";

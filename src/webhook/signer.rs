@@ -14,6 +14,11 @@ use super::WebhookError;
 /// verifier, for tests, fakes and the crate's mock (feature `mock`). Serve
 /// [`jwks`](Self::jwks) as the key set and send [`headers`](Self::headers) with the body.
 ///
+/// This is the test header generator for your own webhook handler: sign a body, `POST` it with
+/// the headers, and check the handler accepts it, and answers 401 once a byte is changed.
+/// `FalMock` signs its deliveries with one (`FalMock::webhook_signer`), and
+/// `fal_client::mock::sign_webhook` signs at the current time.
+///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
 /// use fal_client::webhook::{verify_and_parse, WebhookSigner, DEFAULT_LEEWAY};

@@ -1,0 +1,411 @@
+//! Whole flows through the crate's API against `FalMock`.
+
+use std::time::Duration;
+
+use fal_client::archive::ArchiveBuilder;
+use fal_client::avatar::{
+    AvatarKind, AvatarModel, Preset, TrainingJob, TrainingRequest, TriggerPhrase,
+};
+use fal_client::mock::{FalMock, MockFailure};
+use fal_client::models::{
+    FluxLora, FluxLoraInput, OutputFormat, PortraitTrainer, PortraitTrainerInput,
+    PortraitTrainerOutput, ProTrainer, ProTrainerInput, UltraFinetuned, UltraFinetunedInput,
+};
+use fal_client::queue::{
+    CancelOutcome, QueueStatus, RequestHandle, RunOptions, SubmitOptions, WaitEvent, WaitOptions,
+};
+use fal_client::{Error, FalClient};
+
+fn data(kind: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/data")
+        .join(kind)
+}
+
+async fn fast_mock() -> FalMock {
+    FalMock::builder()
+        .queue_time(Duration::from_millis(40))
+        .processing_time(Duration::from_millis(120))
+        .log_lines(4)
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn upload_archive(fal: &FalClient, kind: &str) -> String {
+    let archive = ArchiveBuilder::new()
+        .build_from_dir_async(data(kind))
+        .await
+        .unwrap();
+    fal.storage()
+        .upload_bytes(archive.into_bytes(), "application/zip", Some("set.zip"))
+        .await
+        .unwrap()
+}
+
+fn decodes(bytes: &[u8]) -> (u32, u32) {
+    if bytes.starts_with(b"\x89PNG") {
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let reader = decoder.read_info().unwrap();
+        let info = reader.info();
+        (info.width, info.height)
+    } else {
+        let mut d = jpeg_decoder::Decoder::new(bytes);
+        d.decode().unwrap();
+        let info = d.info().unwrap();
+        (u32::from(info.width), u32::from(info.height))
+    }
+}
+
+#[tokio::test]
+async fn portrait_avatar_trains_and_generates_decodable_images() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    let zip_url = upload_archive(&fal, "portrait").await;
+    let plan = AvatarKind::Portrait.plan(
+        Preset::Fast,
+        zip_url.clone(),
+        TriggerPhrase::new("TOK_ann").unwrap(),
+    );
+    let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
+    assert_eq!(job.endpoint_id(), "fal-ai/flux-lora-portrait-trainer");
+
+    // The mock received exactly what the plan said.
+    let sent = mock.job(job.request_id()).unwrap();
+    assert_eq!(sent.input["images_data_url"], zip_url.as_str());
+    assert_eq!(sent.input["steps"], 500);
+    assert_eq!(sent.input["learning_rate"], 3e-4);
+    assert_eq!(sent.input["trigger_phrase"], "TOK_ann");
+
+    let mut events = Vec::new();
+    let avatar = job
+        .wait_with(
+            WaitOptions::default().timeout(Duration::from_secs(20)),
+            |e| {
+                events.push(match e {
+                    WaitEvent::Queued { .. } => "queued".to_owned(),
+                    WaitEvent::Started => "started".to_owned(),
+                    WaitEvent::Log(l) => format!("log:{}", l.message),
+                    WaitEvent::Completed => "completed".to_owned(),
+                    _ => "other".to_owned(),
+                })
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.iter().filter(|e| *e == "started").count(), 1);
+    assert_eq!(events.last().map(String::as_str), Some("completed"));
+    let logs: Vec<_> = events.iter().filter(|e| e.starts_with("log:")).collect();
+    assert_eq!(logs.len(), 4, "each log line once: {events:?}");
+
+    let AvatarModel::Lora { url, config_url } = &avatar.model else {
+        panic!("expected a LoRA")
+    };
+    let lora = fal.storage().download(url).await.unwrap();
+    let header_len = u64::from_le_bytes(lora[..8].try_into().unwrap()) as usize;
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(&lora[8..8 + header_len]).is_ok(),
+        "safetensors header"
+    );
+    assert!(config_url.is_some());
+
+    let images = avatar.generate(&fal, "in a garden", 2).await.unwrap();
+    assert_eq!(images.len(), 2);
+    for image in &images {
+        let bytes = fal.storage().download(&image.url).await.unwrap();
+        assert_eq!(
+            decodes(&bytes),
+            (image.width.unwrap(), image.height.unwrap())
+        );
+    }
+    assert_eq!(mock.submissions("fal-ai/flux-lora"), 1);
+    let gen = mock.requests();
+    assert!(gen
+        .iter()
+        .all(|r| r.host_kind != fal_client::mock::HostKind::Cdn || !r.authorization_present));
+}
+
+#[tokio::test]
+async fn style_avatar_uses_the_pro_trainer_and_the_ultra_generator() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    let zip_url = upload_archive(&fal, "style").await;
+    let plan = AvatarKind::Style.plan(
+        Preset::Balanced,
+        zip_url,
+        TriggerPhrase::new("TOK_brand").unwrap(),
+    );
+    let TrainingRequest::Pro(input) = plan.request() else {
+        panic!()
+    };
+    assert_eq!(input.iterations, Some(500));
+    let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
+    assert_eq!(mock.job(job.request_id()).unwrap().input["mode"], "style");
+    let avatar = job.wait(WaitOptions::default()).await.unwrap();
+    let AvatarModel::Finetune { id } = &avatar.model else {
+        panic!("expected a finetune")
+    };
+    assert!(!id.is_empty());
+    let images = avatar.generate(&fal, "a lighthouse", 1).await.unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(mock.submissions("fal-ai/flux-pro/v1.1-ultra-finetuned"), 1);
+    let ultra = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/requests/"))
+        .map(|r| r.path)
+        .collect::<Vec<_>>();
+    assert!(
+        ultra
+            .iter()
+            .any(|p| p.starts_with("/queue/fal-ai/flux-pro/requests/")),
+        "owner/alias rule: {ultra:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_training_resumes_after_the_client_is_dropped() {
+    let mock = fast_mock().await;
+    let (request_id, trigger) = {
+        let fal = mock.client().unwrap();
+        let zip_url = upload_archive(&fal, "portrait").await;
+        let trigger = TriggerPhrase::new("TOK_r").unwrap();
+        let job = AvatarKind::Portrait
+            .plan(Preset::Fast, zip_url, trigger.clone())
+            .submit(&fal, SubmitOptions::default())
+            .await
+            .unwrap();
+        (job.request_id().to_owned(), trigger)
+    }; // client and handle dropped: a service restarted
+    let fal = mock.client().unwrap();
+    let job = TrainingJob::resume(&fal, AvatarKind::Portrait, trigger, &request_id).unwrap();
+    let avatar = job.wait(WaitOptions::default()).await.unwrap();
+    assert_eq!(
+        avatar.training_request_id.as_deref(),
+        Some(request_id.as_str())
+    );
+    let raw: RequestHandle<PortraitTrainerOutput> = fal
+        .resume("fal-ai/flux-lora-portrait-trainer", &request_id)
+        .unwrap();
+    assert!(raw
+        .result()
+        .await
+        .unwrap()
+        .diffusers_lora_file
+        .url
+        .starts_with("http"));
+    assert_eq!(mock.submissions("fal-ai/flux-lora-portrait-trainer"), 1);
+}
+
+#[tokio::test]
+async fn server_side_validation_comes_back_with_field_details() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    // A body the client's own validation would refuse, sent untyped to reach the server.
+    let job = fal
+        .submit_json(
+            "fal-ai/flux-lora-portrait-trainer",
+            &serde_json::json!({"images_data_url": "https://example.com/a.zip", "steps": 20000}),
+            SubmitOptions::default(),
+        )
+        .await
+        .unwrap();
+    let err = job.wait(WaitOptions::default()).await.unwrap_err();
+    assert_eq!(err.status(), Some(422));
+    assert_eq!(err.request_id(), Some(job.request_id()));
+    let fields = err.as_api().unwrap().field_errors();
+    assert_eq!(fields[0].field(), Some("steps"));
+    // The typed path refuses the same input before spending anything.
+    let before = mock.submissions("fal-ai/flux-lora-portrait-trainer");
+    let input = PortraitTrainerInput {
+        steps: Some(20_000),
+        ..PortraitTrainerInput::new("https://example.com/a.zip")
+    };
+    let err = fal
+        .submit::<PortraitTrainer>(&input, SubmitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { ref field, .. } if field == "steps"));
+    assert_eq!(
+        mock.submissions("fal-ai/flux-lora-portrait-trainer"),
+        before
+    );
+}
+
+#[tokio::test]
+async fn a_failed_request_is_typed_and_keeps_its_id() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    mock.fail_next(
+        "fal-ai/flux-lora",
+        MockFailure::completed_with_error("Runner disconnected", "runner_disconnected"),
+    );
+    let job = fal
+        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .await
+        .unwrap();
+    let err = job.wait(WaitOptions::default()).await.unwrap_err();
+    assert_eq!(err.request_id(), Some(job.request_id()));
+    let api = err
+        .as_api()
+        .expect("the result call returns the runner error");
+    assert_eq!(api.error_type.as_deref(), Some("runner_disconnected"));
+    assert!(matches!(
+        job.status(false).await.unwrap(),
+        QueueStatus::Completed { error: Some(_), .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_pro_trainer_requires_a_finetune_comment_on_the_server_too() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    let job = fal
+        .submit_json(
+            "fal-ai/flux-pro-trainer",
+            &serde_json::json!({"data_url": "https://x/a.zip"}),
+            SubmitOptions::default(),
+        )
+        .await
+        .unwrap();
+    let err = job.wait(WaitOptions::default()).await.unwrap_err();
+    let f = &err.as_api().unwrap().field_errors()[0];
+    assert_eq!(
+        (f.field(), f.kind.as_str()),
+        (Some("finetune_comment"), "value_error.missing")
+    );
+    let typed = fal
+        .submit::<ProTrainer>(
+            &ProTrainerInput::new("https://x/a.zip", " "),
+            SubmitOptions::default(),
+        )
+        .await;
+    assert!(
+        matches!(typed, Err(Error::InvalidInput { ref field, .. }) if field == "finetune_comment")
+    );
+}
+
+#[tokio::test]
+async fn cancel_a_queued_request() {
+    let mock = FalMock::builder()
+        .queue_time(Duration::from_secs(30))
+        .start()
+        .await
+        .unwrap();
+    let fal = mock.client().unwrap();
+    let job = fal
+        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        job.status(false).await.unwrap(),
+        QueueStatus::InQueue { .. }
+    ));
+    assert_eq!(
+        job.cancel().await.unwrap(),
+        CancelOutcome::CancellationRequested
+    );
+    assert_eq!(job.cancel().await.unwrap(), CancelOutcome::AlreadyCompleted);
+    let err = job.wait(WaitOptions::default()).await.unwrap_err();
+    assert_eq!(err.request_id(), Some(job.request_id()));
+    assert_eq!(
+        err.as_api().unwrap().error_type.as_deref(),
+        Some("client_cancelled")
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_cancels_the_request_on_the_mock() {
+    let mock = FalMock::builder()
+        .queue_time(Duration::from_secs(30))
+        .start()
+        .await
+        .unwrap();
+    let fal = mock.client().unwrap();
+    let job = fal
+        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .await
+        .unwrap();
+    let err = job
+        .wait(WaitOptions::default().timeout(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                cancel_requested: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(mock.job(job.request_id()).unwrap().cancelled);
+}
+
+#[tokio::test]
+async fn sync_run_and_submit_options_reach_the_server() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    let input = UltraFinetunedInput {
+        num_images: Some(2),
+        output_format: Some(OutputFormat::Png),
+        ..UltraFinetunedInput::new("a fox", "ft-1", 1.0)
+    };
+    let out = fal
+        .run::<UltraFinetuned>(&input, RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(out.images.len(), 2);
+    assert_eq!(out.prompt, "a fox");
+    let png = fal.storage().download(&out.images[0].url).await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    assert_eq!(mock.runs("fal-ai/flux-pro/v1.1-ultra-finetuned"), 1);
+
+    let opts = SubmitOptions::default()
+        .priority(fal_client::queue::Priority::Low)
+        .runner_hint("lora:a")
+        .start_timeout(Duration::from_secs(90))
+        .webhook("http://127.0.0.1:9/hook".parse().unwrap());
+    let job = fal
+        .submit::<FluxLora>(&FluxLoraInput::new("x"), opts)
+        .await
+        .unwrap();
+    let snap = mock.job(job.request_id()).unwrap();
+    assert_eq!(snap.priority.as_deref(), Some("low"));
+    assert_eq!(snap.runner_hint.as_deref(), Some("lora:a"));
+    assert_eq!(snap.request_timeout.as_deref(), Some("90"));
+    assert_eq!(snap.webhook_url.as_deref(), Some("http://127.0.0.1:9/hook"));
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_a_401_and_nothing_is_queued() {
+    let mock = fast_mock().await;
+    let fal = mock.client_builder().key("not-the-key").build().unwrap();
+    let err = fal
+        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert_eq!(mock.submissions("fal-ai/flux-lora"), 0);
+    let err = fal
+        .storage()
+        .upload_bytes(vec![1u8], "image/png", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
+}
+
+#[tokio::test]
+async fn uploaded_files_round_trip_through_the_mock() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("face.jpg");
+    std::fs::copy(data("portrait").join("astronaut_01.jpg"), &path).unwrap();
+    let url = fal.storage().upload_file(&path).await.unwrap();
+    let (ct, bytes) = mock.uploaded(&url).unwrap();
+    assert_eq!(ct, "image/jpeg");
+    assert_eq!(bytes, std::fs::read(&path).unwrap());
+    assert_eq!(fal.storage().download(&url).await.unwrap(), bytes);
+}
