@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -35,6 +36,8 @@ pub struct FalClient {
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) key: Option<SecretString>,
+    /// `Key {key}`, built once (marked sensitive: redacted in `Debug`).
+    pub(crate) auth: Option<HeaderValue>,
     pub(crate) queue_url: Url,
     pub(crate) run_url: Url,
     pub(crate) rest_url: Url,
@@ -153,10 +156,9 @@ impl FalClient {
 
     /// The `Authorization` value for `url`, only when `url` is on one of the configured fal
     /// base URLs. The key never goes anywhere else.
-    pub(crate) fn auth_for(&self, url: &Url) -> Option<String> {
-        let key = self.inner.key.as_ref()?;
-        self.is_fal_url(url)
-            .then(|| format!("Key {}", key.expose_secret()))
+    pub(crate) fn auth_for(&self, url: &Url) -> Option<HeaderValue> {
+        let auth = self.inner.auth.as_ref()?;
+        self.is_fal_url(url).then(|| auth.clone())
     }
 }
 
@@ -293,9 +295,23 @@ impl FalClientBuilder {
                     .build()
                     .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
             };
+        let auth = match &self.key {
+            Some(key) => {
+                let mut v = HeaderValue::from_str(&format!("Key {}", key.expose_secret()))
+                    .map_err(|_| {
+                        Error::Config(
+                            "the fal key contains characters not allowed in a header".into(),
+                        )
+                    })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
         Ok(FalClient {
             inner: Arc::new(Inner {
                 http,
+                auth,
                 key: self.key,
                 queue_url,
                 run_url,
@@ -355,7 +371,7 @@ mod tests {
         .build()
         .unwrap();
         let url = Url::parse("https://queue.fal.run/fal-ai/x").unwrap();
-        assert_eq!(c.auth_for(&url).as_deref(), Some("Key k1"));
+        assert_eq!(c.auth_for(&url).unwrap(), "Key k1");
     }
 
     #[test]
@@ -368,7 +384,7 @@ mod tests {
         .build()
         .unwrap();
         let url = Url::parse("https://rest.fal.ai/storage").unwrap();
-        assert_eq!(c.auth_for(&url).as_deref(), Some("Key id:s"));
+        assert_eq!(c.auth_for(&url).unwrap(), "Key id:s");
     }
 
     #[test]
@@ -411,6 +427,12 @@ mod tests {
             let r = FalClient::builder().queue_url(bad).build();
             assert!(matches!(r, Err(Error::Config(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_a_header_is_a_config_error() {
+        let r = FalClient::builder().key("line\nbreak").build();
+        assert!(matches!(r, Err(Error::Config(ref m)) if m.contains("header")));
     }
 
     #[test]
