@@ -277,6 +277,9 @@ pub struct JobSnapshot {
     pub request_timeout: Option<String>,
     /// Whether a cancel was accepted for it.
     pub cancelled: bool,
+    /// When the mock marked it `COMPLETED` (the first look at it, by a status answer, a status
+    /// stream or the mock's own timer, at or after its end), for latency measurements.
+    pub completed_at: Option<std::time::SystemTime>,
 }
 
 /// Configures and starts a [`FalMock`].

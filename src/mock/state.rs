@@ -108,6 +108,8 @@ pub(crate) struct JobMut {
 /// How a completed job ended, fixed once at completion.
 #[derive(Debug)]
 pub(crate) struct Completion {
+    /// When the mock marked the job `COMPLETED` (its first observation at or after the end).
+    pub(crate) at: SystemTime,
     pub(crate) logs: usize,
     pub(crate) inference_time: Option<f64>,
     pub(crate) outcome: Outcome,
@@ -534,6 +536,7 @@ impl Shared {
             },
         };
         Completion {
+            at: SystemTime::now(),
             logs,
             inference_time,
             outcome,
@@ -830,6 +833,7 @@ impl Shared {
             runner_hint: job.runner_hint.clone(),
             request_timeout: job.request_timeout.clone(),
             cancelled,
+            completed_at: view.completion.as_ref().map(|c| c.at),
         }
     }
 
