@@ -14,11 +14,11 @@
 //!
 //! Two criterion groups: `lifecycle_wall` (wall time per job) and `lifecycle_cpu` (CPU time
 //! per job of the whole client process, `getrusage(RUSAGE_SELF)`, returned through
-//! `iter_custom`). A summary with the crate/bare ratios is printed at the end.
+//! `iter_custom`). Then a summary with the crate/bare ratios, from alternating batches of the
+//! two variants (skipped when a filter is given).
 
 mod support;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
@@ -27,22 +27,7 @@ use support::jobs::{Setup, Variant};
 
 const CONCURRENCY: [usize; 2] = [1, 64];
 
-/// Every batch run in this process: (variant, concurrency) → (jobs, wall, cpu).
-type Totals = Mutex<Vec<((Variant, usize), (u64, Duration, Duration))>>;
-
-fn record(totals: &Totals, key: (Variant, usize), n: u64, wall: Duration, cpu: Duration) {
-    let mut t = totals.lock().expect("totals");
-    match t.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, v)) => {
-            v.0 += n;
-            v.1 += wall;
-            v.2 += cpu;
-        }
-        None => t.push((key, (n, wall, cpu))),
-    }
-}
-
-fn benches(c: &mut Criterion, setup: &Setup, totals: &Totals) {
+fn benches(c: &mut Criterion, setup: &Setup) {
     for (group_name, cpu) in [("lifecycle_wall", false), ("lifecycle_cpu", true)] {
         let mut g = c.benchmark_group(group_name);
         g.sample_size(10)
@@ -57,7 +42,6 @@ fn benches(c: &mut Criterion, setup: &Setup, totals: &Totals) {
                         b.iter_custom(|iters| {
                             let (wall, cpu_t) = setup.run(variant, iters, conc);
                             if cpu {
-                                record(totals, (variant, conc), iters, wall, cpu_t);
                                 cpu_t
                             } else {
                                 wall
@@ -71,43 +55,59 @@ fn benches(c: &mut Criterion, setup: &Setup, totals: &Totals) {
     }
 }
 
-fn summary(totals: &Totals) {
-    let t = totals.lock().expect("totals");
-    let get = |v: Variant, c: usize| {
-        t.iter()
-            .find(|(k, _)| *k == (v, c))
-            .map(|(_, (n, w, cpu))| (*w / (*n as u32).max(1), *cpu / (*n as u32).max(1), *n))
-    };
+/// The crate/bare ratios, from batches of the two variants run alternately (so that drift
+/// of the machine, which is large on a shared 2-core VM, hits both alike).
+fn summary(setup: &Setup) {
+    const ROUNDS: u32 = 8;
     println!();
-    println!("summary (every batch of the lifecycle_cpu group, warm-up included; per job):");
     println!(
-        "{:<6} {:>14} {:>14} {:>10} {:>14} {:>14} {:>10}",
-        "conc", "bare CPU", "crate CPU", "CPU ratio", "bare wall", "crate wall", "wall ratio"
+        "summary: {ROUNDS} alternating rounds per concurrency (bare batch, crate batch); per job:"
+    );
+    println!(
+        "{:<5} {:>7} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10}",
+        "conc",
+        "jobs",
+        "bare CPU",
+        "crate CPU",
+        "CPU ratio",
+        "bare wall",
+        "crate wall",
+        "wall ratio"
     );
     for conc in CONCURRENCY {
-        if let (Some(b), Some(k)) = (get(Variant::Bare, conc), get(Variant::Crate, conc)) {
-            println!(
-                "{:<6} {:>14} {:>14} {:>9.3}x {:>14} {:>14} {:>9.3}x   ({} + {} jobs)",
-                conc,
-                fmt_dur(b.1),
-                fmt_dur(k.1),
-                k.1.as_secs_f64() / b.1.as_secs_f64(),
-                fmt_dur(b.0),
-                fmt_dur(k.0),
-                k.0.as_secs_f64() / b.0.as_secs_f64(),
-                b.2,
-                k.2,
-            );
+        let n: u64 = if conc == 1 { 1000 } else { 3000 };
+        let mut t = [(Duration::ZERO, Duration::ZERO); 2];
+        for _ in 0..ROUNDS {
+            for (i, v) in [Variant::Bare, Variant::Crate].into_iter().enumerate() {
+                let (wall, cpu) = setup.run(v, n, conc);
+                t[i].0 += wall;
+                t[i].1 += cpu;
+            }
         }
+        let jobs = n as u32 * ROUNDS;
+        let [(bw, bc), (kw, kc)] = t;
+        println!(
+            "{:<5} {:>7} {:>12} {:>12} {:>9.3}x {:>12} {:>12} {:>9.3}x",
+            conc,
+            jobs,
+            fmt_dur(bc / jobs),
+            fmt_dur(kc / jobs),
+            kc.as_secs_f64() / bc.as_secs_f64(),
+            fmt_dur(bw / jobs),
+            fmt_dur(kw / jobs),
+            kw.as_secs_f64() / bw.as_secs_f64(),
+        );
     }
 }
 
 fn main() {
     support::serve_if_requested();
     let setup = Setup::new();
-    let totals = Totals::default();
     let mut c = Criterion::default().configure_from_args();
-    benches(&mut c, &setup, &totals);
+    benches(&mut c, &setup);
     c.final_summary();
-    summary(&totals);
+    // `cargo bench -- <filter>` or `--list`: criterion's part only.
+    if std::env::args().skip(1).all(|a| a == "--bench") {
+        summary(&setup);
+    }
 }

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub processing: Duration,
     /// Tokio worker threads of the server.
     pub workers: usize,
+    /// Keep uploaded bytes (`false`: the mock's discard mode, only sizes and hashes).
+    pub store_uploads: bool,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +33,7 @@ impl Default for ServerConfig {
         Self {
             processing: Duration::ZERO,
             workers: 2,
+            store_uploads: true,
         }
     }
 }
@@ -51,7 +54,12 @@ impl ServerProcess {
         let mut child = Command::new(exe)
             .env(
                 ROLE,
-                format!("{}:{}", cfg.processing.as_micros(), cfg.workers),
+                format!(
+                    "{}:{}:{}",
+                    cfg.processing.as_micros(),
+                    cfg.workers,
+                    u8::from(cfg.store_uploads)
+                ),
             )
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
@@ -123,9 +131,18 @@ pub fn serve_if_requested() {
     let Ok(spec) = std::env::var(ROLE) else {
         return;
     };
-    let (micros, workers) = spec.split_once(':').unwrap_or((&spec, "2"));
-    let processing = Duration::from_micros(micros.parse().unwrap_or(0));
-    let workers = workers.parse().unwrap_or(2).max(1);
+    let mut fields = spec.split(':');
+    let mut next = |default: u64| {
+        fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(default)
+    };
+    let processing = Duration::from_micros(next(0));
+    let workers = next(2).max(1) as usize;
+    let store_uploads = next(1) != 0;
+    // Many held status streams need many sockets.
+    raise_nofile(65536);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -137,6 +154,7 @@ pub fn serve_if_requested() {
             .processing_time(processing)
             .log_lines(0)
             .initial_queue_position(0)
+            .store_uploads(store_uploads)
             .start()
             .await
             .expect("start the mock");
