@@ -73,11 +73,15 @@ impl Bare {
     }
 }
 
-pub async fn crate_job(fal: &FalClient, input: &FluxLoraInput) -> FluxLoraOutput {
+pub async fn crate_job(
+    fal: &FalClient,
+    input: &FluxLoraInput,
+    wait: WaitOptions,
+) -> FluxLoraOutput {
     fal.submit::<FluxLora>(input, SubmitOptions::default())
         .await
         .expect("submit")
-        .wait(WaitOptions::default())
+        .wait(wait)
         .await
         .expect("wait")
 }
@@ -110,12 +114,18 @@ pub struct Setup {
     fal: FalClient,
     bare: Arc<Bare>,
     input: Arc<FluxLoraInput>,
+    /// How the crate variant waits (default: status stream first).
+    pub wait: WaitOptions,
     _server: ServerProcess,
 }
 
 impl Setup {
     pub fn new() -> Self {
-        let server = ServerProcess::spawn(ServerConfig::default()).expect("start the server");
+        Self::with_server(ServerConfig::default())
+    }
+
+    pub fn with_server(cfg: ServerConfig) -> Self {
+        let server = ServerProcess::spawn(cfg).expect("start the server");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -131,6 +141,7 @@ impl Setup {
             fal,
             bare,
             input: Arc::new(FluxLoraInput::new("a red fox in the snow")),
+            wait: WaitOptions::default(),
             _server: server,
         }
     }
@@ -147,10 +158,11 @@ impl Setup {
                     let fal = self.fal.clone();
                     let bare = self.bare.clone();
                     let input = self.input.clone();
+                    let wait = self.wait.clone();
                     tokio::spawn(async move {
                         while next.fetch_add(1, Ordering::Relaxed) < n {
                             let out = match variant {
-                                Variant::Crate => crate_job(&fal, &input).await,
+                                Variant::Crate => crate_job(&fal, &input, wait.clone()).await,
                                 Variant::Bare => bare.job(&input).await,
                             };
                             assert_eq!(out.images.len(), 1);
