@@ -984,3 +984,48 @@ async fn submit_keeps_fal_urls_and_rebuilds_missing_or_foreign_ones() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn status_and_cancel_urls_are_exactly_the_ones_fal_sent() {
+    let server = MockServer::start().await;
+    let base = format!("{}/fal-ai/flux-pro/requests/r%207", server.uri());
+    let cases = [
+        // The usual shape: result URL plus `/status`, `/cancel`.
+        (
+            base.clone(),
+            format!("{base}/status"),
+            format!("{base}/cancel"),
+        ),
+        // Anything else is taken as given.
+        (
+            format!("{base}?token=1"),
+            format!("{base}/status?token=1"),
+            format!("{base}/cancel?token=1"),
+        ),
+        (
+            base.clone(),
+            format!("{base}/state"),
+            format!("{base}-cancel"),
+        ),
+    ];
+    for (response_url, status_url, cancel_url) in cases {
+        server.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "status": "IN_QUEUE",
+                "request_id": "r7",
+                "response_url": response_url,
+                "status_url": status_url,
+                "cancel_url": cancel_url,
+            })))
+            .mount(&server)
+            .await;
+        let job = client(&server)
+            .submit::<Echo>(&input(), SubmitOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(job.response_url().as_str(), response_url);
+        assert_eq!(job.status_url().as_str(), status_url);
+        assert_eq!(job.cancel_url().as_str(), cancel_url);
+    }
+}

@@ -510,8 +510,8 @@ impl FalClient {
         // Prefer fal's own URLs (the docs say not to build them), but only on a trusted host:
         // the key is never sent elsewhere, so a foreign URL could not be used anyway. URLs are
         // built from the endpoint id only when fal's are missing or foreign.
-        let trusted = |given: Option<String>| {
-            let u = Url::parse(&given?).ok()?;
+        let trusted = |given: &str| {
+            let u = Url::parse(given).ok()?;
             if self.is_fal_url(&u) {
                 Some(u)
             } else {
@@ -519,11 +519,33 @@ impl FalClient {
                 None
             }
         };
-        let given = (
-            trusted(sub.status_url),
-            trusted(sub.response_url),
-            trusted(sub.cancel_url),
-        );
+        let response_url = sub.response_url.as_deref().and_then(trusted);
+        // fal's status and cancel URLs are the result URL plus one segment: build those from the
+        // parsed result URL instead of parsing them again (a URL parse is a large part of a
+        // call's CPU cost, see BENCHMARKS.md); anything else is parsed and checked as given.
+        let sibling = |given: Option<&str>, segment: &str| {
+            let given = given?;
+            if let (Some(raw), Some(base)) = (sub.response_url.as_deref(), &response_url) {
+                let same =
+                    given.strip_prefix(raw).and_then(|r| r.strip_prefix('/')) == Some(segment);
+                if same && base.query().is_none() && base.fragment().is_none() {
+                    let mut u = base.clone();
+                    let pushed = u
+                        .path_segments_mut()
+                        .map(|mut path| {
+                            path.push(segment);
+                        })
+                        .is_ok();
+                    if pushed {
+                        return Some(u);
+                    }
+                }
+            }
+            trusted(given)
+        };
+        let status_url = sibling(sub.status_url.as_deref(), "status");
+        let cancel_url = sibling(sub.cancel_url.as_deref(), "cancel");
+        let given = (status_url, response_url, cancel_url);
         let mut handle = match given {
             (Some(status_url), Some(response_url), Some(cancel_url)) => {
                 check_request_id(&sub.request_id)?;
