@@ -185,7 +185,7 @@ impl SseParser {
                 self.after_cr = false;
             }
             let rest = &self.buf[self.pos..];
-            let Some(len) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(len) = memchr::memchr2(b'\n', b'\r', rest) else {
                 if rest.len() > MAX_EVENT {
                     return Err(format!("an event line is longer than {MAX_EVENT} bytes"));
                 }
@@ -206,7 +206,7 @@ impl SseParser {
             if line[0] == b':' {
                 continue; // comment
             }
-            let (field, value) = match line.iter().position(|&b| b == b':') {
+            let (field, value) = match memchr::memchr(b':', line) {
                 Some(i) => {
                     let v = &line[i + 1..];
                     (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
