@@ -80,7 +80,7 @@ impl<O: 'static> RequestHandle<O> {
                             let e = Error::Decode {
                                 what: "status stream".into(),
                                 path: ".".into(),
-                                message: message.into(),
+                                message,
                                 body_excerpt: String::new(),
                                 request_id: Some(handle.request_id.clone()),
                             };
