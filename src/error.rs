@@ -471,13 +471,32 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     body: &[u8],
     request_id: Option<&str>,
 ) -> Result<T> {
+    decode_json_checked(what, body, request_id).map_err(|(e, _)| e)
+}
+
+/// [`decode_json`], also saying whether the body is *broken* JSON (cut short, or not JSON at
+/// all, like an HTML page from a proxy) rather than JSON of the wrong shape. A broken answer to
+/// an idempotent call is worth asking again; a wrong shape is not.
+#[allow(clippy::result_large_err)] // crate-internal; the pair lives one call
+pub(crate) fn decode_json_checked<T: serde::de::DeserializeOwned>(
+    what: &str,
+    body: &[u8],
+    request_id: Option<&str>,
+) -> std::result::Result<T, (Error, bool)> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| Error::Decode {
-        what: what.to_owned(),
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-        body_excerpt: excerpt(body),
-        request_id: request_id.map(str::to_owned),
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let broken = matches!(
+            e.inner().classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        );
+        let err = Error::Decode {
+            what: what.to_owned(),
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+            body_excerpt: excerpt(body),
+            request_id: request_id.map(str::to_owned),
+        };
+        (err, broken)
     })
 }
 

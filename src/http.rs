@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::client::FalClient;
-use crate::error::{decode_json, excerpt, parse_error_body, ApiError, Error, Result};
+use crate::error::{decode_json_checked, excerpt, parse_error_body, ApiError, Error, Result};
 use crate::retry::{retry_after, should_retry_status, CallKind, RetryPolicy};
 
 /// Largest error body read into memory, in bytes; the rest is dropped.
@@ -317,16 +317,16 @@ impl FalClient {
             .await
     }
 
-    /// Execute and decode the success body as JSON.
+    /// Execute and decode the success body as JSON into `T`, straight from the response bytes
+    /// and once. On an idempotent call a broken body (cut short, not JSON at all) is retried; JSON
+    /// of the wrong shape is an [`Error::Decode`] naming the path, at once.
     pub(crate) async fn execute_json<T: DeserializeOwned>(
         &self,
         call: Call<'_>,
         what: &str,
     ) -> Result<T> {
-        let rid = call.request_id.map(str::to_owned);
-        let (headers, body) = self.execute_bytes(call.expect_json()).await?;
-        let rid = rid.or_else(|| header_str(&headers, "x-fal-request-id").map(str::to_owned));
-        decode_json(what, &body, rid.as_deref())
+        self.execute_with(&call, |resp| decode_answer(&call, what, resp))
+            .await
     }
 }
 
@@ -334,34 +334,57 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Read a success answer's body for [`FalClient::execute_bytes`]; the error says whether the
-/// attempt may be repeated.
-async fn read_answer(
+/// Read a success answer's body; the error says whether the attempt may be repeated.
+async fn read_body(
     call: &Call<'_>,
     resp: reqwest::Response,
 ) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
     let headers = resp.headers().clone();
-    let idempotent = call.kind == CallKind::Idempotent;
-    let body = match resp.bytes().await {
-        Ok(b) => b,
-        Err(source) if idempotent => return Err((transport_error(call, source), true)),
+    match resp.bytes().await {
+        Ok(b) => Ok((headers, b)),
+        Err(source) if call.kind == CallKind::Idempotent => {
+            Err((transport_error(call, source), true))
+        }
         // fal answered 2xx to the submit: the job exists, its id is lost with the body.
-        Err(source) => return Err((ambiguous_submit(call, source), false)),
-    };
+        Err(source) => Err((ambiguous_submit(call, source), false)),
+    }
+}
+
+/// The request id for errors about an answer: the call's, else the answer's header.
+fn answer_request_id<'a>(call: &'a Call<'_>, headers: &'a HeaderMap) -> Option<&'a str> {
+    call.request_id
+        .or_else(|| header_str(headers, "x-fal-request-id"))
+}
+
+/// Read a success answer for [`FalClient::execute_bytes`].
+async fn read_answer(
+    call: &Call<'_>,
+    resp: reqwest::Response,
+) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
+    let (headers, body) = read_body(call, resp).await?;
     if call.expect_json {
-        let rid = call
-            .request_id
-            .or_else(|| header_str(&headers, "x-fal-request-id"));
         // Only the syntax is checked here: a body that is not JSON at all (cut short, an HTML
         // page from a proxy) is a broken answer; JSON of the wrong shape is decoded (and
         // reported with its path) by the caller.
-        if let Err(e) =
-            decode_json::<serde::de::IgnoredAny>(&format!("{} answer", call.op), &body, rid)
-        {
-            return Err((e, idempotent));
+        let what = format!("{} answer", call.op);
+        let rid = answer_request_id(call, &headers);
+        if let Err((e, broken)) = decode_json_checked::<serde::de::IgnoredAny>(&what, &body, rid) {
+            return Err((e, broken && call.kind == CallKind::Idempotent));
         }
     }
     Ok((headers, body))
+}
+
+/// Read and decode a success answer for [`FalClient::execute_json`].
+async fn decode_answer<T: DeserializeOwned>(
+    call: &Call<'_>,
+    what: &str,
+    resp: reqwest::Response,
+) -> std::result::Result<T, (Error, bool)> {
+    let (headers, body) = read_body(call, resp).await?;
+    let rid = answer_request_id(call, &headers);
+    decode_json_checked(what, &body, rid)
+        .map_err(|(e, broken)| (e, broken && call.kind == CallKind::Idempotent))
 }
 
 fn ambiguous_submit(call: &Call<'_>, source: reqwest::Error) -> Error {

@@ -440,12 +440,10 @@ impl<O: DeserializeOwned> RequestHandle<O> {
     /// # Errors
     /// As [`result_bytes`](Self::result_bytes), plus [`Error::Decode`] naming the JSON path.
     pub async fn result(&self) -> Result<O> {
-        let body = self.result_bytes().await?;
-        decode_json(
-            &format!("{} output", self.endpoint),
-            &body,
-            Some(&self.request_id),
-        )
+        let span = tracing::debug_span!("fal.result", endpoint = %self.endpoint, request_id = %self.request_id);
+        let call = self.call(Method::GET, self.response_url.clone(), "result");
+        let what = format!("{} output", self.endpoint);
+        self.client.execute_json(call, &what).instrument(span).await
     }
 }
 
