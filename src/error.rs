@@ -3,7 +3,8 @@
 //! Every fallible call returns [`Error`]. It separates what went wrong *before* a request
 //! ([`Error::InvalidInput`], [`Error::InvalidEndpointId`], [`Error::Config`]), on the wire
 //! ([`Error::Transport`], [`Error::AmbiguousSubmit`]), at fal ([`Error::Api`],
-//! [`Error::RequestFailed`]), while reading an answer ([`Error::Decode`]) and while waiting
+//! [`Error::RequestFailed`]), while reading an answer ([`Error::Decode`],
+//! [`Error::ResponseTooLarge`]) and while waiting
 //! ([`Error::Timeout`]). Whenever fal already knows the request, the error carries its request
 //! id ([`Error::request_id`]) so a caller can resume instead of paying twice.
 //!
@@ -112,6 +113,29 @@ pub enum Error {
         request_id: Option<String>,
     },
 
+    /// An answer was larger than the client accepts, so it was not read further (and never
+    /// buffered whole). Control answers (submit, status, cancel, upload initiation) are limited to
+    /// 8 MiB; results, sync runs and in-memory downloads to
+    /// [`FalClientBuilder::max_response_bytes`](crate::FalClientBuilder::max_response_bytes)
+    /// (default 256 MiB). Stream big files to disk with
+    /// [`Storage::download_to_file`](crate::storage::Storage::download_to_file) instead.
+    #[error("the {what} answer from {url} is larger than the {limit}-byte limit{}; it was not read further (body starts: {body_excerpt:?})", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
+    ResponseTooLarge {
+        /// The operation whose answer it was (`status`, `submit`, `result`, `download`,
+        /// `status stream event`, ...).
+        what: &'static str,
+        /// URL of the call, without its query string.
+        url: String,
+        /// The limit that applied, in bytes.
+        limit: u64,
+        /// The size the server declared (`Content-Length`), when it declared one.
+        declared: Option<u64>,
+        /// Request id, when known.
+        request_id: Option<String>,
+        /// The first bytes of the body (lossy UTF-8, at most 512 bytes).
+        body_excerpt: String,
+    },
+
     /// A wait passed its deadline. The request is still known to fal under `request_id`:
     /// rebuild the handle with [`FalClient::resume`](crate::FalClient::resume) to continue.
     #[error("{}", timeout_message(request_id.as_deref(), endpoint, *waited, *cancel_requested))]
@@ -197,6 +221,7 @@ impl Error {
             }
             Error::Timeout { request_id, .. }
             | Error::Decode { request_id, .. }
+            | Error::ResponseTooLarge { request_id, .. }
             | Error::Transport { request_id, .. } => request_id.as_deref(),
             Error::Webhook(e) => e.request_id(),
             _ => None,
@@ -241,7 +266,9 @@ impl Error {
     /// about a known request).
     pub(crate) fn with_request_id(mut self, id: &str) -> Self {
         match &mut self {
-            Error::Transport { request_id, .. } | Error::Decode { request_id, .. }
+            Error::Transport { request_id, .. }
+            | Error::Decode { request_id, .. }
+            | Error::ResponseTooLarge { request_id, .. }
                 if request_id.is_none() =>
             {
                 *request_id = Some(id.to_owned());
