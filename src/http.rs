@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method};
 use serde::de::DeserializeOwned;
@@ -14,6 +14,34 @@ use crate::retry::{retry_after, should_retry_status, CallKind, RetryPolicy};
 
 /// Largest error body read into memory, in bytes; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Largest success body of a control answer (submit, status, cancel, upload initiation, ...):
+/// 8 MiB. Such answers are a few hundred bytes; anything near this is not fal.
+pub(crate) const MAX_CONTROL_BODY: u64 = 8 * 1024 * 1024;
+
+/// Default limit of a payload answer (results, sync runs, in-memory downloads): 256 MiB
+/// ([`FalClientBuilder::max_response_bytes`](crate::FalClientBuilder::max_response_bytes)).
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Which size limit applies to a success body read into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyLimit {
+    /// [`MAX_CONTROL_BODY`] (or the client's `max_response_bytes`, when smaller).
+    Control,
+    /// The client's `max_response_bytes`.
+    Payload,
+}
+
+impl BodyLimit {
+    /// The limit for an operation: `result`, `run` and `download` carry payloads, every other
+    /// call a small control answer.
+    fn for_op(op: &str) -> Self {
+        match op {
+            "result" | "run" | "download" => BodyLimit::Payload,
+            _ => BodyLimit::Control,
+        }
+    }
+}
 
 /// One logical call (possibly several attempts).
 pub(crate) struct Call<'a> {
@@ -32,6 +60,8 @@ pub(crate) struct Call<'a> {
     /// Overall time limit of one attempt (`None`: only the client's read timeout applies).
     pub timeout: Option<Duration>,
     pub retry: Option<&'a RetryPolicy>,
+    /// Size limit of a success body read into memory (default from `op`).
+    pub body_limit: BodyLimit,
 }
 
 impl<'a> Call<'a> {
@@ -48,6 +78,7 @@ impl<'a> Call<'a> {
             endpoint: None,
             timeout: None,
             retry: None,
+            body_limit: BodyLimit::for_op(op),
         }
     }
 
@@ -197,20 +228,67 @@ impl FalClient {
         Ok(rb.send().await)
     }
 
-    /// Execute and read the whole success body.
+    /// The byte limit of a success body read into memory.
+    pub(crate) fn body_limit(&self, limit: BodyLimit) -> u64 {
+        let max = self.inner.max_response_bytes;
+        match limit {
+            BodyLimit::Control => max.min(MAX_CONTROL_BODY),
+            BodyLimit::Payload => max,
+        }
+    }
+
+    /// Execute and read the whole success body, up to the call's size limit
+    /// ([`Error::ResponseTooLarge`] beyond it; the rest is never read).
     pub(crate) async fn execute_bytes(&self, call: Call<'_>) -> Result<(HeaderMap, Bytes)> {
+        let limit = self.body_limit(call.body_limit);
         let rid = call.request_id.map(str::to_owned);
         let method = call.method.to_string();
         let url = redact_url(&call.url);
+        let op = call.op;
         let resp = self.execute(call).await?;
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|source| Error::Transport {
-            method,
-            url,
+        let declared = resp.content_length();
+        let too_large = |head: &[u8], rid: Option<String>| Error::ResponseTooLarge {
+            what: op,
+            url: url.clone(),
+            limit,
+            declared,
             request_id: rid,
-            source,
-        })?;
-        Ok((headers, body))
+            body_excerpt: excerpt(head),
+        };
+        let rid = rid.or_else(|| header_str(&headers, "x-fal-request-id").map(str::to_owned));
+        let mut stream = resp.bytes_stream();
+        let mut body = BytesMut::new();
+        if let Some(n) = declared {
+            if n > limit {
+                // Read one chunk for the excerpt, then stop.
+                let head = match stream.next().await {
+                    Some(Ok(chunk)) => chunk,
+                    _ => Bytes::new(),
+                };
+                return Err(too_large(&head, rid));
+            }
+            // The declared size, within the limit: one allocation.
+            body.reserve(usize::try_from(n).unwrap_or(0));
+        }
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| Error::Transport {
+                method: method.clone(),
+                url: url.clone(),
+                request_id: rid.clone(),
+                source,
+            })?;
+            if (body.len() as u64).saturating_add(chunk.len() as u64) > limit {
+                let head = if body.is_empty() {
+                    &chunk[..]
+                } else {
+                    &body[..]
+                };
+                return Err(too_large(head, rid));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((headers, body.freeze()))
     }
 
     /// Execute and decode the success body as JSON.
