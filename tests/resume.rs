@@ -196,3 +196,39 @@ async fn avatar_training_jobs_resume_for_both_trainers() {
     assert_eq!(mock.submissions(PortraitTrainer::ID), 1);
     assert_eq!(mock.submissions(ProTrainer::ID), 1);
 }
+
+/// Dropping a wait (here by an outer timeout) leaves nothing running: no task keeps polling or
+/// streaming, and the job stays resumable.
+#[tokio::test]
+async fn a_dropped_wait_leaves_nothing_running() {
+    let mock = FalMock::builder()
+        .queue_time(Duration::ZERO)
+        .processing_time(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+    let fal = mock
+        .client_builder()
+        .poll_interval(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let zip = upload_photos(&mock).await;
+    let job = fal
+        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip), SubmitOptions::default())
+        .await
+        .unwrap();
+    for stream in [true, false] {
+        let wait = job.wait(WaitOptions::default().stream(stream));
+        assert!(tokio::time::timeout(Duration::from_millis(100), wait)
+            .await
+            .is_err());
+        let after_drop = mock.requests().len();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            mock.requests().len(),
+            after_drop,
+            "stream {stream}: a request after the drop"
+        );
+    }
+    assert!(!mock.job(job.request_id()).unwrap().cancelled);
+}
