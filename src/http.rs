@@ -268,8 +268,9 @@ impl FalClient {
                 };
                 return Err(too_large(&head, rid));
             }
-            // The declared size, within the limit: one allocation.
-            body.reserve(usize::try_from(n).unwrap_or(0));
+            // The declared size, within the limit: one allocation (a declared size is only a
+            // claim, so at most 8 MiB are reserved up front; the rest grows as it arrives).
+            body.reserve(usize::try_from(n.min(MAX_CONTROL_BODY)).unwrap_or(0));
         }
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|source| Error::Transport {
