@@ -42,6 +42,7 @@ pub(crate) struct Inner {
     pub(crate) request_timeout: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) sse_idle_timeout: Duration,
+    pub(crate) max_response_bytes: u64,
 }
 
 impl fmt::Debug for FalClient {
@@ -55,6 +56,7 @@ impl fmt::Debug for FalClient {
             .field("retry", &i.retry)
             .field("request_timeout", &i.request_timeout)
             .field("poll_interval", &i.poll_interval)
+            .field("max_response_bytes", &i.max_response_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +175,7 @@ pub struct FalClientBuilder {
     request_timeout: Option<Duration>,
     poll_interval: Option<Duration>,
     sse_idle_timeout: Option<Duration>,
+    max_response_bytes: Option<u64>,
     user_agent: Option<String>,
     http: Option<reqwest::Client>,
 }
@@ -255,6 +258,19 @@ impl FalClientBuilder {
         self
     }
 
+    /// Largest answer read into memory, in bytes: results, sync-run outputs and
+    /// [`Storage::download`](crate::storage::Storage::download). Default 256 MiB.
+    ///
+    /// Control answers (submit, status, cancel, upload initiation) have their own, lower limit
+    /// of 8 MiB (or this one, when smaller). A larger answer is not read further and fails with
+    /// [`Error::ResponseTooLarge`]; a server cannot make the client buffer an unbounded body.
+    /// [`Storage::download_to_file`](crate::storage::Storage::download_to_file) streams to disk
+    /// and has no limit.
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = Some(bytes);
+        self
+    }
+
     /// `User-Agent` header. Default `fal-client-rs/{version}`.
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = Some(ua.into());
@@ -304,6 +320,9 @@ impl FalClientBuilder {
                 request_timeout: self.request_timeout.unwrap_or(Duration::from_secs(60)),
                 poll_interval: self.poll_interval.unwrap_or(Duration::from_millis(500)),
                 sse_idle_timeout: self.sse_idle_timeout.unwrap_or(Duration::from_secs(15)),
+                max_response_bytes: self
+                    .max_response_bytes
+                    .unwrap_or(crate::http::DEFAULT_MAX_RESPONSE_BYTES),
             }),
         })
     }

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method};
 use serde::de::DeserializeOwned;
@@ -15,6 +15,34 @@ use crate::retry::{retry_after, should_retry_status, CallKind, RetryPolicy};
 
 /// Largest error body read into memory, in bytes; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Largest success body of a control answer (submit, status, cancel, upload initiation, ...):
+/// 8 MiB. Such answers are a few hundred bytes; anything near this is not fal.
+pub(crate) const MAX_CONTROL_BODY: u64 = 8 * 1024 * 1024;
+
+/// Default limit of a payload answer (results, sync runs, in-memory downloads): 256 MiB
+/// ([`FalClientBuilder::max_response_bytes`](crate::FalClientBuilder::max_response_bytes)).
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Which size limit applies to a success body read into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyLimit {
+    /// [`MAX_CONTROL_BODY`] (or the client's `max_response_bytes`, when smaller).
+    Control,
+    /// The client's `max_response_bytes`.
+    Payload,
+}
+
+impl BodyLimit {
+    /// The limit for an operation: `result`, `run` and `download` carry payloads, every other
+    /// call a small control answer.
+    fn for_op(op: &str) -> Self {
+        match op {
+            "result" | "run" | "download" => BodyLimit::Payload,
+            _ => BodyLimit::Control,
+        }
+    }
+}
 
 /// One logical call (possibly several attempts).
 pub(crate) struct Call<'a> {
@@ -39,6 +67,8 @@ pub(crate) struct Call<'a> {
     /// Told about every body chunk handed to the connection, and about the bytes of an attempt
     /// that failed (so a retried body is not counted twice).
     pub meter: Option<Arc<dyn Meter>>,
+    /// Size limit of a success body read into memory (default from `op`).
+    pub body_limit: BodyLimit,
 }
 
 impl<'a> Call<'a> {
@@ -57,6 +87,7 @@ impl<'a> Call<'a> {
             retry: None,
             expect_json: false,
             meter: None,
+            body_limit: BodyLimit::for_op(op),
         }
     }
 
@@ -309,11 +340,22 @@ impl FalClient {
         Ok(rb.send().await)
     }
 
-    /// Execute and read the whole success body. On an idempotent call, a body that breaks on
-    /// the way, or (with [`Call::expect_json`]) is not JSON at all, is retried like a transport
-    /// failure; on a submit it is not (fal has the job).
+    /// The byte limit of a success body read into memory.
+    pub(crate) fn body_limit(&self, limit: BodyLimit) -> u64 {
+        let max = self.inner.max_response_bytes;
+        match limit {
+            BodyLimit::Control => max.min(MAX_CONTROL_BODY),
+            BodyLimit::Payload => max,
+        }
+    }
+
+    /// Execute and read the whole success body, up to the call's size limit
+    /// ([`Error::ResponseTooLarge`] beyond it; the rest is never read). On an idempotent call, a
+    /// body that breaks on the way, or (with [`Call::expect_json`]) is not JSON at all, is
+    /// retried like a transport failure; on a submit it is not (fal has the job).
     pub(crate) async fn execute_bytes(&self, call: Call<'_>) -> Result<(HeaderMap, Bytes)> {
-        self.execute_with(&call, |resp| read_answer(&call, resp))
+        let limit = self.body_limit(call.body_limit);
+        self.execute_with(&call, |resp| read_answer(&call, limit, resp))
             .await
     }
 
@@ -325,7 +367,8 @@ impl FalClient {
         call: Call<'_>,
         what: &str,
     ) -> Result<T> {
-        self.execute_with(&call, |resp| decode_answer(&call, what, resp))
+        let limit = self.body_limit(call.body_limit);
+        self.execute_with(&call, |resp| decode_answer(&call, limit, what, resp))
             .await
     }
 }
@@ -334,20 +377,62 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Read a success answer's body; the error says whether the attempt may be repeated.
+/// Read a success answer's body, up to `limit` bytes; the error says whether the attempt may be
+/// repeated (a body that broke on the way, on an idempotent call).
 async fn read_body(
     call: &Call<'_>,
+    limit: u64,
     resp: reqwest::Response,
 ) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
     let headers = resp.headers().clone();
-    match resp.bytes().await {
-        Ok(b) => Ok((headers, b)),
-        Err(source) if call.kind == CallKind::Idempotent => {
-            Err((transport_error(call, source), true))
+    let declared = resp.content_length();
+    let rid = answer_request_id(call, &headers).map(str::to_owned);
+    let too_large = |head: &[u8], request_id: Option<String>| {
+        let err = Error::ResponseTooLarge {
+            what: call.op,
+            url: redact_url(&call.url),
+            limit,
+            declared,
+            request_id,
+            body_excerpt: excerpt(head),
+        };
+        (err, false)
+    };
+    let mut stream = resp.bytes_stream();
+    let mut body = BytesMut::new();
+    if let Some(n) = declared {
+        if n > limit {
+            // Read one chunk for the excerpt, then stop.
+            let head = match stream.next().await {
+                Some(Ok(chunk)) => chunk,
+                _ => Bytes::new(),
+            };
+            return Err(too_large(&head, rid));
         }
-        // fal answered 2xx to the submit: the job exists, its id is lost with the body.
-        Err(source) => Err((ambiguous_submit(call, source), false)),
+        // The declared size, within the limit: one allocation (a declared size is only a
+        // claim, so at most 8 MiB are reserved up front; the rest grows as it arrives).
+        body.reserve(usize::try_from(n.min(MAX_CONTROL_BODY)).unwrap_or(0));
     }
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(source) if call.kind == CallKind::Idempotent => {
+                return Err((transport_error(call, source), true))
+            }
+            // fal answered 2xx to the submit: the job exists, its id is lost with the body.
+            Err(source) => return Err((ambiguous_submit(call, source), false)),
+        };
+        if (body.len() as u64).saturating_add(chunk.len() as u64) > limit {
+            let head = if body.is_empty() {
+                &chunk[..]
+            } else {
+                &body[..]
+            };
+            return Err(too_large(head, rid));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((headers, body.freeze()))
 }
 
 /// The request id for errors about an answer: the call's, else the answer's header.
@@ -359,9 +444,10 @@ fn answer_request_id<'a>(call: &'a Call<'_>, headers: &'a HeaderMap) -> Option<&
 /// Read a success answer for [`FalClient::execute_bytes`].
 async fn read_answer(
     call: &Call<'_>,
+    limit: u64,
     resp: reqwest::Response,
 ) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
-    let (headers, body) = read_body(call, resp).await?;
+    let (headers, body) = read_body(call, limit, resp).await?;
     if call.expect_json {
         // Only the syntax is checked here: a body that is not JSON at all (cut short, an HTML
         // page from a proxy) is a broken answer; JSON of the wrong shape is decoded (and
@@ -378,10 +464,11 @@ async fn read_answer(
 /// Read and decode a success answer for [`FalClient::execute_json`].
 async fn decode_answer<T: DeserializeOwned>(
     call: &Call<'_>,
+    limit: u64,
     what: &str,
     resp: reqwest::Response,
 ) -> std::result::Result<T, (Error, bool)> {
-    let (headers, body) = read_body(call, resp).await?;
+    let (headers, body) = read_body(call, limit, resp).await?;
     let rid = answer_request_id(call, &headers);
     decode_json_checked(what, &body, rid)
         .map_err(|(e, broken)| (e, broken && call.kind == CallKind::Idempotent))

@@ -1,7 +1,10 @@
 //! The SSE status stream (PROTOCOL.md §3.3): `GET .../requests/{id}/status/stream?logs=0|1`,
 //! one JSON [`QueueStatus`] per event's `data`, closed by fal after `COMPLETED`.
 
+use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::stream::{self, BoxStream, Stream, StreamExt};
@@ -9,23 +12,51 @@ use http::{HeaderValue, Method};
 
 use super::{QueueStatus, RequestHandle};
 use crate::error::{Error, Result};
-use crate::http::{redact_url, Call};
+use crate::http::{redact_url, BodyLimit, Call};
 
 type Events = Pin<
     Box<
         dyn Stream<
-                Item = std::result::Result<
-                    eventsource_stream::Event,
-                    EventStreamError<reqwest::Error>,
-                >,
+                Item = std::result::Result<eventsource_stream::Event, EventStreamError<ReadError>>,
             > + Send,
     >,
 >;
 
+/// Most bytes one status event may take before it is refused: 1 MiB. The SSE parser rescans its
+/// buffer for each chunk until an event completes, so a bigger event costs quadratic time; a
+/// refused stream only makes a wait fall back to polling (whose answers may take 8 MiB).
+const MAX_EVENT_BYTES: u64 = 1024 * 1024;
+
+/// Why reading the stream's bytes stopped.
+#[derive(Debug)]
+enum ReadError {
+    Http(reqwest::Error),
+    /// More than `limit` bytes arrived without completing an event.
+    TooLarge {
+        limit: u64,
+    },
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Http(e) => e.fmt(f),
+            ReadError::TooLarge { limit } => write!(f, "an event is larger than {limit} bytes"),
+        }
+    }
+}
+
+/// The open stream: events, plus the count of bytes received since the last event, so that a
+/// server cannot make the parser buffer an endless event.
+struct Open {
+    events: Events,
+    pending: Arc<AtomicU64>,
+}
+
 enum State<O> {
     Start(Box<RequestHandle<O>>),
     Open {
-        events: Events,
+        events: Open,
         request_id: String,
         url: String,
     },
@@ -41,7 +72,8 @@ impl<O: 'static> RequestHandle<O> {
     ///
     /// # Errors (as items)
     /// [`Error::Api`] when the stream cannot be opened, [`Error::Transport`] when it breaks,
-    /// [`Error::Decode`] for an event that is not a status, [`Error::StreamIdle`].
+    /// [`Error::Decode`] for an event that is not a status, [`Error::ResponseTooLarge`] when
+    /// more than 1 MiB arrives without completing an event, [`Error::StreamIdle`].
     pub fn events(&self, logs: bool) -> BoxStream<'static, Result<QueueStatus>> {
         let idle = self.client.inner.sse_idle_timeout;
         stream::unfold(
@@ -64,7 +96,7 @@ impl<O: 'static> RequestHandle<O> {
                     } => (events, request_id, url),
                 };
                 loop {
-                    let next = match tokio::time::timeout(idle, events.next()).await {
+                    let next = match tokio::time::timeout(idle, events.events.next()).await {
                         Err(_) => {
                             let e = Error::StreamIdle {
                                 request_id: request_id.clone(),
@@ -76,7 +108,10 @@ impl<O: 'static> RequestHandle<O> {
                         Ok(Some(next)) => next,
                     };
                     let event = match next {
-                        Ok(ev) => ev,
+                        Ok(ev) => {
+                            events.pending.store(0, Ordering::Relaxed);
+                            ev
+                        }
                         Err(e) => {
                             return Some((Err(stream_error(e, &request_id, &url)), State::Done))
                         }
@@ -105,7 +140,7 @@ impl<O: 'static> RequestHandle<O> {
         .boxed()
     }
 
-    async fn open_stream(&self, logs: bool) -> Result<Events> {
+    async fn open_stream(&self, logs: bool) -> Result<Open> {
         let mut url = self.status_url.clone();
         let path = format!("{}/stream", url.path().trim_end_matches('/'));
         url.set_path(&path);
@@ -130,17 +165,42 @@ impl<O: 'static> RequestHandle<O> {
                 request_id: self.request_id.clone(),
                 idle,
             })??;
-        Ok(Box::pin(resp.bytes_stream().eventsource()))
+        let limit = self
+            .client
+            .body_limit(BodyLimit::Control)
+            .min(MAX_EVENT_BYTES);
+        let pending = Arc::new(AtomicU64::new(0));
+        let counter = pending.clone();
+        let bytes = resp.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(ReadError::Http)?;
+            let n = counter.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            if n > limit {
+                return Err(ReadError::TooLarge { limit });
+            }
+            Ok(chunk)
+        });
+        Ok(Open {
+            events: Box::pin(bytes.eventsource()),
+            pending,
+        })
     }
 }
 
-fn stream_error(e: EventStreamError<reqwest::Error>, request_id: &str, url: &str) -> Error {
+fn stream_error(e: EventStreamError<ReadError>, request_id: &str, url: &str) -> Error {
     match e {
-        EventStreamError::Transport(source) => Error::Transport {
+        EventStreamError::Transport(ReadError::Http(source)) => Error::Transport {
             method: "GET".into(),
             url: url.to_owned(),
             request_id: Some(request_id.to_owned()),
             source,
+        },
+        EventStreamError::Transport(ReadError::TooLarge { limit }) => Error::ResponseTooLarge {
+            what: "status stream event",
+            url: url.to_owned(),
+            limit,
+            declared: None,
+            request_id: Some(request_id.to_owned()),
+            body_excerpt: String::new(),
         },
         other => Error::Decode {
             what: "status stream".into(),
