@@ -34,7 +34,8 @@ pub struct FalClient {
 
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
-    pub(crate) key: Option<SecretString>,
+    /// `Key {key}`, built once and marked sensitive (never logged, not indexed by HTTP/2).
+    pub(crate) auth: Option<http::HeaderValue>,
     pub(crate) queue_url: Url,
     pub(crate) run_url: Url,
     pub(crate) rest_url: Url,
@@ -49,7 +50,7 @@ impl fmt::Debug for FalClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
         f.debug_struct("FalClient")
-            .field("key", &i.key.as_ref().map(|_| "[REDACTED]"))
+            .field("key", &i.auth.as_ref().map(|_| "[REDACTED]"))
             .field("queue_url", &i.queue_url.as_str())
             .field("run_url", &i.run_url.as_str())
             .field("rest_url", &i.rest_url.as_str())
@@ -140,7 +141,7 @@ impl FalClient {
 
     /// Whether a key is configured.
     pub fn has_key(&self) -> bool {
-        self.inner.key.is_some()
+        self.inner.auth.is_some()
     }
 
     /// Whether `url` is on one of the configured fal base URLs (same scheme, host and port).
@@ -155,10 +156,9 @@ impl FalClient {
 
     /// The `Authorization` value for `url`, only when `url` is on one of the configured fal
     /// base URLs. The key never goes anywhere else.
-    pub(crate) fn auth_for(&self, url: &Url) -> Option<String> {
-        let key = self.inner.key.as_ref()?;
-        self.is_fal_url(url)
-            .then(|| format!("Key {}", key.expose_secret()))
+    pub(crate) fn auth_for(&self, url: &Url) -> Option<http::HeaderValue> {
+        let auth = self.inner.auth.as_ref()?;
+        self.is_fal_url(url).then(|| auth.clone())
     }
 }
 
@@ -309,10 +309,28 @@ impl FalClientBuilder {
                     .build()
                     .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
             };
+        let auth = match &self.key {
+            None => None,
+            Some(key) => {
+                // A key read from a file often ends in a newline: trim it rather than fail later.
+                let key = key.expose_secret().trim();
+                if key.is_empty() {
+                    return Err(Error::Config("the fal key is empty".into()));
+                }
+                let mut value =
+                    http::HeaderValue::from_str(&format!("Key {key}")).map_err(|_| {
+                        Error::Config(
+                            "the fal key has characters an HTTP header cannot carry".into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
         Ok(FalClient {
             inner: Arc::new(Inner {
                 http,
-                key: self.key,
+                auth,
                 queue_url,
                 run_url,
                 rest_url,
@@ -374,7 +392,7 @@ mod tests {
         .build()
         .unwrap();
         let url = Url::parse("https://queue.fal.run/fal-ai/x").unwrap();
-        assert_eq!(c.auth_for(&url).as_deref(), Some("Key k1"));
+        assert_eq!(c.auth_for(&url).unwrap(), "Key k1");
     }
 
     #[test]
@@ -387,7 +405,7 @@ mod tests {
         .build()
         .unwrap();
         let url = Url::parse("https://rest.fal.ai/storage").unwrap();
-        assert_eq!(c.auth_for(&url).as_deref(), Some("Key id:s"));
+        assert_eq!(c.auth_for(&url).unwrap(), "Key id:s");
     }
 
     #[test]
@@ -429,6 +447,19 @@ mod tests {
         for bad in ["queue.fal.run", "ftp://x", "http://x/?a=1", "not a url"] {
             let r = FalClient::builder().queue_url(bad).build();
             assert!(matches!(r, Err(Error::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_trimmed_and_checked_at_build() {
+        let c = FalClient::builder().key("  k-1\n").build().unwrap();
+        let url = Url::parse("https://queue.fal.run/x").unwrap();
+        let auth = c.auth_for(&url).unwrap();
+        assert_eq!(auth, "Key k-1");
+        assert!(auth.is_sensitive());
+        for bad in ["", "  \n", "a\nb", "k\u{7f}"] {
+            let r = FalClient::builder().key(bad).build();
+            assert!(matches!(r, Err(Error::Config(_))), "{bad:?}");
         }
     }
 

@@ -75,6 +75,9 @@ pub enum Error {
     AmbiguousSubmit {
         /// The endpoint id the submit went to.
         endpoint: String,
+        /// The request id, when fal's answer head carried one (`x-fal-request-id`) before its
+        /// body broke: the job then exists under this id.
+        request_id: Option<String>,
         /// The transport failure.
         #[source]
         source: reqwest::Error,
@@ -222,7 +225,8 @@ impl Error {
             Error::Timeout { request_id, .. }
             | Error::Decode { request_id, .. }
             | Error::ResponseTooLarge { request_id, .. }
-            | Error::Transport { request_id, .. } => request_id.as_deref(),
+            | Error::Transport { request_id, .. }
+            | Error::AmbiguousSubmit { request_id, .. } => request_id.as_deref(),
             Error::Webhook(e) => e.request_id(),
             _ => None,
         }
@@ -244,9 +248,11 @@ impl Error {
         }
     }
 
-    /// Whether trying the same idempotent call again later may succeed: connection failures,
-    /// 408, 429, 502, 503 and 504 (but not a 504 caused by the caller's own
-    /// `x-fal-request-timeout`), and fal's `X-Fal-Retryable: true`.
+    /// Whether trying the same *idempotent* call again later may succeed, by the same rules the
+    /// retry policy applies to status, result and cancel (see [`crate::retry`]): transport
+    /// failures, and 408, 429, 500, 502, 503, 504 — except a 504 caused by the caller's own
+    /// `x-fal-request-timeout` and any answer with `x-fal-retryable: false`. Submits follow
+    /// stricter rules (a submit that may have reached fal is never repeated).
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport { .. } => true,
@@ -336,10 +342,10 @@ impl ApiError {
         if self.is_user_timeout() {
             return false;
         }
-        if let Some(r) = self.retryable {
-            return r;
+        if self.retryable == Some(false) {
+            return false;
         }
-        matches!(self.status, 408 | 429 | 502 | 503 | 504)
+        matches!(self.status, 408 | 429 | 500 | 502 | 503 | 504)
     }
 }
 

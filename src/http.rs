@@ -270,6 +270,10 @@ impl FalClient {
                     (err, hint)
                 }
                 Err(source) => {
+                    // A request that could not even be built (e.g. a header value) never left.
+                    if source.is_builder() {
+                        return Err(transport_error(call, source));
+                    }
                     let retry = match call.kind {
                         CallKind::Idempotent => true,
                         // Nothing was sent when the connection could not be made.
@@ -277,7 +281,7 @@ impl FalClient {
                     };
                     if !retry {
                         return Err(if call.kind == CallKind::Submit {
-                            ambiguous_submit(call, source)
+                            ambiguous_submit(call, source, None)
                         } else {
                             transport_error(call, source)
                         });
@@ -367,9 +371,32 @@ impl FalClient {
         call: Call<'_>,
         what: &str,
     ) -> Result<T> {
-        let limit = self.body_limit(call.body_limit);
-        self.execute_with(&call, |resp| decode_answer(&call, limit, what, resp))
+        self.execute_json_then(call, what, |value, _| Ok(value))
             .await
+    }
+
+    /// [`execute_json`](Self::execute_json), then `then(value, body)`: a check of the decoded
+    /// value that may still refuse it (with the raw body at hand for the error). Its error is
+    /// final.
+    pub(crate) async fn execute_json_then<T: DeserializeOwned, R>(
+        &self,
+        call: Call<'_>,
+        what: &str,
+        then: impl Fn(T, &Bytes) -> Result<R>,
+    ) -> Result<R> {
+        let limit = self.body_limit(call.body_limit);
+        self.execute_with(&call, |resp| {
+            let then = &then;
+            let call = &call;
+            async move {
+                let (headers, body) = read_body(call, limit, resp).await?;
+                let rid = answer_request_id(call, &headers);
+                let value = decode_json_checked(what, &body, rid)
+                    .map_err(|(e, broken)| (e, broken && call.kind == CallKind::Idempotent))?;
+                then(value, &body).map_err(|e| (e, false))
+            }
+        })
+        .await
     }
 }
 
@@ -419,8 +446,8 @@ async fn read_body(
             Err(source) if call.kind == CallKind::Idempotent => {
                 return Err((transport_error(call, source), true))
             }
-            // fal answered 2xx to the submit: the job exists, its id is lost with the body.
-            Err(source) => return Err((ambiguous_submit(call, source), false)),
+            // fal answered 2xx to the submit: the job exists; its id may be in the head.
+            Err(source) => return Err((ambiguous_submit(call, source, rid), false)),
         };
         if (body.len() as u64).saturating_add(chunk.len() as u64) > limit {
             let head = if body.is_empty() {
@@ -461,32 +488,22 @@ async fn read_answer(
     Ok((headers, body))
 }
 
-/// Read and decode a success answer for [`FalClient::execute_json`].
-async fn decode_answer<T: DeserializeOwned>(
-    call: &Call<'_>,
-    limit: u64,
-    what: &str,
-    resp: reqwest::Response,
-) -> std::result::Result<T, (Error, bool)> {
-    let (headers, body) = read_body(call, limit, resp).await?;
-    let rid = answer_request_id(call, &headers);
-    decode_json_checked(what, &body, rid)
-        .map_err(|(e, broken)| (e, broken && call.kind == CallKind::Idempotent))
-}
-
-fn ambiguous_submit(call: &Call<'_>, source: reqwest::Error) -> Error {
+/// The reqwest error's own message repeats the full URL, query included (pre-signed upload
+/// URLs, `fal_webhook=`): errors keep the redacted URL and drop reqwest's copy.
+fn ambiguous_submit(call: &Call<'_>, source: reqwest::Error, request_id: Option<String>) -> Error {
     Error::AmbiguousSubmit {
         endpoint: call.endpoint.unwrap_or(call.url.path()).to_owned(),
-        source,
+        request_id,
+        source: source.without_url(),
     }
 }
 
-fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error {
+pub(crate) fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error {
     Error::Transport {
         method: call.method.to_string(),
         url: redact_url(&call.url),
         request_id: call.request_id.map(str::to_owned),
-        source,
+        source: source.without_url(),
     }
 }
 

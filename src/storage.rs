@@ -328,7 +328,7 @@ impl Storage {
                 method: "GET".into(),
                 url: shown.clone(),
                 request_id: None,
-                source,
+                source: source.without_url(),
             })?;
             file.write_all(&chunk)
                 .await

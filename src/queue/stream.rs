@@ -192,7 +192,7 @@ fn stream_error(e: EventStreamError<ReadError>, request_id: &str, url: &str) -> 
             method: "GET".into(),
             url: url.to_owned(),
             request_id: Some(request_id.to_owned()),
-            source,
+            source: source.without_url(),
         },
         EventStreamError::Transport(ReadError::TooLarge { limit }) => Error::ResponseTooLarge {
             what: "status stream event",
