@@ -689,14 +689,32 @@ impl TrainedAvatar {
         Ok(request)
     }
 
-    /// Generate `n` images (1..=4) of `prompt` with the avatar and wait for them.
+    /// How long [`generate`](Self::generate) waits for the images: 10 minutes (then the request
+    /// is cancelled on fal and [`Error::Timeout`] carries its id).
+    pub const DEFAULT_GENERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+    /// Generate `n` images (1..=4) of `prompt` with the avatar and wait for them, at most
+    /// [`DEFAULT_GENERATION_TIMEOUT`](Self::DEFAULT_GENERATION_TIMEOUT).
     ///
     /// # Errors
     /// As [`generation`](Self::generation) and [`GenerationRequest::run`].
     pub async fn generate(&self, fal: &FalClient, prompt: &str, n: u32) -> Result<Vec<Image>> {
-        self.generation(prompt, n)?
-            .run(fal, WaitOptions::default())
-            .await
+        let wait = WaitOptions::default().timeout(Self::DEFAULT_GENERATION_TIMEOUT);
+        self.generate_with(fal, prompt, n, wait).await
+    }
+
+    /// [`generate`](Self::generate) with your own wait options (deadline, progress, polling).
+    ///
+    /// # Errors
+    /// As [`generate`](Self::generate).
+    pub async fn generate_with(
+        &self,
+        fal: &FalClient,
+        prompt: &str,
+        n: u32,
+        wait: WaitOptions,
+    ) -> Result<Vec<Image>> {
+        self.generation(prompt, n)?.run(fal, wait).await
     }
 }
 

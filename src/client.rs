@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -35,9 +34,8 @@ pub struct FalClient {
 
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
-    pub(crate) key: Option<SecretString>,
-    /// `Key {key}`, built once (marked sensitive: redacted in `Debug`).
-    pub(crate) auth: Option<HeaderValue>,
+    /// `Key {key}`, built once and marked sensitive (never logged, not indexed by HTTP/2).
+    pub(crate) auth: Option<http::HeaderValue>,
     pub(crate) queue_url: Url,
     pub(crate) run_url: Url,
     pub(crate) rest_url: Url,
@@ -45,19 +43,21 @@ pub(crate) struct Inner {
     pub(crate) request_timeout: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) sse_idle_timeout: Duration,
+    pub(crate) max_response_bytes: u64,
 }
 
 impl fmt::Debug for FalClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
         f.debug_struct("FalClient")
-            .field("key", &i.key.as_ref().map(|_| "[REDACTED]"))
+            .field("key", &i.auth.as_ref().map(|_| "[REDACTED]"))
             .field("queue_url", &i.queue_url.as_str())
             .field("run_url", &i.run_url.as_str())
             .field("rest_url", &i.rest_url.as_str())
             .field("retry", &i.retry)
             .field("request_timeout", &i.request_timeout)
             .field("poll_interval", &i.poll_interval)
+            .field("max_response_bytes", &i.max_response_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +141,7 @@ impl FalClient {
 
     /// Whether a key is configured.
     pub fn has_key(&self) -> bool {
-        self.inner.key.is_some()
+        self.inner.auth.is_some()
     }
 
     /// Whether `url` is on one of the configured fal base URLs (same scheme, host and port).
@@ -156,7 +156,7 @@ impl FalClient {
 
     /// The `Authorization` value for `url`, only when `url` is on one of the configured fal
     /// base URLs. The key never goes anywhere else.
-    pub(crate) fn auth_for(&self, url: &Url) -> Option<HeaderValue> {
+    pub(crate) fn auth_for(&self, url: &Url) -> Option<http::HeaderValue> {
         let auth = self.inner.auth.as_ref()?;
         self.is_fal_url(url).then(|| auth.clone())
     }
@@ -175,6 +175,7 @@ pub struct FalClientBuilder {
     request_timeout: Option<Duration>,
     poll_interval: Option<Duration>,
     sse_idle_timeout: Option<Duration>,
+    max_response_bytes: Option<u64>,
     user_agent: Option<String>,
     http: Option<reqwest::Client>,
 }
@@ -257,6 +258,19 @@ impl FalClientBuilder {
         self
     }
 
+    /// Largest answer read into memory, in bytes: results, sync-run outputs and
+    /// [`Storage::download`](crate::storage::Storage::download). Default 256 MiB.
+    ///
+    /// Control answers (submit, status, cancel, upload initiation) have their own, lower limit
+    /// of 8 MiB (or this one, when smaller). A larger answer is not read further and fails with
+    /// [`Error::ResponseTooLarge`]; a server cannot make the client buffer an unbounded body.
+    /// [`Storage::download_to_file`](crate::storage::Storage::download_to_file) streams to disk
+    /// and has no limit.
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = Some(bytes);
+        self
+    }
+
     /// `User-Agent` header. Default `fal-client-rs/{version}`.
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = Some(ua.into());
@@ -296,23 +310,27 @@ impl FalClientBuilder {
                     .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
             };
         let auth = match &self.key {
+            None => None,
             Some(key) => {
-                let mut v = HeaderValue::from_str(&format!("Key {}", key.expose_secret()))
-                    .map_err(|_| {
+                // A key read from a file often ends in a newline: trim it rather than fail later.
+                let key = key.expose_secret().trim();
+                if key.is_empty() {
+                    return Err(Error::Config("the fal key is empty".into()));
+                }
+                let mut value =
+                    http::HeaderValue::from_str(&format!("Key {key}")).map_err(|_| {
                         Error::Config(
-                            "the fal key contains characters not allowed in a header".into(),
+                            "the fal key has characters an HTTP header cannot carry".into(),
                         )
                     })?;
-                v.set_sensitive(true);
-                Some(v)
+                value.set_sensitive(true);
+                Some(value)
             }
-            None => None,
         };
         Ok(FalClient {
             inner: Arc::new(Inner {
                 http,
                 auth,
-                key: self.key,
                 queue_url,
                 run_url,
                 rest_url,
@@ -320,6 +338,9 @@ impl FalClientBuilder {
                 request_timeout: self.request_timeout.unwrap_or(Duration::from_secs(60)),
                 poll_interval: self.poll_interval.unwrap_or(Duration::from_millis(500)),
                 sse_idle_timeout: self.sse_idle_timeout.unwrap_or(Duration::from_secs(15)),
+                max_response_bytes: self
+                    .max_response_bytes
+                    .unwrap_or(crate::http::DEFAULT_MAX_RESPONSE_BYTES),
             }),
         })
     }
@@ -430,9 +451,16 @@ mod tests {
     }
 
     #[test]
-    fn a_key_that_cannot_be_a_header_is_a_config_error() {
-        let r = FalClient::builder().key("line\nbreak").build();
-        assert!(matches!(r, Err(Error::Config(ref m)) if m.contains("header")));
+    fn keys_are_trimmed_and_checked_at_build() {
+        let c = FalClient::builder().key("  k-1\n").build().unwrap();
+        let url = Url::parse("https://queue.fal.run/x").unwrap();
+        let auth = c.auth_for(&url).unwrap();
+        assert_eq!(auth, "Key k-1");
+        assert!(auth.is_sensitive());
+        for bad in ["", "  \n", "a\nb", "k\u{7f}"] {
+            let r = FalClient::builder().key(bad).build();
+            assert!(matches!(r, Err(Error::Config(_))), "{bad:?}");
+        }
     }
 
     #[test]

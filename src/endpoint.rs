@@ -86,6 +86,9 @@ impl EndpointId {
         if parts.iter().any(|p| p.is_empty()) {
             return Err(invalid("it has an empty segment"));
         }
+        if parts.iter().any(|p| *p == "." || *p == "..") {
+            return Err(invalid("it has a `.` or `..` segment"));
+        }
         let (namespace, rest) = if NAMESPACES.contains(&parts[0]) {
             (Some(parts[0].to_owned()), &parts[1..])
         } else {
@@ -309,6 +312,8 @@ mod tests {
             "-lora",
             "abc-lora",
             "fal ai/x",
+            "fal-ai/../x",
+            "fal-ai/x/.",
             "fal-ai/x?y=1",
             "fal-ai/x#f",
             "123-lo_ra",

@@ -3,7 +3,8 @@
 //! Every fallible call returns [`Error`]. It separates what went wrong *before* a request
 //! ([`Error::InvalidInput`], [`Error::InvalidEndpointId`], [`Error::Config`]), on the wire
 //! ([`Error::Transport`], [`Error::AmbiguousSubmit`]), at fal ([`Error::Api`],
-//! [`Error::RequestFailed`]), while reading an answer ([`Error::Decode`]) and while waiting
+//! [`Error::RequestFailed`]), while reading an answer ([`Error::Decode`],
+//! [`Error::ResponseTooLarge`]) and while waiting
 //! ([`Error::Timeout`]). Whenever fal already knows the request, the error carries its request
 //! id ([`Error::request_id`]) so a caller can resume instead of paying twice.
 //!
@@ -74,6 +75,9 @@ pub enum Error {
     AmbiguousSubmit {
         /// The endpoint id the submit went to.
         endpoint: String,
+        /// The request id, when fal's answer head carried one (`x-fal-request-id`) before its
+        /// body broke: the job then exists under this id.
+        request_id: Option<String>,
         /// The transport failure.
         #[source]
         source: reqwest::Error,
@@ -110,6 +114,29 @@ pub enum Error {
         body_excerpt: String,
         /// Request id, when known.
         request_id: Option<String>,
+    },
+
+    /// An answer was larger than the client accepts, so it was not read further (and never
+    /// buffered whole). Control answers (submit, status, cancel, upload initiation) are limited to
+    /// 8 MiB; results, sync runs and in-memory downloads to
+    /// [`FalClientBuilder::max_response_bytes`](crate::FalClientBuilder::max_response_bytes)
+    /// (default 256 MiB). Stream big files to disk with
+    /// [`Storage::download_to_file`](crate::storage::Storage::download_to_file) instead.
+    #[error("the {what} answer from {url} is larger than the {limit}-byte limit{}; it was not read further (body starts: {body_excerpt:?})", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
+    ResponseTooLarge {
+        /// The operation whose answer it was (`status`, `submit`, `result`, `download`,
+        /// `status stream event`, ...).
+        what: &'static str,
+        /// URL of the call, without its query string.
+        url: String,
+        /// The limit that applied, in bytes.
+        limit: u64,
+        /// The size the server declared (`Content-Length`), when it declared one.
+        declared: Option<u64>,
+        /// Request id, when known.
+        request_id: Option<String>,
+        /// The first bytes of the body (lossy UTF-8, at most 512 bytes).
+        body_excerpt: String,
     },
 
     /// A wait passed its deadline. The request is still known to fal under `request_id`:
@@ -197,7 +224,9 @@ impl Error {
             }
             Error::Timeout { request_id, .. }
             | Error::Decode { request_id, .. }
-            | Error::Transport { request_id, .. } => request_id.as_deref(),
+            | Error::ResponseTooLarge { request_id, .. }
+            | Error::Transport { request_id, .. }
+            | Error::AmbiguousSubmit { request_id, .. } => request_id.as_deref(),
             Error::Webhook(e) => e.request_id(),
             _ => None,
         }
@@ -219,9 +248,11 @@ impl Error {
         }
     }
 
-    /// Whether trying the same idempotent call again later may succeed: connection failures,
-    /// 408, 429, 502, 503 and 504 (but not a 504 caused by the caller's own
-    /// `x-fal-request-timeout`), and fal's `X-Fal-Retryable: true`.
+    /// Whether trying the same *idempotent* call again later may succeed, by the same rules the
+    /// retry policy applies to status, result and cancel (see [`crate::retry`]): transport
+    /// failures, and 408, 429, 500, 502, 503, 504 — except a 504 caused by the caller's own
+    /// `x-fal-request-timeout` and any answer with `x-fal-retryable: false`. Submits follow
+    /// stricter rules (a submit that may have reached fal is never repeated).
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport { .. } => true,
@@ -241,7 +272,9 @@ impl Error {
     /// about a known request).
     pub(crate) fn with_request_id(mut self, id: &str) -> Self {
         match &mut self {
-            Error::Transport { request_id, .. } | Error::Decode { request_id, .. }
+            Error::Transport { request_id, .. }
+            | Error::Decode { request_id, .. }
+            | Error::ResponseTooLarge { request_id, .. }
                 if request_id.is_none() =>
             {
                 *request_id = Some(id.to_owned());
@@ -309,10 +342,10 @@ impl ApiError {
         if self.is_user_timeout() {
             return false;
         }
-        if let Some(r) = self.retryable {
-            return r;
+        if self.retryable == Some(false) {
+            return false;
         }
-        matches!(self.status, 408 | 429 | 502 | 503 | 504)
+        matches!(self.status, 408 | 429 | 500 | 502 | 503 | 504)
     }
 }
 
@@ -455,11 +488,18 @@ pub(crate) fn parse_error_body(body: &[u8]) -> (ErrorDetail, Option<String>) {
     (detail, raw.error_type)
 }
 
-/// The first [`EXCERPT_LEN`] bytes of a body as lossy UTF-8.
+/// The start of a body as lossy UTF-8, at most [`EXCERPT_LEN`] bytes long (plus `…` when cut).
+/// Invalid bytes become U+FFFD (three bytes each), so the string is cut again after decoding.
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let end = body.len().min(EXCERPT_LEN);
     let mut s = String::from_utf8_lossy(&body[..end]).into_owned();
-    if body.len() > EXCERPT_LEN {
+    let mut cut = s.len().min(EXCERPT_LEN);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let shortened = cut < s.len() || body.len() > EXCERPT_LEN;
+    s.truncate(cut);
+    if shortened {
         s.push('…');
     }
     s
@@ -475,23 +515,40 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     body: &[u8],
     request_id: Option<&str>,
 ) -> Result<T> {
+    decode_json_checked(what, body, request_id).map_err(|(e, _)| e)
+}
+
+/// [`decode_json`], also saying whether the body is *broken* JSON (cut short, or not JSON at
+/// all, like an HTML page from a proxy) rather than JSON of the wrong shape. A broken answer to
+/// an idempotent call is worth asking again; a wrong shape is not.
+#[allow(clippy::result_large_err)] // crate-internal; the pair lives one call
+pub(crate) fn decode_json_checked<T: serde::de::DeserializeOwned>(
+    what: &str,
+    body: &[u8],
+    request_id: Option<&str>,
+) -> std::result::Result<T, (Error, bool)> {
     let fast = match serde_json::from_slice(body) {
         Ok(v) => return Ok(v),
         Err(e) => e,
     };
+    let broken = matches!(
+        fast.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    );
     let de = &mut serde_json::Deserializer::from_slice(body);
     let (path, message) = match serde_path_to_error::deserialize::<_, T>(de) {
         Err(e) => (e.path().to_string(), e.inner().to_string()),
         // Cannot happen (same bytes, same type); keep the first error rather than panic.
         Ok(_) => (".".to_owned(), fast.to_string()),
     };
-    Err(Error::Decode {
+    let err = Error::Decode {
         what: what.to_owned(),
         path,
         message,
         body_excerpt: excerpt(body),
         request_id: request_id.map(str::to_owned),
-    })
+    };
+    Err((err, broken))
 }
 
 #[cfg(test)]
@@ -566,6 +623,85 @@ mod tests {
         let e = excerpt(&long);
         assert!(e.len() <= EXCERPT_LEN + '…'.len_utf8());
         assert!(e.ends_with('…'));
+        // Found by the `queue_status` fuzz target: invalid bytes triple in size when decoded.
+        for body in [
+            vec![0xfd; 600],
+            vec![0xb5; 100],
+            "é".repeat(300).into_bytes(),
+        ] {
+            let e = excerpt(&body);
+            assert!(e.len() <= EXCERPT_LEN + '…'.len_utf8(), "{} bytes", e.len());
+        }
+        assert_eq!(excerpt(b"short"), "short");
+        assert_eq!(excerpt(&[0xff]), "\u{fffd}");
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        fn detail() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                "\\PC{0,20}".prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                prop::collection::vec(("[a-z]{1,6}", 0u64..5, "\\PC{0,10}"), 0..3).prop_map(|v| {
+                    Value::Array(
+                        v.into_iter()
+                            .map(|(f, i, m)| json!({"loc": ["body", f, i], "msg": m, "type": "t"}))
+                            .collect(),
+                    )
+                }),
+                prop::collection::vec(any::<i64>(), 1..3).prop_map(|v| json!(v)),
+                Just(json!({"nested": true})),
+            ]
+        }
+
+        proptest! {
+            // A fixed seed: deterministic runs.
+            #![proptest_config(ProptestConfig {
+                cases: 512,
+                rng_seed: proptest::test_runner::RngSeed::Fixed(0xfa1),
+                ..ProptestConfig::default()
+            })]
+
+            /// Any bytes: never a panic, an excerpt of bounded length, no detail unless JSON.
+            #[test]
+            fn error_bodies_never_panic(body in prop::collection::vec(any::<u8>(), 0..1200)) {
+                let (detail, _) = parse_error_body(&body);
+                let e = excerpt(&body);
+                prop_assert!(e.len() <= EXCERPT_LEN + '…'.len_utf8());
+                if serde_json::from_slice::<Value>(&body).is_err() {
+                    prop_assert_eq!(detail, ErrorDetail::None);
+                }
+            }
+
+            /// Any JSON `detail`: a string is the message, a list of field errors a validation
+            /// detail, anything else is kept as text; a string `error_type` is read.
+            #[test]
+            fn error_details_of_any_shape(
+                detail in proptest::option::of(detail()),
+                error_type in proptest::option::of("[a-z_]{1,12}"),
+            ) {
+                let mut body = json!({});
+                if let Some(d) = &detail { body["detail"] = d.clone(); }
+                if let Some(t) = &error_type { body["error_type"] = t.clone().into(); }
+                let (parsed, et) = parse_error_body(body.to_string().as_bytes());
+                prop_assert_eq!(et, error_type);
+                match (&detail, parsed) {
+                    (None, ErrorDetail::None) => {}
+                    (Some(Value::String(s)), ErrorDetail::Message(m)) => prop_assert_eq!(s, &m),
+                    (Some(Value::Array(items)), ErrorDetail::Validation(v)) => {
+                        prop_assert_eq!(items.len(), v.len());
+                        for d in &v {
+                            prop_assert!(d.field_path().starts_with(|c: char| c.is_ascii_lowercase()));
+                        }
+                    }
+                    (Some(_), ErrorDetail::Message(m)) => prop_assert!(!m.is_empty()),
+                    (d, p) => prop_assert!(false, "{:?} parsed as {:?}", d, p),
+                }
+            }
+        }
     }
 
     #[test]

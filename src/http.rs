@@ -3,18 +3,46 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method};
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::client::FalClient;
-use crate::error::{decode_json, excerpt, parse_error_body, ApiError, Error, Result};
+use crate::error::{decode_json_checked, excerpt, parse_error_body, ApiError, Error, Result};
 use crate::retry::{retry_after, should_retry_status, CallKind, RetryPolicy};
 
 /// Largest error body read into memory, in bytes; the rest is dropped.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Largest success body of a control answer (submit, status, cancel, upload initiation, ...):
+/// 8 MiB. Such answers are a few hundred bytes; anything near this is not fal.
+pub(crate) const MAX_CONTROL_BODY: u64 = 8 * 1024 * 1024;
+
+/// Default limit of a payload answer (results, sync runs, in-memory downloads): 256 MiB
+/// ([`FalClientBuilder::max_response_bytes`](crate::FalClientBuilder::max_response_bytes)).
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Which size limit applies to a success body read into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyLimit {
+    /// [`MAX_CONTROL_BODY`] (or the client's `max_response_bytes`, when smaller).
+    Control,
+    /// The client's `max_response_bytes`.
+    Payload,
+}
+
+impl BodyLimit {
+    /// The limit for an operation: `result`, `run` and `download` carry payloads, every other
+    /// call a small control answer.
+    fn for_op(op: &str) -> Self {
+        match op {
+            "result" | "run" | "download" => BodyLimit::Payload,
+            _ => BodyLimit::Control,
+        }
+    }
+}
 
 /// One logical call (possibly several attempts).
 pub(crate) struct Call<'a> {
@@ -39,6 +67,8 @@ pub(crate) struct Call<'a> {
     /// Told about every body chunk handed to the connection, and about the bytes of an attempt
     /// that failed (so a retried body is not counted twice).
     pub meter: Option<Arc<dyn Meter>>,
+    /// Size limit of a success body read into memory (default from `op`).
+    pub body_limit: BodyLimit,
 }
 
 impl<'a> Call<'a> {
@@ -57,6 +87,7 @@ impl<'a> Call<'a> {
             retry: None,
             expect_json: false,
             meter: None,
+            body_limit: BodyLimit::for_op(op),
         }
     }
 
@@ -239,6 +270,10 @@ impl FalClient {
                     (err, hint)
                 }
                 Err(source) => {
+                    // A request that could not even be built (e.g. a header value) never left.
+                    if source.is_builder() {
+                        return Err(transport_error(call, source));
+                    }
                     let retry = match call.kind {
                         CallKind::Idempotent => true,
                         // Nothing was sent when the connection could not be made.
@@ -246,7 +281,7 @@ impl FalClient {
                     };
                     if !retry {
                         return Err(if call.kind == CallKind::Submit {
-                            ambiguous_submit(call, source)
+                            ambiguous_submit(call, source, None)
                         } else {
                             transport_error(call, source)
                         });
@@ -309,24 +344,59 @@ impl FalClient {
         Ok(rb.send().await)
     }
 
-    /// Execute and read the whole success body. On an idempotent call, a body that breaks on
-    /// the way, or (with [`Call::expect_json`]) is not JSON at all, is retried like a transport
-    /// failure; on a submit it is not (fal has the job).
+    /// The byte limit of a success body read into memory.
+    pub(crate) fn body_limit(&self, limit: BodyLimit) -> u64 {
+        let max = self.inner.max_response_bytes;
+        match limit {
+            BodyLimit::Control => max.min(MAX_CONTROL_BODY),
+            BodyLimit::Payload => max,
+        }
+    }
+
+    /// Execute and read the whole success body, up to the call's size limit
+    /// ([`Error::ResponseTooLarge`] beyond it; the rest is never read). On an idempotent call, a
+    /// body that breaks on the way, or (with [`Call::expect_json`]) is not JSON at all, is
+    /// retried like a transport failure; on a submit it is not (fal has the job).
     pub(crate) async fn execute_bytes(&self, call: Call<'_>) -> Result<(HeaderMap, Bytes)> {
-        self.execute_with(&call, |resp| read_answer(&call, resp))
+        let limit = self.body_limit(call.body_limit);
+        self.execute_with(&call, |resp| read_answer(&call, limit, resp))
             .await
     }
 
-    /// Execute and decode the success body as JSON.
+    /// Execute and decode the success body as JSON into `T`, straight from the response bytes
+    /// and once. On an idempotent call a broken body (cut short, not JSON at all) is retried; JSON
+    /// of the wrong shape is an [`Error::Decode`] naming the path, at once.
     pub(crate) async fn execute_json<T: DeserializeOwned>(
         &self,
         call: Call<'_>,
         what: &str,
     ) -> Result<T> {
-        let rid = call.request_id.map(str::to_owned);
-        let (headers, body) = self.execute_bytes(call.expect_json()).await?;
-        let rid = rid.or_else(|| header_str(&headers, "x-fal-request-id").map(str::to_owned));
-        decode_json(what, &body, rid.as_deref())
+        self.execute_json_then(call, what, |value, _| Ok(value))
+            .await
+    }
+
+    /// [`execute_json`](Self::execute_json), then `then(value, body)`: a check of the decoded
+    /// value that may still refuse it (with the raw body at hand for the error). Its error is
+    /// final.
+    pub(crate) async fn execute_json_then<T: DeserializeOwned, R>(
+        &self,
+        call: Call<'_>,
+        what: &str,
+        then: impl Fn(T, &Bytes) -> Result<R>,
+    ) -> Result<R> {
+        let limit = self.body_limit(call.body_limit);
+        self.execute_with(&call, |resp| {
+            let then = &then;
+            let call = &call;
+            async move {
+                let (headers, body) = read_body(call, limit, resp).await?;
+                let rid = answer_request_id(call, &headers);
+                let value = decode_json_checked(what, &body, rid)
+                    .map_err(|(e, broken)| (e, broken && call.kind == CallKind::Idempotent))?;
+                then(value, &body).map_err(|e| (e, false))
+            }
+        })
+        .await
     }
 }
 
@@ -334,49 +404,106 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Read a success answer's body for [`FalClient::execute_bytes`]; the error says whether the
-/// attempt may be repeated.
-async fn read_answer(
+/// Read a success answer's body, up to `limit` bytes; the error says whether the attempt may be
+/// repeated (a body that broke on the way, on an idempotent call).
+async fn read_body(
     call: &Call<'_>,
+    limit: u64,
     resp: reqwest::Response,
 ) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
     let headers = resp.headers().clone();
-    let idempotent = call.kind == CallKind::Idempotent;
-    let body = match resp.bytes().await {
-        Ok(b) => b,
-        Err(source) if idempotent => return Err((transport_error(call, source), true)),
-        // fal answered 2xx to the submit: the job exists, its id is lost with the body.
-        Err(source) => return Err((ambiguous_submit(call, source), false)),
+    let declared = resp.content_length();
+    let rid = answer_request_id(call, &headers).map(str::to_owned);
+    let too_large = |head: &[u8], request_id: Option<String>| {
+        let err = Error::ResponseTooLarge {
+            what: call.op,
+            url: redact_url(&call.url),
+            limit,
+            declared,
+            request_id,
+            body_excerpt: excerpt(head),
+        };
+        (err, false)
     };
+    let mut stream = resp.bytes_stream();
+    let mut body = BytesMut::new();
+    if let Some(n) = declared {
+        if n > limit {
+            // Read one chunk for the excerpt, then stop.
+            let head = match stream.next().await {
+                Some(Ok(chunk)) => chunk,
+                _ => Bytes::new(),
+            };
+            return Err(too_large(&head, rid));
+        }
+        // The declared size, within the limit: one allocation (a declared size is only a
+        // claim, so at most 8 MiB are reserved up front; the rest grows as it arrives).
+        body.reserve(usize::try_from(n.min(MAX_CONTROL_BODY)).unwrap_or(0));
+    }
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(source) if call.kind == CallKind::Idempotent => {
+                return Err((transport_error(call, source), true))
+            }
+            // fal answered 2xx to the submit: the job exists; its id may be in the head.
+            Err(source) => return Err((ambiguous_submit(call, source, rid), false)),
+        };
+        if (body.len() as u64).saturating_add(chunk.len() as u64) > limit {
+            let head = if body.is_empty() {
+                &chunk[..]
+            } else {
+                &body[..]
+            };
+            return Err(too_large(head, rid));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((headers, body.freeze()))
+}
+
+/// The request id for errors about an answer: the call's, else the answer's header.
+fn answer_request_id<'a>(call: &'a Call<'_>, headers: &'a HeaderMap) -> Option<&'a str> {
+    call.request_id
+        .or_else(|| header_str(headers, "x-fal-request-id"))
+}
+
+/// Read a success answer for [`FalClient::execute_bytes`].
+async fn read_answer(
+    call: &Call<'_>,
+    limit: u64,
+    resp: reqwest::Response,
+) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
+    let (headers, body) = read_body(call, limit, resp).await?;
     if call.expect_json {
-        let rid = call
-            .request_id
-            .or_else(|| header_str(&headers, "x-fal-request-id"));
         // Only the syntax is checked here: a body that is not JSON at all (cut short, an HTML
         // page from a proxy) is a broken answer; JSON of the wrong shape is decoded (and
         // reported with its path) by the caller.
-        if let Err(e) =
-            decode_json::<serde::de::IgnoredAny>(&format!("{} answer", call.op), &body, rid)
-        {
-            return Err((e, idempotent));
+        let what = format!("{} answer", call.op);
+        let rid = answer_request_id(call, &headers);
+        if let Err((e, broken)) = decode_json_checked::<serde::de::IgnoredAny>(&what, &body, rid) {
+            return Err((e, broken && call.kind == CallKind::Idempotent));
         }
     }
     Ok((headers, body))
 }
 
-fn ambiguous_submit(call: &Call<'_>, source: reqwest::Error) -> Error {
+/// The reqwest error's own message repeats the full URL, query included (pre-signed upload
+/// URLs, `fal_webhook=`): errors keep the redacted URL and drop reqwest's copy.
+fn ambiguous_submit(call: &Call<'_>, source: reqwest::Error, request_id: Option<String>) -> Error {
     Error::AmbiguousSubmit {
         endpoint: call.endpoint.unwrap_or(call.url.path()).to_owned(),
-        source,
+        request_id,
+        source: source.without_url(),
     }
 }
 
-fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error {
+pub(crate) fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error {
     Error::Transport {
         method: call.method.to_string(),
         url: redact_url(&call.url),
         request_id: call.request_id.map(str::to_owned),
-        source,
+        source: source.without_url(),
     }
 }
 

@@ -308,19 +308,55 @@ impl Storage {
     /// Download a file to `path`, streamed (memory does not grow with the file size); returns
     /// the number of bytes written. No fal key is sent.
     ///
+    /// The bytes go to `path` with `.part` appended and are renamed to `path` only when the
+    /// whole body arrived (and matched its `Content-Length`), so `path` never holds a cut-short
+    /// file. A body that breaks on the way is downloaded again from the start, under the
+    /// client's retry policy.
+    ///
     /// # Errors
     /// As [`download`](Self::download), plus [`Error::Io`] when `path` cannot be written.
     pub async fn download_to_file(&self, url: &str, path: impl AsRef<Path>) -> Result<u64> {
-        use futures::StreamExt;
         let path = path.as_ref();
         let url = parse_url(url)?;
-        let shown = redact_url(&url);
-        let mut call = Call::new(Method::GET, url, "download");
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".part");
+        let partial = PathBuf::from(partial);
+        let policy = &self.client.inner.retry;
+        let mut attempt = 0;
+        loop {
+            match self.download_once(&url, &partial).await {
+                Ok(written) => {
+                    tokio::fs::rename(&partial, path)
+                        .await
+                        .map_err(|e| Error::io(path.display(), e))?;
+                    return Ok(written);
+                }
+                // The answer head came (a status error would have been retried already); the
+                // body broke: start again.
+                Err(e @ Error::Transport { .. }) if attempt < policy.max_retries => {
+                    let delay = policy.delay(attempt, None);
+                    attempt += 1;
+                    tracing::warn!(op = "download", attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying fal call");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&partial).await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn download_once(&self, url: &Url, partial: &Path) -> Result<u64> {
+        use futures::StreamExt;
+        let shown = redact_url(url);
+        let mut call = Call::new(Method::GET, url.clone(), "download");
         call.auth = false;
         let resp = self.client.execute(call).await?;
-        let mut file = tokio::fs::File::create(path)
+        let declared = resp.content_length();
+        let mut file = tokio::fs::File::create(partial)
             .await
-            .map_err(|e| Error::io(path.display(), e))?;
+            .map_err(|e| Error::io(partial.display(), e))?;
         let mut written = 0u64;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -328,16 +364,23 @@ impl Storage {
                 method: "GET".into(),
                 url: shown.clone(),
                 request_id: None,
-                source,
+                source: source.without_url(),
             })?;
             file.write_all(&chunk)
                 .await
-                .map_err(|e| Error::io(path.display(), e))?;
+                .map_err(|e| Error::io(partial.display(), e))?;
             written += chunk.len() as u64;
         }
         file.flush()
             .await
-            .map_err(|e| Error::io(path.display(), e))?;
+            .map_err(|e| Error::io(partial.display(), e))?;
+        if let Some(n) = declared.filter(|n| *n != written) {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the answer declared {n} bytes but {written} arrived"),
+            );
+            return Err(Error::io(shown, e));
+        }
         Ok(written)
     }
 }

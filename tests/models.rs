@@ -816,6 +816,18 @@ fn outputs_reject_missing_required_fields() {
     )
     .is_err());
     assert!(serde_json::from_value::<Image>(json!({"width": 1, "height": 1})).is_err());
+    assert!(serde_json::from_value::<FluxLoraOutput>(json!({"seed": 1})).is_err());
+}
+
+#[test]
+fn generator_outputs_keep_images_when_informational_fields_are_missing() {
+    let out: FluxLoraOutput = serde_json::from_value(json!({"images": [{"url": "u"}]})).unwrap();
+    assert_eq!(out.images[0].url, "u");
+    assert_eq!((out.seed, out.prompt.as_str()), (0, ""));
+    let out: UltraFinetunedOutput =
+        serde_json::from_value(json!({"images": [{"url": "v", "width": 1, "height": 1}]})).unwrap();
+    assert_eq!(out.images[0].url, "v");
+    assert!(out.has_nsfw_concepts.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -231,3 +231,66 @@ async fn downloads_send_no_key() {
         .unwrap_err();
     assert_eq!(err.status(), Some(404));
 }
+
+/// A server whose first answer is cut short (5 of 10 declared bytes, then the connection
+/// closes) and whose second answer is whole.
+async fn flaky_file_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n";
+            let body: &[u8] = if n == 0 { b"01234" } else { b"0123456789" };
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    (format!("http://{addr}/files/x.bin"), hits)
+}
+
+#[tokio::test]
+async fn a_download_cut_short_is_fetched_again_and_never_left_half_written() {
+    let rest = MockServer::start().await;
+    let (url, hits) = flaky_file_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.bin");
+    let n = client(&rest)
+        .storage()
+        .download_to_file(&url, &out)
+        .await
+        .unwrap();
+    assert_eq!(n, 10);
+    assert_eq!(std::fs::read(&out).unwrap(), b"0123456789");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(!dir.path().join("x.bin.part").exists());
+
+    // Without retries the cut-short body is an error and no file is left behind.
+    let (url, _) = flaky_file_server().await;
+    let once = FalClient::builder()
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let out = dir.path().join("y.bin");
+    let err = once
+        .storage()
+        .download_to_file(&url, &out)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Transport { .. } | Error::Io { .. }),
+        "{err:?}"
+    );
+    assert!(!out.exists());
+    assert!(!dir.path().join("y.bin.part").exists());
+}

@@ -305,6 +305,10 @@ impl<'de> Deserialize<'de> for ImageSize {
 }
 
 /// Output of [`FluxLora`]. See <https://fal.ai/models/fal-ai/flux-lora/api>.
+///
+/// Only `images` is required when decoding: fal's schema also requires `seed`,
+/// `has_nsfw_concepts` and `prompt`, but a paid generation's images are not thrown away over a
+/// missing informational field (they default to `0`, empty and empty).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FluxLoraOutput {
     /// `images`: the generated images (legacy shape `url`/`width`/`height`/`content_type`, or
@@ -314,10 +318,13 @@ pub struct FluxLoraOutput {
     #[serde(default)]
     pub timings: HashMap<String, f64>,
     /// `seed`: the seed actually used.
+    #[serde(default)]
     pub seed: u64,
     /// `has_nsfw_concepts`: per-image NSFW flag, in the order of `images`.
+    #[serde(default)]
     pub has_nsfw_concepts: Vec<bool>,
     /// `prompt`: the prompt actually used.
+    #[serde(default)]
     pub prompt: String,
 }
 

@@ -434,6 +434,10 @@ impl<'de> Deserialize<'de> for AspectRatio {
 
 /// Output of [`UltraFinetuned`] (fal schema `FluxProV11UltraFinetunedOutput`).
 /// See <https://fal.ai/models/fal-ai/flux-pro/v1.1-ultra-finetuned/api>.
+///
+/// Only `images` is required when decoding: fal's schema also requires `seed`,
+/// `has_nsfw_concepts` and `prompt`, but a paid generation's images are not thrown away over a
+/// missing informational field (they default to `0`, empty and empty).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UltraFinetunedOutput {
     /// `images`: the generated images (legacy image shape: `url`, `width`, `height`,
@@ -443,10 +447,13 @@ pub struct UltraFinetunedOutput {
     #[serde(default)]
     pub timings: HashMap<String, f64>,
     /// `seed`: the seed actually used.
+    #[serde(default)]
     pub seed: u64,
     /// `has_nsfw_concepts`: per-image NSFW flag, in the order of `images`.
+    #[serde(default)]
     pub has_nsfw_concepts: Vec<bool>,
     /// `prompt`: the prompt actually used (differs from the input with `enhance_prompt`).
+    #[serde(default)]
     pub prompt: String,
 }
 

@@ -370,12 +370,18 @@ impl<O> RequestHandle<O> {
         url.query_pairs_mut()
             .append_pair("logs", if logs { "1" } else { "0" });
         let span = tracing::debug_span!("fal.status", endpoint = %self.endpoint, request_id = %self.request_id);
-        let (_, body) = self
-            .client
-            .execute_bytes(self.call(Method::GET, url, "status").expect_json())
+        // Decoded once, straight from the answer's bytes (a poll is the hot path of a wait).
+        self.client
+            .execute_json_then(
+                self.call(Method::GET, url, "status"),
+                "queue status",
+                |raw: status::RawStatus, body| {
+                    raw.into_status(|| crate::error::excerpt(body))
+                        .map_err(|e| e.with_request_id(&self.request_id))
+                },
+            )
             .instrument(span)
-            .await?;
-        QueueStatus::from_slice(&body).map_err(|e| e.with_request_id(&self.request_id))
+            .await
     }
 
     /// Cancel the request (`PUT .../cancel`). Queued requests are removed; running ones get a
@@ -392,7 +398,8 @@ impl<O> RequestHandle<O> {
             status: Option<String>,
         }
         let call = self.call(Method::PUT, self.cancel_url.clone(), "cancel");
-        match self.client.execute_bytes(call).await {
+        let span = tracing::info_span!("fal.cancel", endpoint = %self.endpoint, request_id = %self.request_id);
+        match self.client.execute_bytes(call).instrument(span).await {
             Ok((_, body)) => Ok(serde_json::from_slice::<Body>(&body)
                 .ok()
                 .and_then(|b| b.status)
@@ -440,12 +447,10 @@ impl<O: DeserializeOwned> RequestHandle<O> {
     /// # Errors
     /// As [`result_bytes`](Self::result_bytes), plus [`Error::Decode`] naming the JSON path.
     pub async fn result(&self) -> Result<O> {
-        let body = self.result_bytes().await?;
-        decode_json(
-            &format!("{} output", self.endpoint),
-            &body,
-            Some(&self.request_id),
-        )
+        let span = tracing::debug_span!("fal.result", endpoint = %self.endpoint, request_id = %self.request_id);
+        let call = self.call(Method::GET, self.response_url.clone(), "result");
+        let what = format!("{} output", self.endpoint);
+        self.client.execute_json(call, &what).instrument(span).await
     }
 }
 
@@ -705,7 +710,14 @@ impl FalClient {
 }
 
 fn check_request_id(request_id: &str) -> Result<()> {
-    if request_id.is_empty() || request_id.contains(['/', '?', '#']) {
+    if request_id.is_empty()
+        || request_id == "."
+        || request_id == ".."
+        || request_id.contains(['/', '\\', '?', '#', '%'])
+        || request_id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(Error::invalid_input(
             "request_id",
             format!("{request_id:?} is not a request id"),
@@ -817,6 +829,9 @@ mod tests {
         );
         assert!(fal.resume::<()>("fal-ai/x", "").is_err());
         assert!(fal.resume::<()>("fal-ai/x", "a/b").is_err());
+        for bad in ["..", ".", "a b", "a%2f", "a\\b"] {
+            assert!(fal.resume::<()>("fal-ai/x", bad).is_err(), "{bad:?}");
+        }
         assert!(fal.resume::<()>("nope", "a").is_err());
     }
 

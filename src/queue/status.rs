@@ -43,7 +43,7 @@ impl QueueStatus {
     /// `IN_QUEUE`, `IN_PROGRESS`, `COMPLETED`.
     pub fn from_slice(body: &[u8]) -> Result<Self> {
         let raw: RawStatus = decode_json("queue status", body, None)?;
-        raw.into_status(body)
+        raw.into_status(|| crate::error::excerpt(body))
     }
 
     /// `true` for [`QueueStatus::Completed`] (successful or failed).
@@ -111,7 +111,7 @@ pub struct Metrics {
 }
 
 #[derive(Deserialize)]
-struct RawStatus {
+pub(crate) struct RawStatus {
     status: String,
     #[serde(default)]
     queue_position: Option<u64>,
@@ -126,7 +126,8 @@ struct RawStatus {
 }
 
 impl RawStatus {
-    fn into_status(self, body: &[u8]) -> Result<QueueStatus> {
+    /// The typed status; `body_excerpt` goes into the error for an unknown status.
+    pub(crate) fn into_status(self, body_excerpt: impl FnOnce() -> String) -> Result<QueueStatus> {
         Ok(match self.status.as_str() {
             "IN_QUEUE" => QueueStatus::InQueue {
                 queue_position: self.queue_position.unwrap_or(0),
@@ -145,7 +146,7 @@ impl RawStatus {
                     message: format!(
                         "unknown status {other:?} (expected IN_QUEUE, IN_PROGRESS or COMPLETED)"
                     ),
-                    body_excerpt: crate::error::excerpt(body),
+                    body_excerpt: body_excerpt(),
                     request_id: None,
                 })
             }
@@ -153,11 +154,13 @@ impl RawStatus {
     }
 }
 
-/// Emits each log line once, whether fal sends the full log list each time (polling) or only
-/// the new lines (status stream).
+/// Emits each log line once.
 ///
-/// A list is taken as cumulative when it starts with the first line seen and still holds the
-/// last line seen at the same index; otherwise it is a batch of new lines. Memory stays O(1).
+/// A status *poll* answers the full log list so far, so its new lines are the ones past the
+/// count already emitted. A status *stream* event carries only new lines (fal-js accumulates
+/// them), but a server may send full lists there too: a stream list that starts with the first
+/// line seen and still holds the last line seen at the same index is taken as cumulative.
+/// Memory stays O(1). Polls after a stream (the fallback) continue from the same count.
 #[derive(Debug, Default)]
 pub(crate) struct LogCursor {
     seen: usize,
@@ -167,31 +170,39 @@ pub(crate) struct LogCursor {
 }
 
 impl LogCursor {
-    /// The lines of `logs` not seen before.
-    pub(crate) fn new_lines<'a>(&mut self, logs: &'a [RequestLog]) -> &'a [RequestLog] {
+    /// The lines of `logs` not emitted before; `polled` for a status poll's (cumulative) list.
+    pub(crate) fn new_lines<'a>(
+        &mut self,
+        logs: &'a [RequestLog],
+        polled: bool,
+    ) -> &'a [RequestLog] {
         let Some(tail) = logs.last() else {
             return logs;
         };
-        if self.seen == 0 {
-            self.seen = logs.len();
-            self.first = Some(logs[0].clone());
-            self.last = Some(tail.clone());
-            return logs;
-        }
-        let cumulative = !self.incremental
-            && logs.len() >= self.seen
-            && self.first.as_ref() == Some(&logs[0])
-            && self.last.as_ref() == Some(&logs[self.seen - 1]);
-        if cumulative {
-            let fresh = &logs[self.seen..];
-            self.seen = logs.len();
-            self.last = Some(tail.clone());
-            fresh
-        } else {
-            self.incremental = true;
-            self.seen += logs.len();
+        let fresh = if polled {
+            logs.get(self.seen..).unwrap_or(&[])
+        } else if self.seen == 0 {
             logs
+        } else {
+            let cumulative = !self.incremental
+                && logs.len() >= self.seen
+                && self.first.as_ref() == Some(&logs[0])
+                && self.last.as_ref() == Some(&logs[self.seen - 1]);
+            if cumulative {
+                &logs[self.seen..]
+            } else {
+                self.incremental = true;
+                logs
+            }
+        };
+        if self.first.is_none() {
+            self.first = Some(logs[0].clone());
         }
+        if !fresh.is_empty() {
+            self.seen += fresh.len();
+            self.last = Some(tail.clone());
+        }
+        fresh
     }
 }
 
@@ -288,19 +299,40 @@ mod tests {
     fn cursor_handles_cumulative_lists() {
         let mut c = LogCursor::default();
         let a = vec![log("a")];
-        assert_eq!(c.new_lines(&a).len(), 1);
+        assert_eq!(c.new_lines(&a, false).len(), 1);
         let ab = vec![log("a"), log("b")];
-        assert_eq!(c.new_lines(&ab), &[log("b")]);
-        assert!(c.new_lines(&ab).is_empty());
+        assert_eq!(c.new_lines(&ab, false), &[log("b")]);
+        assert!(c.new_lines(&ab, false).is_empty());
         let abcd = vec![log("a"), log("b"), log("c"), log("d")];
-        assert_eq!(c.new_lines(&abcd), &[log("c"), log("d")]);
+        assert_eq!(c.new_lines(&abcd, false), &[log("c"), log("d")]);
     }
 
     #[test]
     fn cursor_handles_incremental_batches() {
         let mut c = LogCursor::default();
-        assert_eq!(c.new_lines(&[log("a")]).len(), 1);
-        assert_eq!(c.new_lines(&[log("b")]), &[log("b")]);
-        assert_eq!(c.new_lines(&[log("c"), log("d")]).len(), 2);
+        assert_eq!(c.new_lines(&[log("a")], false).len(), 1);
+        assert_eq!(c.new_lines(&[log("b")], false), &[log("b")]);
+        assert_eq!(c.new_lines(&[log("c"), log("d")], false).len(), 2);
+    }
+
+    #[test]
+    fn polls_after_an_incremental_stream_continue_from_the_count() {
+        let mut c = LogCursor::default();
+        assert_eq!(c.new_lines(&[log("a"), log("b")], false).len(), 2);
+        assert_eq!(c.new_lines(&[log("c")], false), &[log("c")]);
+        let full = [log("a"), log("b"), log("c"), log("d")];
+        assert_eq!(c.new_lines(&full, true), &[log("d")]);
+        assert!(c.new_lines(&full, true).is_empty());
+        let more = [log("a"), log("b"), log("c"), log("d"), log("e")];
+        assert_eq!(c.new_lines(&more, true), &[log("e")]);
+    }
+
+    #[test]
+    fn polls_are_cumulative() {
+        let mut c = LogCursor::default();
+        assert_eq!(c.new_lines(&[log("x")], true).len(), 1);
+        assert_eq!(c.new_lines(&[log("x"), log("x")], true), &[log("x")]);
+        assert!(c.new_lines(&[log("x"), log("x")], true).is_empty());
+        assert!(c.new_lines(&[], true).is_empty());
     }
 }

@@ -7,11 +7,12 @@ use http::{HeaderValue, Method};
 
 use super::{QueueStatus, RequestHandle};
 use crate::error::{Error, Result};
-use crate::http::{redact_url, Call};
+use crate::http::{redact_url, BodyLimit, Call};
 
-/// Largest SSE event (or unterminated line) kept in memory; a bigger one ends the stream with
-/// [`Error::Decode`].
-const MAX_EVENT: usize = 16 * 1024 * 1024;
+/// Most bytes one status event may take before it is refused: 1 MiB (or the client's control
+/// body limit, when lower). A refused stream only makes a wait fall back to polling (whose
+/// answers may take 8 MiB).
+const MAX_EVENT_BYTES: u64 = 1024 * 1024;
 
 type Body = BoxStream<'static, reqwest::Result<Bytes>>;
 
@@ -21,6 +22,7 @@ enum State<O> {
         handle: Box<RequestHandle<O>>,
         body: Body,
         sse: SseParser,
+        limit: u64,
     },
     Done,
 }
@@ -34,48 +36,37 @@ impl<O: 'static> RequestHandle<O> {
     ///
     /// # Errors (as items)
     /// [`Error::Api`] when the stream cannot be opened, [`Error::Transport`] when it breaks,
-    /// [`Error::Decode`] for an event that is not a status, [`Error::StreamIdle`].
+    /// [`Error::Decode`] for an event that is not a status, [`Error::ResponseTooLarge`] when
+    /// more than 1 MiB arrives without completing an event, [`Error::StreamIdle`].
     pub fn events(&self, logs: bool) -> BoxStream<'static, Result<QueueStatus>> {
         let idle = self.client.inner.sse_idle_timeout;
         stream::unfold(
             State::Start(Box::new(self.clone())),
             move |state| async move {
-                let (handle, mut body, mut sse) = match state {
+                let (handle, mut body, mut sse, limit) = match state {
                     State::Done => return None,
                     State::Start(handle) => match handle.open_stream(logs).await {
-                        Ok(body) => (handle, body, SseParser::default()),
+                        Ok(body) => {
+                            let limit = handle
+                                .client
+                                .body_limit(BodyLimit::Control)
+                                .min(MAX_EVENT_BYTES);
+                            (handle, body, SseParser::default(), limit)
+                        }
                         Err(e) => return Some((Err(e), State::Done)),
                     },
-                    State::Open { handle, body, sse } => (handle, body, sse),
+                    State::Open {
+                        handle,
+                        body,
+                        sse,
+                        limit,
+                    } => (handle, body, sse, limit),
                 };
                 // Idleness is measured between events (comments and keep-alives do not count).
                 let deadline = tokio::time::Instant::now() + idle;
                 loop {
                     let data = match sse.next_event() {
                         Ok(Some(data)) => data,
-                        Ok(None) => match tokio::time::timeout_at(deadline, body.next()).await {
-                            Err(_) => {
-                                let e = Error::StreamIdle {
-                                    request_id: handle.request_id.clone(),
-                                    idle,
-                                };
-                                return Some((Err(e), State::Done));
-                            }
-                            Ok(None) => return None,
-                            Ok(Some(Ok(chunk))) => {
-                                sse.feed(&chunk);
-                                continue;
-                            }
-                            Ok(Some(Err(source))) => {
-                                let e = Error::Transport {
-                                    method: "GET".into(),
-                                    url: redact_url(&handle.status_url),
-                                    request_id: Some(handle.request_id.clone()),
-                                    source,
-                                };
-                                return Some((Err(e), State::Done));
-                            }
-                        },
                         Err(message) => {
                             let e = Error::Decode {
                                 what: "status stream".into(),
@@ -86,6 +77,39 @@ impl<O: 'static> RequestHandle<O> {
                             };
                             return Some((Err(e), State::Done));
                         }
+                        Ok(None) => match tokio::time::timeout_at(deadline, body.next()).await {
+                            Err(_) => {
+                                let e = Error::StreamIdle {
+                                    request_id: handle.request_id.clone(),
+                                    idle,
+                                };
+                                return Some((Err(e), State::Done));
+                            }
+                            Ok(None) => return None,
+                            Ok(Some(Ok(chunk))) => {
+                                if sse.feed(&chunk) > limit {
+                                    let e = Error::ResponseTooLarge {
+                                        what: "status stream event",
+                                        url: redact_url(&handle.status_url),
+                                        limit,
+                                        declared: None,
+                                        request_id: Some(handle.request_id.clone()),
+                                        body_excerpt: String::new(),
+                                    };
+                                    return Some((Err(e), State::Done));
+                                }
+                                continue;
+                            }
+                            Ok(Some(Err(source))) => {
+                                let e = Error::Transport {
+                                    method: "GET".into(),
+                                    url: redact_url(&handle.status_url),
+                                    request_id: Some(handle.request_id.clone()),
+                                    source: source.without_url(),
+                                };
+                                return Some((Err(e), State::Done));
+                            }
+                        },
                     };
                     if data.iter().all(u8::is_ascii_whitespace) {
                         continue; // empty event
@@ -95,7 +119,12 @@ impl<O: 'static> RequestHandle<O> {
                             let next = if status.is_completed() {
                                 State::Done
                             } else {
-                                State::Open { handle, body, sse }
+                                State::Open {
+                                    handle,
+                                    body,
+                                    sse,
+                                    limit,
+                                }
                             };
                             Some((Ok(status), next))
                         }
@@ -153,18 +182,24 @@ struct SseParser {
     after_cr: bool,
     /// Past the optional BOM.
     started: bool,
+    /// Bytes fed since the last dispatched event (the caller bounds it).
+    since_event: u64,
 }
 
 impl SseParser {
-    fn feed(&mut self, chunk: &[u8]) {
+    /// Add received bytes; returns the bytes fed since the last event.
+    fn feed(&mut self, chunk: &[u8]) -> u64 {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
         self.buf.extend_from_slice(chunk);
+        self.since_event += chunk.len() as u64;
+        self.since_event
     }
 
-    /// The `data` of the next complete event in what was fed, if any.
+    /// The `data` of the next complete event in what was fed, if any. A line that is not UTF-8
+    /// is an error (an event stream is UTF-8 text).
     fn next_event(&mut self) -> std::result::Result<Option<Vec<u8>>, String> {
         const BOM: &[u8] = b"\xEF\xBB\xBF";
         if !self.started {
@@ -186,21 +221,22 @@ impl SseParser {
             }
             let rest = &self.buf[self.pos..];
             let Some(len) = memchr::memchr2(b'\n', b'\r', rest) else {
-                if rest.len() > MAX_EVENT {
-                    return Err(format!("an event line is longer than {MAX_EVENT} bytes"));
-                }
                 return Ok(None);
             };
             let (start, end) = (self.pos, self.pos + len);
             self.after_cr = self.buf[end] == b'\r';
             self.pos = end + 1;
             let line = &self.buf[start..end];
+            if let Err(e) = std::str::from_utf8(line) {
+                return Err(format!("the status stream is not UTF-8: {e}"));
+            }
             if line.is_empty() {
                 if self.data.is_empty() {
                     continue;
                 }
                 let mut data = std::mem::take(&mut self.data);
                 data.pop(); // the LF after the last data line
+                self.since_event = 0;
                 return Ok(Some(data));
             }
             if line[0] == b':' {
@@ -214,9 +250,6 @@ impl SseParser {
                 None => (line, &[][..]),
             };
             if field == b"data" {
-                if self.data.len() + value.len() > MAX_EVENT {
-                    return Err(format!("an event is larger than {MAX_EVENT} bytes"));
-                }
                 self.data.extend_from_slice(value);
                 self.data.push(b'\n');
             }
@@ -256,6 +289,13 @@ mod tests {
             let chunks: Vec<&[u8]> = text.chunks(chunk).collect();
             assert_eq!(events(&chunks), ["a", "b", "c", "d"], "chunks of {chunk}");
         }
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_an_error() {
+        let mut p = SseParser::default();
+        p.feed(b"\xde\xad\xbe\xef\n\n");
+        assert!(p.next_event().unwrap_err().contains("UTF-8"));
     }
 
     #[test]

@@ -127,7 +127,13 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn observe(&mut self, status: &QueueStatus, on_event: &mut (dyn FnMut(WaitEvent<'_>) + Send)) {
+    /// Report what changed; `polled` for a status poll's answer (its logs are the full list).
+    fn observe(
+        &mut self,
+        status: &QueueStatus,
+        polled: bool,
+        on_event: &mut (dyn FnMut(WaitEvent<'_>) + Send),
+    ) {
         match status {
             QueueStatus::InQueue { queue_position } => {
                 if self.position != Some(*queue_position) {
@@ -142,7 +148,7 @@ impl Tracker {
                     self.started = true;
                     on_event(WaitEvent::Started);
                 }
-                for line in self.cursor.new_lines(status.logs()) {
+                for line in self.cursor.new_lines(status.logs(), polled) {
                     on_event(WaitEvent::Log(line));
                 }
             }
@@ -222,7 +228,7 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
             while let Some(item) = events.next().await {
                 match item {
                     Ok(status) => {
-                        tracker.observe(&status, on_event);
+                        tracker.observe(&status, false, on_event);
                         if status.is_completed() {
                             completed = Some(status);
                             break;
@@ -286,7 +292,7 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
             match self.status(options.logs).await {
                 Ok(status) => {
                     missed = 0;
-                    tracker.observe(&status, on_event);
+                    tracker.observe(&status, true, on_event);
                     if status.is_completed() {
                         return Ok(status);
                     }
@@ -327,5 +333,5 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
 
 /// Errors that polling again cannot fix: fal refused the call itself (401, 403, 404, 422...).
 fn is_fatal(e: &Error) -> bool {
-    matches!(e, Error::Api(api) if !api.is_retryable() && api.status != 500)
+    matches!(e, Error::Api(api) if !api.is_retryable())
 }

@@ -27,15 +27,21 @@ pub(super) struct Part {
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when `part_size` is 0 or the file needs more than `u32::MAX` parts.
+/// Most parts one upload may have (the S3-style limit object stores behind fal's CDN share):
+/// it also bounds the part list kept in memory.
+pub(super) const MAX_PARTS: u64 = 10_000;
+
 pub(super) fn plan(len: u64, part_size: u64) -> Result<Vec<Part>> {
     if part_size == 0 {
         return Err(Error::invalid_input("part_size", "must be at least 1 byte"));
     }
     let count = len.div_ceil(part_size).max(1);
-    if count > u64::from(u32::MAX) {
+    if count > MAX_PARTS {
         return Err(Error::invalid_input(
             "part_size",
-            format!("{part_size} bytes makes {count} parts; use larger parts"),
+            format!(
+                "{part_size} bytes makes {count} parts, more than {MAX_PARTS}; use larger parts"
+            ),
         ));
     }
     Ok((0..count)
@@ -136,6 +142,12 @@ async fn put_part(
     call.headers.insert(
         http::header::ACCEPT,
         HeaderValue::from_static("application/json"),
+    );
+    // No compressed answer: a re-encoding proxy may drop the ETag header (fal's Python client
+    // sends the same for the same reason).
+    call.headers.insert(
+        http::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
     );
     call.body = Some(source.body(part.offset, part.len));
     call.meter = meter;

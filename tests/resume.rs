@@ -1,0 +1,234 @@
+//! Resuming a paid job after a restart: submit, keep only the endpoint id and request id (as a
+//! database row would), drop the client and the handle, build a new client, rebuild the handle,
+//! and get the result, without submitting again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fal_client::archive::ArchiveBuilder;
+use fal_client::avatar::{AvatarKind, AvatarModel, Preset, TrainingJob, TriggerPhrase};
+use fal_client::mock::FalMock;
+use fal_client::models::{
+    PortraitTrainer, PortraitTrainerInput, PortraitTrainerOutput, ProTrainer,
+};
+use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
+use fal_client::{Endpoint, Error};
+use serde_json::json;
+
+fn photos() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/portrait")
+}
+
+async fn mock() -> FalMock {
+    FalMock::builder()
+        .queue_time(Duration::from_millis(50))
+        .processing_time(Duration::from_millis(200))
+        .log_lines(4)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// What an application stores right after submit.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Row {
+    endpoint_id: String,
+    request_id: String,
+    kind: String,
+    trigger: String,
+}
+
+async fn upload_photos(mock: &FalMock) -> String {
+    let archive = ArchiveBuilder::new().build_from_dir(photos()).unwrap();
+    mock.client()
+        .unwrap()
+        .storage()
+        .upload_bytes(archive.into_bytes(), "application/zip", Some("photos.zip"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_training_resumes_with_a_new_client_from_the_stored_ids() {
+    let mock = mock().await;
+    let zip = upload_photos(&mock).await;
+    let row = {
+        let fal = mock.client().unwrap();
+        let job = fal
+            .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip), SubmitOptions::default())
+            .await
+            .unwrap();
+        serde_json::to_string(&Row {
+            endpoint_id: job.endpoint().to_string(),
+            request_id: job.request_id().to_owned(),
+            kind: "portrait".into(),
+            trigger: String::new(),
+        })
+        .unwrap()
+        // `fal` and `job` are dropped here: nothing of the first client survives.
+    };
+
+    let row: Row = serde_json::from_str(&row).unwrap();
+    let fal = mock.client().unwrap();
+    let job: RequestHandle<PortraitTrainerOutput> = fal
+        .resume(&row.endpoint_id, row.request_id.clone())
+        .unwrap();
+    assert_eq!(job.request_id(), row.request_id);
+    let mut events = Vec::new();
+    let out = job
+        .wait_with(WaitOptions::default(), |e| {
+            events.push(match e {
+                WaitEvent::Log(_) => "log".to_owned(),
+                other => format!("{other:?}"),
+            })
+        })
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e == "log"), "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("Completed"));
+    let lora = fal
+        .storage()
+        .download(&out.diffusers_lora_file.url)
+        .await
+        .unwrap();
+    assert!(!lora.is_empty());
+    // The typed shortcut reaches the same request.
+    let again = fal
+        .resume_endpoint::<PortraitTrainer>(&row.request_id)
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(again, out);
+    assert_eq!(
+        mock.submissions(PortraitTrainer::ID),
+        1,
+        "never submitted twice"
+    );
+}
+
+/// A wait that passes its deadline without cancelling leaves the job running; its error carries
+/// the request id, which is all a new process needs.
+#[tokio::test]
+async fn a_timed_out_wait_resumes_from_the_error() {
+    let mock = mock().await;
+    let zip = upload_photos(&mock).await;
+    let err = {
+        let fal = mock.client().unwrap();
+        fal.submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip), SubmitOptions::default())
+            .await
+            .unwrap()
+            .wait(
+                WaitOptions::default()
+                    .timeout(Duration::from_millis(50))
+                    .cancel_on_timeout(false),
+            )
+            .await
+            .unwrap_err()
+    };
+    let Error::Timeout {
+        request_id: Some(id),
+        endpoint,
+        cancel_requested: false,
+        ..
+    } = &err
+    else {
+        panic!("expected a resumable timeout, got {err:?}");
+    };
+    assert!(err.to_string().contains("FalClient::resume"), "{err}");
+    assert!(!mock.job(id).unwrap().cancelled);
+
+    let fal = mock.client().unwrap();
+    let out: PortraitTrainerOutput = fal
+        .resume(endpoint, id.clone())
+        .unwrap()
+        .wait(WaitOptions::default())
+        .await
+        .unwrap();
+    assert!(!out.diffusers_lora_file.url.is_empty());
+    assert_eq!(mock.submissions(PortraitTrainer::ID), 1);
+}
+
+/// The avatar adapter's own handle, for both trainers: `TrainingJob::resume` from the stored
+/// kind, trigger and request id, then generation with the trained avatar.
+#[tokio::test]
+async fn avatar_training_jobs_resume_for_both_trainers() {
+    let mock = mock().await;
+    let zip = upload_photos(&mock).await;
+    for kind in [AvatarKind::Portrait, AvatarKind::Style] {
+        let row = {
+            let fal = mock.client().unwrap();
+            let plan = kind.plan(
+                Preset::Fast,
+                zip.clone(),
+                TriggerPhrase::new("TOK_anna").unwrap(),
+            );
+            let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
+            json!({
+                "kind": kind.as_str(),
+                "trigger": job.trigger().as_str(),
+                "request_id": job.request_id(),
+            })
+            .to_string()
+        };
+
+        let row: serde_json::Value = serde_json::from_str(&row).unwrap();
+        let fal = mock.client().unwrap();
+        let kind: AvatarKind = row["kind"].as_str().unwrap().parse().unwrap();
+        let trigger = TriggerPhrase::new(row["trigger"].as_str().unwrap()).unwrap();
+        let id = row["request_id"].as_str().unwrap();
+        let job = TrainingJob::resume(&fal, kind, trigger, id).unwrap();
+        assert_eq!(job.request_id(), id);
+        let avatar = job.wait(WaitOptions::default()).await.unwrap();
+        assert_eq!(avatar.kind, kind);
+        assert_eq!(avatar.training_request_id.as_deref(), Some(id));
+        match (&avatar.model, kind) {
+            (AvatarModel::Lora { url, .. }, AvatarKind::Portrait) => assert!(!url.is_empty()),
+            (AvatarModel::Finetune { id }, AvatarKind::Style) => assert!(!id.is_empty()),
+            (model, kind) => panic!("{kind:?} trained {model:?}"),
+        }
+        let images = avatar
+            .generate(&fal, "TOK_anna on a boat", 1)
+            .await
+            .unwrap();
+        assert_eq!(images.len(), 1);
+    }
+    assert_eq!(mock.submissions(PortraitTrainer::ID), 1);
+    assert_eq!(mock.submissions(ProTrainer::ID), 1);
+}
+
+/// Dropping a wait (here by an outer timeout) leaves nothing running: no task keeps polling or
+/// streaming, and the job stays resumable.
+#[tokio::test]
+async fn a_dropped_wait_leaves_nothing_running() {
+    let mock = FalMock::builder()
+        .queue_time(Duration::ZERO)
+        .processing_time(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+    let fal = mock
+        .client_builder()
+        .poll_interval(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let zip = upload_photos(&mock).await;
+    let job = fal
+        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip), SubmitOptions::default())
+        .await
+        .unwrap();
+    for stream in [true, false] {
+        let wait = job.wait(WaitOptions::default().stream(stream));
+        assert!(tokio::time::timeout(Duration::from_millis(100), wait)
+            .await
+            .is_err());
+        let after_drop = mock.requests().len();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            mock.requests().len(),
+            after_drop,
+            "stream {stream}: a request after the drop"
+        );
+    }
+    assert!(!mock.job(job.request_id()).unwrap().cancelled);
+}
