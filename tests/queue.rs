@@ -1029,3 +1029,38 @@ async fn status_and_cancel_urls_are_exactly_the_ones_fal_sent() {
         assert_eq!(job.cancel_url().as_str(), cancel_url);
     }
 }
+
+#[tokio::test]
+async fn a_handle_can_carry_its_own_retry_policy() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/fal-ai/x/requests/r/status"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let fal = client(&server); // 3 retries
+    let h: RequestHandle = fal.resume("fal-ai/x", "r").unwrap();
+    assert_eq!(h.status(false).await.unwrap_err().status(), Some(503));
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+    let once = h.clone().with_retry(RetryPolicy::none());
+    assert_eq!(once.status(false).await.unwrap_err().status(), Some(503));
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        5,
+        "no retry"
+    );
+    assert_eq!(
+        once.clone()
+            .with_output::<Value>()
+            .status(false)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(503)
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        6,
+        "kept through clone and with_output"
+    );
+}

@@ -266,6 +266,7 @@ pub struct RequestHandle<O = serde_json::Value> {
     status_url: Url,
     response_url: Url,
     cancel_url: Url,
+    retry: Option<std::sync::Arc<RetryPolicy>>,
     _output: PhantomData<fn() -> O>,
 }
 
@@ -280,6 +281,7 @@ impl<O> Clone for RequestHandle<O> {
             status_url: self.status_url.clone(),
             response_url: self.response_url.clone(),
             cancel_url: self.cancel_url.clone(),
+            retry: self.retry.clone(),
             _output: PhantomData,
         }
     }
@@ -337,6 +339,13 @@ impl<O> RequestHandle<O> {
         &self.client
     }
 
+    /// The same handle with its own retry policy for status, result, cancel and the status
+    /// stream, instead of the client's (e.g. more patience for a long training's polls).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(std::sync::Arc::new(policy));
+        self
+    }
+
     /// The same request with another output type.
     pub fn with_output<O2>(self) -> RequestHandle<O2> {
         RequestHandle {
@@ -348,6 +357,7 @@ impl<O> RequestHandle<O> {
             status_url: self.status_url,
             response_url: self.response_url,
             cancel_url: self.cancel_url,
+            retry: self.retry,
             _output: PhantomData,
         }
     }
@@ -357,6 +367,7 @@ impl<O> RequestHandle<O> {
         c.request_id = Some(&self.request_id);
         c.endpoint = Some(self.endpoint.as_str());
         c.timeout = Some(self.client.inner.request_timeout);
+        c.retry = self.retry.as_deref();
         c
     }
 
@@ -434,7 +445,7 @@ impl<O> RequestHandle<O> {
         let mut call = self
             .call(Method::GET, self.response_url.clone(), "result")
             .expect_json();
-        call.retry = retry;
+        call.retry = retry.or(self.retry.as_deref());
         let (_, body) = self.client.execute_bytes(call).instrument(span).await?;
         Ok(body)
     }
@@ -563,6 +574,7 @@ impl FalClient {
                     status_url,
                     response_url,
                     cancel_url,
+                    retry: None,
                     _output: PhantomData,
                 }
             }
@@ -610,6 +622,7 @@ impl FalClient {
             request_id,
             gateway_request_id: None,
             queue_position: None,
+            retry: None,
             _output: PhantomData,
         })
     }

@@ -146,6 +146,7 @@ impl<O: 'static> RequestHandle<O> {
         let mut call = Call::new(Method::GET, url, "status_stream");
         call.request_id = Some(&self.request_id);
         call.endpoint = Some(self.endpoint.as_str());
+        call.retry = self.retry.as_deref();
         call.headers.insert(
             http::header::ACCEPT,
             HeaderValue::from_static("text/event-stream"),
