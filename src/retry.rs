@@ -29,7 +29,8 @@
 //! (the bytes were damaged on the way), not as fal's answer.
 //!
 //! Waiting ([`RequestHandle::wait`](crate::queue::RequestHandle::wait)) adds two rules on top:
-//! a status poll that still fails after its retries is a *missed poll* (the wait polls again),
+//! a status poll that still fails after its retries is a *missed poll* (the wait polls again;
+//! an unknown `status` value is not: it ends the wait),
 //! and a status stream that breaks, ends before `COMPLETED`, or stays silent longer than the
 //! SSE idle timeout is dropped for polling.
 //!

@@ -1064,3 +1064,36 @@ async fn a_handle_can_carry_its_own_retry_policy() {
         "kept through clone and with_output"
     );
 }
+
+#[tokio::test]
+async fn an_unknown_status_ends_the_wait_at_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/fal-ai/x/requests/r/status"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "FAILED"})))
+        .mount(&server)
+        .await;
+    let h: RequestHandle = client(&server).resume("fal-ai/x", "r").unwrap();
+    let err = h
+        .wait(
+            WaitOptions::default()
+                .stream(false)
+                .timeout(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Decode {
+            path,
+            message,
+            request_id,
+            ..
+        } => {
+            assert_eq!(path, "status");
+            assert!(message.contains("FAILED"), "{message}");
+            assert_eq!(request_id.as_deref(), Some("r"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

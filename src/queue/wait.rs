@@ -332,6 +332,15 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
 }
 
 /// Errors that polling again cannot fix: fal refused the call itself (401, 403, 404, 422...).
+///
+/// A status fal sends but this crate does not know (`status` other than `IN_QUEUE`,
+/// `IN_PROGRESS`, `COMPLETED`: a third-party schema lists `FAILED` and `CANCELED`) is fatal too,
+/// as in fal's Python client: polling again would only repeat it until the deadline.
 fn is_fatal(e: &Error) -> bool {
-    matches!(e, Error::Api(api) if !api.is_retryable())
+    match e {
+        Error::Api(api) => !api.is_retryable(),
+        // The error `QueueStatus` parsing gives for an unknown status (status.rs).
+        Error::Decode { what, path, .. } => what == "queue status" && path == "status",
+        _ => false,
+    }
 }
