@@ -1391,3 +1391,47 @@ fn deduper_lets_exactly_one_thread_win() {
     });
     assert_eq!(winners.into_inner(), 1);
 }
+
+/// A JWKS body over 256 KiB is refused whether or not it declares its length (a chunked body
+/// is cut at the cap, never buffered whole).
+#[tokio::test]
+async fn an_oversized_key_set_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Declared length (wiremock sets content-length).
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_string(" ".repeat(300 * 1024)))
+        .mount(&server)
+        .await;
+    let err = cache_for(&server).await.refresh().await.unwrap_err();
+    assert!(
+        matches!(&err, WebhookError::JwksFetch { message, .. } if message.contains("larger than")),
+        "{err:?}"
+    );
+
+    // Chunked, no length: an endless body.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 2048];
+        let _ = sock.read(&mut buf).await;
+        let _ = sock
+            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n")
+            .await;
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+        for _ in 0..64 {
+            if sock.write_all(chunk.as_bytes()).await.is_err() {
+                return; // the client hung up, as it should
+            }
+        }
+    });
+    let url = url::Url::parse(&format!("http://{addr}{JWKS_PATH}")).unwrap();
+    let cache = JwksCache::new(reqwest::Client::new()).with_url(url);
+    let err = cache.refresh().await.unwrap_err();
+    assert!(
+        matches!(&err, WebhookError::JwksFetch { message, .. } if message.contains("larger than")),
+        "{err:?}"
+    );
+}

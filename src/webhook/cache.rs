@@ -458,14 +458,17 @@ impl JwksCache {
             {
                 return Err(format!("key set larger than {MAX_JWKS_BYTES} bytes"));
             }
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| e.without_url().to_string())?;
-            if body.len() > MAX_JWKS_BYTES {
-                return Err(format!("key set larger than {MAX_JWKS_BYTES} bytes"));
+            // Read chunk by chunk: a body without a length is cut at the cap, never buffered whole.
+            let mut body = Vec::new();
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                let chunk = chunk.map_err(|e| e.without_url().to_string())?;
+                if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                    return Err(format!("key set larger than {MAX_JWKS_BYTES} bytes"));
+                }
+                body.extend_from_slice(&chunk);
             }
-            Ok(body)
+            Ok(bytes::Bytes::from(body))
         };
         let body = tokio::time::timeout(self.fetch_timeout, request)
             .await
