@@ -62,7 +62,8 @@
 //!
 //! - `rustls` (default): TLS through rustls.
 //! - `native-tls`: TLS through the platform library.
-//! - `mock`: [`mock::FalMock`], an in-process fake of fal.
+//! - `mock`: `mock::FalMock`, an in-process fake of fal (signed webhooks, multipart uploads,
+//!   fault injection) for offline examples and tests.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![cfg_attr(
