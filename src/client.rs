@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) request_timeout: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) sse_idle_timeout: Duration,
+    /// Longest silence between two chunks of an answer body (the builder's `read_timeout`).
+    pub(crate) read_idle_timeout: Duration,
     pub(crate) max_response_bytes: u64,
 }
 
@@ -229,8 +231,13 @@ impl FalClientBuilder {
         self
     }
 
-    /// Longest silence while reading any answer (headers or body chunk) before the connection
-    /// is considered dead. Default 120 s.
+    /// Longest silence while reading an answer's body (between two chunks) before the call
+    /// fails with [`Error::Stalled`] (retried on idempotent calls). Default 120 s.
+    ///
+    /// It is measured by the crate, per chunk, and never limits how long an upload takes to
+    /// send or how long a sync run takes to answer (reqwest's own `read_timeout` starts one
+    /// timer per request and would cut a slow but healthy upload; it is not used). Dead
+    /// connections are found by TCP keep-alive (30 s) and the per-call limits.
     pub fn read_timeout(mut self, t: Duration) -> Self {
         self.read_timeout = Some(t);
         self
@@ -304,7 +311,8 @@ impl FalClientBuilder {
                         concat!("fal-client-rs/", env!("CARGO_PKG_VERSION")).into()
                     }))
                     .connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(10)))
-                    .read_timeout(self.read_timeout.unwrap_or(Duration::from_secs(120)))
+                    // No reqwest `read_timeout`: see `read_timeout` above.
+                    .tcp_keepalive(Duration::from_secs(30))
                     .pool_idle_timeout(Duration::from_secs(90))
                     .build()
                     .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
@@ -338,6 +346,7 @@ impl FalClientBuilder {
                 request_timeout: self.request_timeout.unwrap_or(Duration::from_secs(60)),
                 poll_interval: self.poll_interval.unwrap_or(Duration::from_millis(500)),
                 sse_idle_timeout: self.sse_idle_timeout.unwrap_or(Duration::from_secs(15)),
+                read_idle_timeout: self.read_timeout.unwrap_or(Duration::from_secs(120)),
                 max_response_bytes: self
                     .max_response_bytes
                     .unwrap_or(crate::http::DEFAULT_MAX_RESPONSE_BYTES),

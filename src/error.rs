@@ -68,6 +68,21 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    /// An answer's body stopped arriving: nothing came for longer than the client's read
+    /// timeout ([`FalClientBuilder::read_timeout`](crate::FalClientBuilder::read_timeout)).
+    /// Idempotent calls retry it; [`Error::is_retryable`] is `true`.
+    #[error("{method} {url}: the answer stalled (nothing for {idle:?}){}", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
+    Stalled {
+        /// HTTP method of the call.
+        method: String,
+        /// URL of the call, without its query string.
+        url: String,
+        /// Request id, when known.
+        request_id: Option<String>,
+        /// The read timeout that passed.
+        idle: Duration,
+    },
+
     /// A submit whose outcome is unknown: the connection failed after the request may have
     /// reached fal, so the job may or may not be queued (and billed). The crate never retries such
     /// a submit on its own; check your fal dashboard or webhook before submitting again.
@@ -226,6 +241,7 @@ impl Error {
             | Error::Decode { request_id, .. }
             | Error::ResponseTooLarge { request_id, .. }
             | Error::Transport { request_id, .. }
+            | Error::Stalled { request_id, .. }
             | Error::AmbiguousSubmit { request_id, .. } => request_id.as_deref(),
             Error::Webhook(e) => e.request_id(),
             _ => None,
@@ -255,7 +271,7 @@ impl Error {
     /// stricter rules (a submit that may have reached fal is never repeated).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
+            Error::Transport { .. } | Error::Stalled { .. } => true,
             Error::Api(e) => e.is_retryable(),
             _ => false,
         }

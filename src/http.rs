@@ -262,7 +262,7 @@ impl FalClient {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry = should_retry_status(call.kind, status, resp.headers());
-                    let err = api_error(call, resp).await;
+                    let err = api_error(call, resp, self.inner.read_idle_timeout).await;
                     if !retry {
                         return Err(err);
                     }
@@ -344,6 +344,14 @@ impl FalClient {
         Ok(rb.send().await)
     }
 
+    /// How a success body is read into memory: its byte limit and the read idle timeout.
+    pub(crate) fn body_read(&self, limit: BodyLimit) -> BodyRead {
+        BodyRead {
+            limit: self.body_limit(limit),
+            idle: self.inner.read_idle_timeout,
+        }
+    }
+
     /// The byte limit of a success body read into memory.
     pub(crate) fn body_limit(&self, limit: BodyLimit) -> u64 {
         let max = self.inner.max_response_bytes;
@@ -358,7 +366,7 @@ impl FalClient {
     /// body that breaks on the way, or (with [`Call::expect_json`]) is not JSON at all, is
     /// retried like a transport failure; on a submit it is not (fal has the job).
     pub(crate) async fn execute_bytes(&self, call: Call<'_>) -> Result<(HeaderMap, Bytes)> {
-        let limit = self.body_limit(call.body_limit);
+        let limit = self.body_read(call.body_limit);
         self.execute_with(&call, |resp| read_answer(&call, limit, resp))
             .await
     }
@@ -384,7 +392,7 @@ impl FalClient {
         what: &str,
         then: impl Fn(T, &Bytes) -> Result<R>,
     ) -> Result<R> {
-        let limit = self.body_limit(call.body_limit);
+        let limit = self.body_read(call.body_limit);
         self.execute_with(&call, |resp| {
             let then = &then;
             let call = &call;
@@ -408,9 +416,10 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h s
 /// repeated (a body that broke on the way, on an idempotent call).
 async fn read_body(
     call: &Call<'_>,
-    limit: u64,
+    limit: BodyRead,
     resp: reqwest::Response,
 ) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
+    let BodyRead { limit, idle } = limit;
     let headers = resp.headers().clone();
     let declared = resp.content_length();
     let rid = answer_request_id(call, &headers).map(str::to_owned);
@@ -430,8 +439,8 @@ async fn read_body(
     if let Some(n) = declared {
         if n > limit {
             // Read one chunk for the excerpt, then stop.
-            let head = match stream.next().await {
-                Some(Ok(chunk)) => chunk,
+            let head = match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(Ok(chunk))) => chunk,
                 _ => Bytes::new(),
             };
             return Err(too_large(&head, rid));
@@ -440,7 +449,15 @@ async fn read_body(
         // claim, so at most 8 MiB are reserved up front; the rest grows as it arrives).
         body.reserve(usize::try_from(n.min(MAX_CONTROL_BODY)).unwrap_or(0));
     }
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) => {
+                let err = stalled(call, rid, idle);
+                return Err((err, call.kind == CallKind::Idempotent));
+            }
+        };
         let chunk = match chunk {
             Ok(c) => c,
             Err(source) if call.kind == CallKind::Idempotent => {
@@ -471,7 +488,7 @@ fn answer_request_id<'a>(call: &'a Call<'_>, headers: &'a HeaderMap) -> Option<&
 /// Read a success answer for [`FalClient::execute_bytes`].
 async fn read_answer(
     call: &Call<'_>,
-    limit: u64,
+    limit: BodyRead,
     resp: reqwest::Response,
 ) -> std::result::Result<(HeaderMap, Bytes), (Error, bool)> {
     let (headers, body) = read_body(call, limit, resp).await?;
@@ -498,6 +515,22 @@ fn ambiguous_submit(call: &Call<'_>, source: reqwest::Error, request_id: Option<
     }
 }
 
+/// How an answer body is read: at most `limit` bytes, at most `idle` between two chunks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyRead {
+    pub limit: u64,
+    pub idle: Duration,
+}
+
+pub(crate) fn stalled(call: &Call<'_>, request_id: Option<String>, idle: Duration) -> Error {
+    Error::Stalled {
+        method: call.method.to_string(),
+        url: redact_url(&call.url),
+        request_id: request_id.or_else(|| call.request_id.map(str::to_owned)),
+        idle,
+    }
+}
+
 pub(crate) fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error {
     Error::Transport {
         method: call.method.to_string(),
@@ -508,12 +541,13 @@ pub(crate) fn transport_error(call: &Call<'_>, source: reqwest::Error) -> Error 
 }
 
 /// Read (a bounded part of) an error answer and build an [`Error::Api`].
-async fn api_error(call: &Call<'_>, resp: reqwest::Response) -> Error {
+async fn api_error(call: &Call<'_>, resp: reqwest::Response, idle: Duration) -> Error {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
+    // An error body that stalls is cut where it stalled: the status says enough.
+    while let Ok(Some(chunk)) = tokio::time::timeout(idle, stream.next()).await {
         match chunk {
             Ok(c) => {
                 let room = MAX_ERROR_BODY.saturating_sub(body.len());

@@ -331,15 +331,15 @@ impl Storage {
                         .map_err(|e| Error::io(path.display(), e))?;
                     return Ok(written);
                 }
-                // The answer head came (a status error would have been retried already); the
-                // body broke: start again.
-                Err(e @ Error::Transport { .. }) if attempt < policy.max_retries => {
+                // The answer head came and its body broke or stalled: start again. (A failure
+                // before the head was already retried inside `execute`.)
+                Err((e, true)) if attempt < policy.max_retries => {
                     let delay = policy.delay(attempt, None);
                     attempt += 1;
                     tracing::warn!(op = "download", attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying fal call");
                     tokio::time::sleep(delay).await;
                 }
-                Err(e) => {
+                Err((e, _)) => {
                     let _ = tokio::fs::remove_file(&partial).await;
                     return Err(e);
                 }
@@ -347,39 +347,63 @@ impl Storage {
         }
     }
 
-    async fn download_once(&self, url: &Url, partial: &Path) -> Result<u64> {
+    /// One download; the flag says whether the failure came after the answer head (a body
+    /// that broke or stalled), which is worth a fresh attempt.
+    async fn download_once(
+        &self,
+        url: &Url,
+        partial: &Path,
+    ) -> std::result::Result<u64, (Error, bool)> {
         use futures::StreamExt;
         let shown = redact_url(url);
         let mut call = Call::new(Method::GET, url.clone(), "download");
         call.auth = false;
-        let resp = self.client.execute(call).await?;
+        let idle = self.client.inner.read_idle_timeout;
+        let method = call.method.clone();
+        let resp = self.client.execute(call).await.map_err(|e| (e, false))?;
         let declared = resp.content_length();
         let mut file = tokio::fs::File::create(partial)
             .await
-            .map_err(|e| Error::io(partial.display(), e))?;
+            .map_err(|e| (Error::io(partial.display(), e), false))?;
         let mut written = 0u64;
         let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| Error::Transport {
-                method: "GET".into(),
-                url: shown.clone(),
-                request_id: None,
-                source: source.without_url(),
+        loop {
+            let chunk = match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(_) => {
+                    let e = Error::Stalled {
+                        method: method.to_string(),
+                        url: shown.clone(),
+                        request_id: None,
+                        idle,
+                    };
+                    return Err((e, true));
+                }
+            };
+            let chunk = chunk.map_err(|source| {
+                let e = Error::Transport {
+                    method: "GET".into(),
+                    url: shown.clone(),
+                    request_id: None,
+                    source: source.without_url(),
+                };
+                (e, true)
             })?;
             file.write_all(&chunk)
                 .await
-                .map_err(|e| Error::io(partial.display(), e))?;
+                .map_err(|e| (Error::io(partial.display(), e), false))?;
             written += chunk.len() as u64;
         }
         file.flush()
             .await
-            .map_err(|e| Error::io(partial.display(), e))?;
+            .map_err(|e| (Error::io(partial.display(), e), false))?;
         if let Some(n) = declared.filter(|n| *n != written) {
             let e = std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 format!("the answer declared {n} bytes but {written} arrived"),
             );
-            return Err(Error::io(shown, e));
+            return Err((Error::io(shown, e), true));
         }
         Ok(written)
     }

@@ -294,3 +294,83 @@ async fn a_download_cut_short_is_fetched_again_and_never_left_half_written() {
     assert!(!out.exists());
     assert!(!dir.path().join("y.bin.part").exists());
 }
+
+/// The read timeout is silence *between two chunks of an answer*: an upload whose answer takes
+/// longer than it (a slow link, a busy CDN) still succeeds.
+#[tokio::test]
+async fn an_upload_slower_than_the_read_timeout_succeeds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = MockServer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cdn = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0usize;
+        // Read the head and the 8-byte body, then take a while to answer.
+        while got < 8 || !buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf[got..]).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            got += n;
+        }
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let _ = sock
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await;
+    });
+    Mock::given(method("POST"))
+        .and(path("/storage/upload/initiate"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "upload_url": format!("http://{cdn}/upload/tok"),
+            "file_url": format!("http://{cdn}/files/tok"),
+        })))
+        .mount(&rest)
+        .await;
+    let fal = FalClient::builder()
+        .key(KEY)
+        .rest_url(rest.uri())
+        .read_timeout(Duration::from_millis(300))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let url = fal
+        .storage()
+        .upload_bytes(b"12345678".to_vec(), "application/octet-stream", None)
+        .await
+        .unwrap();
+    assert_eq!(url, format!("http://{cdn}/files/tok"));
+}
+
+/// An answer whose body stops arriving fails with `Error::Stalled` after the read timeout.
+#[tokio::test]
+async fn a_stalled_answer_body_is_a_typed_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf).await;
+        let _ = sock
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhalf")
+            .await;
+        tokio::time::sleep(Duration::from_secs(30)).await; // then nothing
+    });
+    let fal = FalClient::builder()
+        .read_timeout(Duration::from_millis(200))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = fal
+        .storage()
+        .download(&format!("http://{addr}/files/x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Stalled { idle, .. } if idle == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}

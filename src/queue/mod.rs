@@ -167,7 +167,9 @@ impl RunOptions {
         self
     }
 
-    /// Overall client-side limit of the call (default: none beyond the read timeout).
+    /// Overall client-side limit of the call, model time included (default: none — a sync run
+    /// may legitimately take minutes; a dead connection is found by TCP keep-alive, and an
+    /// answer body that stalls by the read timeout).
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
         self
