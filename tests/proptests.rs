@@ -246,8 +246,20 @@ fn sse_data() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Each stream item as a stream of `data` values should give it.
+/// Each stream item as a stream of `data` values should give it: a stream that closes before
+/// `COMPLETED` ends with an error.
 fn expected(datas: &[String]) -> Vec<Result<QueueStatus, ()>> {
+    let mut out = expected_items(datas);
+    if !matches!(
+        out.last(),
+        Some(Err(())) | Some(Ok(QueueStatus::Completed { .. }))
+    ) {
+        out.push(Err(()));
+    }
+    out
+}
+
+fn expected_items(datas: &[String]) -> Vec<Result<QueueStatus, ()>> {
     let mut out = Vec::new();
     for d in datas {
         if d.trim().is_empty() {

@@ -36,6 +36,7 @@ impl<O: 'static> RequestHandle<O> {
     ///
     /// # Errors (as items)
     /// [`Error::Api`] when the stream cannot be opened, [`Error::Transport`] when it breaks,
+    /// [`Error::Decode`] when the server closes it before a `COMPLETED` status,
     /// [`Error::Decode`] for an event that is not a status, [`Error::ResponseTooLarge`] when
     /// more than 1 MiB arrives without completing an event, [`Error::StreamIdle`].
     pub fn events(&self, logs: bool) -> BoxStream<'static, Result<QueueStatus>> {
@@ -77,6 +78,17 @@ impl<O: 'static> RequestHandle<O> {
                             };
                             return Some((Err(e), State::Done));
                         }
+                        Ok(None) if sse.pending() > limit => {
+                            let e = Error::ResponseTooLarge {
+                                what: "status stream event",
+                                url: redact_url(&handle.status_url),
+                                limit,
+                                declared: None,
+                                request_id: Some(handle.request_id.clone()),
+                                body_excerpt: String::new(),
+                            };
+                            return Some((Err(e), State::Done));
+                        }
                         Ok(None) => match tokio::time::timeout_at(deadline, body.next()).await {
                             Err(_) => {
                                 let e = Error::StreamIdle {
@@ -85,19 +97,20 @@ impl<O: 'static> RequestHandle<O> {
                                 };
                                 return Some((Err(e), State::Done));
                             }
-                            Ok(None) => return None,
+                            // The server closed the stream before `COMPLETED` (that event
+                            // ends the stream on our side): say so rather than end quietly.
+                            Ok(None) => {
+                                let e = Error::Decode {
+                                    what: "status stream".into(),
+                                    path: ".".into(),
+                                    message: "the stream ended before a COMPLETED status".into(),
+                                    body_excerpt: String::new(),
+                                    request_id: Some(handle.request_id.clone()),
+                                };
+                                return Some((Err(e), State::Done));
+                            }
                             Ok(Some(Ok(chunk))) => {
-                                if sse.feed(&chunk) > limit {
-                                    let e = Error::ResponseTooLarge {
-                                        what: "status stream event",
-                                        url: redact_url(&handle.status_url),
-                                        limit,
-                                        declared: None,
-                                        request_id: Some(handle.request_id.clone()),
-                                        body_excerpt: String::new(),
-                                    };
-                                    return Some((Err(e), State::Done));
-                                }
+                                sse.feed(&chunk);
                                 continue;
                             }
                             Ok(Some(Err(source))) => {
@@ -176,8 +189,8 @@ impl<O: 'static> RequestHandle<O> {
 /// on `examples/bench_lifecycle` (BENCHMARKS.md, "Fixes made from these measurements"), its
 /// parser cost ~14 k instructions per event, ~12 k per job — about 5% of what a bare reqwest
 /// loop spends on the same three requests, against a target of at most 25% overhead in all —
-/// and it rescans its buffer on every chunk, so one large event costs quadratic time (a 1 MiB
-/// event took ~1.2 s in a debug build). The status stream needs only `data` lines; this parser
+/// and it rescanned its whole buffer on every chunk (a 1 MiB event took ~1.2 s in a debug
+/// build; here an unfinished line is rescanned with `memchr`, milliseconds for the capped 1 MiB). The status stream needs only `data` lines; this parser
 /// is covered by the unit tests below and the property tests in `tests/proptests.rs`.
 #[derive(Default)]
 struct SseParser {
@@ -191,20 +204,23 @@ struct SseParser {
     after_cr: bool,
     /// Past the optional BOM.
     started: bool,
-    /// Bytes fed since the last dispatched event (the caller bounds it).
-    since_event: u64,
 }
 
 impl SseParser {
-    /// Add received bytes; returns the bytes fed since the last event.
-    fn feed(&mut self, chunk: &[u8]) -> u64 {
+    /// Add received bytes.
+    fn feed(&mut self, chunk: &[u8]) {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
         self.buf.extend_from_slice(chunk);
-        self.since_event += chunk.len() as u64;
-        self.since_event
+    }
+
+    /// Bytes held for the event being built: its `data` so far and the unparsed rest. Checked
+    /// when no complete event is left (the caller bounds it), so a chunk of many small events
+    /// is never refused and a large event is caught whatever chunks it came in.
+    fn pending(&self) -> u64 {
+        (self.buf.len() - self.pos + self.data.len()) as u64
     }
 
     /// The `data` of the next complete event in what was fed, if any. A line that is not UTF-8
@@ -236,16 +252,12 @@ impl SseParser {
             self.after_cr = self.buf[end] == b'\r';
             self.pos = end + 1;
             let line = &self.buf[start..end];
-            if let Err(e) = std::str::from_utf8(line) {
-                return Err(format!("the status stream is not UTF-8: {e}"));
-            }
             if line.is_empty() {
                 if self.data.is_empty() {
                     continue;
                 }
                 let mut data = std::mem::take(&mut self.data);
                 data.pop(); // the LF after the last data line
-                self.since_event = 0;
                 return Ok(Some(data));
             }
             if line[0] == b':' {
@@ -259,6 +271,10 @@ impl SseParser {
                 None => (line, &[][..]),
             };
             if field == b"data" {
+                // Only data is checked: comments and ignored fields may hold anything.
+                if let Err(e) = std::str::from_utf8(value) {
+                    return Err(format!("the status stream is not UTF-8: {e}"));
+                }
                 self.data.extend_from_slice(value);
                 self.data.push(b'\n');
             }
@@ -301,10 +317,26 @@ mod tests {
     }
 
     #[test]
-    fn a_line_that_is_not_utf8_is_an_error() {
+    fn data_that_is_not_utf8_is_an_error_other_lines_are_ignored() {
         let mut p = SseParser::default();
-        p.feed(b"\xde\xad\xbe\xef\n\n");
+        p.feed(b"data: \xde\xad\xbe\xef\n\n");
         assert!(p.next_event().unwrap_err().contains("UTF-8"));
+        assert_eq!(events(&[b": \xff\xfe\n\xfe: x\n\ndata: ok\n\n"]), ["ok"]);
+    }
+
+    #[test]
+    fn pending_counts_only_the_event_being_built() {
+        let mut p = SseParser::default();
+        // Many small complete events in one chunk leave nothing pending.
+        p.feed("data: {}\n\n".repeat(1000).as_bytes());
+        while p.next_event().unwrap().is_some() {}
+        assert_eq!(p.pending(), 0);
+        // A large event is counted across chunks, whatever came before it in its chunk.
+        p.feed(b"data: 0123");
+        assert!(p.next_event().unwrap().is_none());
+        p.feed(b"456789\ndata: ab");
+        assert!(p.next_event().unwrap().is_none());
+        assert_eq!(p.pending(), 11 + 8); // "0123456789" + LF as data, "data: ab" unparsed
     }
 
     #[test]
