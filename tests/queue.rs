@@ -980,8 +980,13 @@ async fn submit_keeps_fal_urls_and_rebuilds_missing_or_foreign_ones() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::InvalidInput { ref field, .. } if field == "request_id"),
+        matches!(err, Error::Decode { ref path, .. } if path == "request_id"),
         "{err:?}"
+    );
+    assert_eq!(
+        err.request_id(),
+        Some("a/b"),
+        "fal's id is kept even if unusable"
     );
 }
 
@@ -1096,4 +1101,45 @@ async fn an_unknown_status_ends_the_wait_at_once() {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_submit_answer_that_does_not_decode_keeps_the_request_id() {
+    let server = MockServer::start().await;
+    let mut answer = submit_answer(&server, "fal-ai/flux-pro", "r9");
+    answer["queue_position"] = json!(-1);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .submit::<Echo>(&input(), SubmitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Decode { ref path, .. } if path == "queue_position"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.request_id(),
+        Some("r9"),
+        "the job exists: its id must not be lost"
+    );
+
+    let server = MockServer::start().await;
+    let answer = json!({"status": "IN_QUEUE", "request_id": "../x"});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .submit::<Echo>(&input(), SubmitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Decode { ref path, .. } if path == "request_id"),
+        "{err:?}"
+    );
+    assert_eq!(err.request_id(), Some("../x"));
 }

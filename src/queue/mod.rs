@@ -522,7 +522,27 @@ impl FalClient {
         let span = tracing::info_span!("fal.submit", endpoint = %endpoint, request_id = tracing::field::Empty);
         let (headers, body) = self.execute_bytes(call).instrument(span.clone()).await?;
         let rid = header_str(&headers, "x-fal-request-id");
-        let sub: SubmitResponse = decode_json("submit answer", &body, rid)?;
+        let sub: SubmitResponse = decode_json("submit answer", &body, rid).map_err(|e| {
+            // fal took the job: whatever else is wrong with the answer, keep its request id.
+            #[derive(Deserialize)]
+            struct IdOnly {
+                request_id: String,
+            }
+            match serde_json::from_slice::<IdOnly>(&body) {
+                Ok(only) if rid.is_none() => e.with_request_id(&only.request_id),
+                _ => e,
+            }
+        })?;
+        if let Err(e) = check_request_id(&sub.request_id) {
+            // Unusable in a URL, but it is fal's id for a job that exists: report it as such.
+            return Err(Error::Decode {
+                what: "submit answer".into(),
+                path: "request_id".into(),
+                message: e.to_string(),
+                body_excerpt: crate::error::excerpt(&body),
+                request_id: Some(sub.request_id),
+            });
+        }
         span.record("request_id", sub.request_id.as_str());
         span.in_scope(|| tracing::info!(queue_position = sub.queue_position, "submitted"));
         // Prefer fal's own URLs (the docs say not to build them), but only on a trusted host:
@@ -565,21 +585,19 @@ impl FalClient {
         let cancel_url = sibling(sub.cancel_url.as_deref(), "cancel");
         let given = (status_url, response_url, cancel_url);
         let mut handle = match given {
-            (Some(status_url), Some(response_url), Some(cancel_url)) => {
-                check_request_id(&sub.request_id)?;
-                RequestHandle {
-                    client: self.clone(),
-                    endpoint,
-                    request_id: sub.request_id,
-                    gateway_request_id: None,
-                    queue_position: None,
-                    status_url,
-                    response_url,
-                    cancel_url,
-                    retry: None,
-                    _output: PhantomData,
-                }
-            }
+            // (The request id was checked above.)
+            (Some(status_url), Some(response_url), Some(cancel_url)) => RequestHandle {
+                client: self.clone(),
+                endpoint,
+                request_id: sub.request_id,
+                gateway_request_id: None,
+                queue_position: None,
+                status_url,
+                response_url,
+                cancel_url,
+                retry: None,
+                _output: PhantomData,
+            },
             (status_url, response_url, cancel_url) => {
                 let mut handle = self.build_handle(endpoint, sub.request_id)?;
                 for (given, slot) in [
