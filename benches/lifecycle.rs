@@ -10,7 +10,7 @@
 //!
 //! 1. `POST {queue}/fal-ai/flux-lora` with the JSON-encoded `FluxLoraInput`;
 //! 2. `GET {status_url}/stream?logs=1` (`Accept: text/event-stream`), the SSE status stream;
-//! 3. `GET {response_url}`, decoded into `FluxLoraOutput`.
+//! 3. `GET {response_url}`, decoded into `GenerationOutput`.
 //!
 //! Two criterion groups: `lifecycle_wall` (wall time per job) and `lifecycle_cpu` (CPU time
 //! per job of the whole client process, `getrusage(RUSAGE_SELF)`, returned through

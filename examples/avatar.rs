@@ -1,16 +1,21 @@
 //! Train an avatar from real photos and generate two images with it.
 //!
 //! ```text
-//! cargo run --example avatar                      # portrait: LoRA trainer + FLUX LoRA
-//! cargo run --example avatar -- --kind style      # style: pro trainer + FLUX1.1 [pro] ultra fine-tuned
-//! options: --kind portrait|style|product|general  --preset fast|balanced|quality
-//!          --webhook URL  --out DIR  --prompt TEXT  --mock-addr HOST:PORT
+//! cargo run --example avatar                                   # portrait: portrait trainer + FLUX LoRA
+//! cargo run --example avatar -- --kind style                   # FLUX LoRA fast training (style mode) + FLUX LoRA
+//! cargo run --example avatar -- --trainer fal-ai/flux-2-trainer  # FLUX.2 trainer + FLUX.2 LoRA generator
+//! cargo run --example avatar -- --help                         # kinds, trainers, presets
 //! ```
 //!
 //! Without `FAL_KEY` it starts the bundled `FalMock` (an in-process fake of fal) and runs
 //! offline. With `FAL_KEY` it talks to the base URLs from the environment (`FAL_QUEUE_URL`,
 //! `FAL_RUN_URL`, `FAL_REST_URL`; fal by default) through the same code. Any failure exits
 //! non-zero with the error and the request id.
+//!
+//! The archive is built for the trainer: its minimum image count, captions where it needs them
+//! (images without a caption get the kind's default caption), and the trigger phrase written into
+//! the captions where the trainer has no trigger field. Portraits use `examples/data/portrait`
+//! (twelve photos, eight captioned with `[trigger]`), the other kinds `examples/data/style`.
 //!
 //! `--webhook URL` has the training result delivered there as well (signed; the mock signs with
 //! its own key, served at `/.well-known/jwks.json` on its API address, which `--mock-addr` pins).
@@ -36,62 +41,99 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fal_client::archive::ArchiveBuilder;
-use fal_client::avatar::{AvatarKind, Preset, TrainingRequest, TriggerPhrase};
+use clap::Parser;
+use fal_client::avatar::{AvatarKind, Preset, Trainer, TriggerPhrase};
 use fal_client::mock::{FalMock, Faults};
 use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
 use fal_client::storage::{UploadOptions, UploadProgress};
 use fal_client::{Error, FalClient};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Train an avatar from the bundled photos and generate two images with it (offline on the
+/// bundled mock unless FAL_KEY is set).
+#[derive(Parser)]
+#[command(after_help = after_help())]
 struct Args {
+    /// What the avatar is of: portrait, style, product or general.
+    #[arg(long, default_value = "portrait", value_parser = parse_kind)]
     kind: AvatarKind,
+    /// Train on this trainer (an endpoint id) instead of the kind's default.
+    #[arg(long, value_parser = parse_trainer)]
+    trainer: Option<Trainer>,
+    /// Training preset: fast, balanced or quality.
+    #[arg(long, default_value = "balanced", value_parser = parse_preset)]
     preset: Preset,
+    /// Also deliver the training result to this webhook URL.
+    #[arg(long)]
     webhook: Option<url::Url>,
-    mock_addr: Option<std::net::SocketAddr>,
+    /// Where the images go (in a folder named after the kind).
+    #[arg(long, default_value = "avatar-output")]
     out: PathBuf,
+    /// The generation prompt (the trigger phrase is added when missing).
+    #[arg(long)]
     prompt: Option<String>,
+    /// Pin the mock's API address (to know its JWKS URL in advance).
+    #[arg(long)]
+    mock_addr: Option<std::net::SocketAddr>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        kind: AvatarKind::Portrait,
-        preset: Preset::Balanced,
-        webhook: None,
-        mock_addr: None,
-        out: PathBuf::from("avatar-output"),
-        prompt: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--kind" => args.kind = value()?.parse().map_err(|e: Error| e.to_string())?,
-            "--preset" => args.preset = value()?.parse().map_err(|e: Error| e.to_string())?,
-            "--webhook" => args.webhook = Some(value()?.parse().map_err(|e| format!("--webhook: {e}"))?),
-            "--mock-addr" => args.mock_addr = Some(value()?.parse().map_err(|e| format!("--mock-addr: {e}"))?),
-            "--out" => args.out = PathBuf::from(value()?),
-            "--prompt" => args.prompt = Some(value()?),
-            "-h" | "--help" => {
-                return Err("usage: avatar [--kind portrait|style|product|general] [--preset fast|balanced|quality] \
-                            [--webhook URL] [--out DIR] [--prompt TEXT] [--mock-addr HOST:PORT]"
-                    .into())
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
+fn parse_kind(s: &str) -> Result<AvatarKind, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_trainer(s: &str) -> Result<Trainer, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    s.parse().map_err(|e: Error| e.to_string())
+}
+
+/// Kinds, trainers and presets, from the crate itself.
+fn after_help() -> String {
+    let mut out = String::from("Kinds (default trainer -> generator):\n");
+    for kind in AvatarKind::ALL {
+        let t = kind.default_trainer();
+        out += &format!("  {:<9} {} -> {}\n", kind.as_str(), t, t.generator());
     }
-    Ok(args)
+    out += "\nTrainers (--trainer), with their generator and presets fast / balanced / quality:\n";
+    for t in Trainer::ALL {
+        let values: Vec<String> = Preset::ALL
+            .iter()
+            .map(|p| {
+                let v = p.values(t);
+                let unit = if t == Trainer::FluxPro {
+                    "iterations"
+                } else {
+                    "steps"
+                };
+                let mut s = format!("{} {unit}", v.steps);
+                if let Some(lr) = v.learning_rate {
+                    s += &format!(" lr {lr:e}");
+                }
+                if let Some(priority) = v.priority {
+                    s += &format!(" {priority:?}").to_lowercase();
+                }
+                s
+            })
+            .collect();
+        let legacy = if t.is_deprecated() {
+            " (deprecated on fal: legacy only)"
+        } else {
+            ""
+        };
+        out += &format!(
+            "  {t}{legacy}\n      -> {}; {}\n",
+            t.generator(),
+            values.join(" / ")
+        );
+    }
+    out
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -150,7 +192,9 @@ async fn run(args: Args) -> Result<(), Error> {
         fal
     };
 
-    // 2. The training archive, from the bundled photos.
+    // 2. The training archive, from the bundled photos, checked against the trainer's rules.
+    let trainer = args.trainer.unwrap_or(args.kind.default_trainer());
+    let trigger = TriggerPhrase::new(format!("TOK_{}", args.kind))?;
     let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/data")
         .join(if args.kind == AvatarKind::Portrait {
@@ -158,9 +202,12 @@ async fn run(args: Args) -> Result<(), Error> {
         } else {
             "style"
         });
-    let archive = ArchiveBuilder::new().build_from_dir_async(&folder).await?;
+    let archive = trainer
+        .archive_builder(args.kind, &trigger)
+        .build_from_dir_async(&folder)
+        .await?;
     println!(
-        "archive: {} images ({} captioned) from {}, {} KiB",
+        "archive for {trainer}: {} images ({} captioned) from {}, {} KiB",
         archive.image_count(),
         archive.captioned_count(),
         folder.display(),
@@ -199,34 +246,14 @@ async fn run(args: Args) -> Result<(), Error> {
     let zip_url = zip_url?;
     println!("uploaded: {zip_url}");
 
-    // 4. The adapter picks the trainer; the plan can be inspected before paying.
-    let trigger = TriggerPhrase::new(if args.kind == AvatarKind::Portrait {
-        "TOK_astronaut"
-    } else {
-        "TOK_style"
-    })?;
-    let plan = args.kind.plan(args.preset, zip_url, trigger.clone());
-    match plan.request() {
-        TrainingRequest::Portrait(i) => println!(
-            "plan: {} ({} preset): steps {:?}, learning rate {:?}, trigger {}",
-            plan.endpoint_id(),
-            args.preset.as_str(),
-            i.steps.unwrap_or_default(),
-            i.learning_rate.unwrap_or_default(),
-            trigger
-        ),
-        TrainingRequest::Pro(i) => println!(
-            "plan: {} ({} preset, mode {:?}): iterations {}, learning rate {:?}, priority {:?}, trigger {}",
-            plan.endpoint_id(),
-            args.preset.as_str(),
-            i.mode,
-            i.iterations.unwrap_or_default(),
-            i.learning_rate.unwrap_or_default(),
-            i.priority,
-            trigger
-        ),
-        _ => {}
-    }
+    // 4. The plan: the trainer input with the preset's values, inspectable before paying.
+    let plan = trainer.plan(args.kind, args.preset, zip_url, trigger);
+    println!(
+        "plan: {} ({} preset): {}",
+        plan.endpoint_id(),
+        args.preset,
+        serde_json::to_string(plan.request()).unwrap_or_default()
+    );
 
     // 5. Submit. The request id is the way back to a paid job: print (store) it at once.
     let mut options = SubmitOptions::default();
@@ -294,6 +321,7 @@ async fn run(args: Args) -> Result<(), Error> {
             "{}, portrait in a white spacesuit, studio light",
             avatar.trigger
         ),
+        AvatarKind::Product => format!("{} on a marble counter, morning light", avatar.trigger),
         _ => format!("{}, a lighthouse on a cliff at dusk", avatar.trigger),
     });
     let generation = avatar.generation(&prompt, 2)?;

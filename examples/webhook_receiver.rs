@@ -37,7 +37,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use fal_client::models::{FluxLoraOutput, PortraitTrainerOutput, ProTrainerOutput};
+use fal_client::models::{GenerationOutput, LoraTrainingOutput, ProTrainerOutput};
 use fal_client::webhook::{DeliveryDeduper, JwksCache, WebhookOutcome, WebhookPayload};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -249,7 +249,7 @@ fn inspect(request_id: &str, output: &Value) -> (&'static str, Option<String>, O
         b.map_or(v, |b| &v[b]).as_str().map(str::to_owned)
     };
     if output.get("diffusers_lora_file").is_some() {
-        let url = typed::<PortraitTrainerOutput>(request_id, output)
+        let url = typed::<LoraTrainingOutput>(request_id, output)
             .map(|o| o.diffusers_lora_file.url)
             .or_else(|| raw("diffusers_lora_file", Some("url")));
         ("portrait_trainer", url, None)
@@ -259,7 +259,7 @@ fn inspect(request_id: &str, output: &Value) -> (&'static str, Option<String>, O
             .or_else(|| raw("finetune_id", None));
         ("pro_trainer", None, id)
     } else if output.get("images").is_some() {
-        if let Some(out) = typed::<FluxLoraOutput>(request_id, output) {
+        if let Some(out) = typed::<GenerationOutput>(request_id, output) {
             tracing::info!(request_id, images = out.images.len(), "generation done");
         }
         ("generator", None, None)

@@ -134,15 +134,42 @@ pub enum ArchiveError {
         path: PathBuf,
     },
 
-    /// Fewer images than [`ArchiveBuilder::min_images`] (fal recommends at least 10).
-    #[error(
-        "too few training images: found {found}, need at least {min} (fal recommends at least 10)"
-    )]
+    /// Fewer images than [`ArchiveBuilder::min_images`] (or the trainer's
+    /// [`ArchiveRules::min_images`]).
+    #[error("too few training images{}: found {found}, need at least {min}", trainer.as_deref().map(|t| format!(" for {t}")).unwrap_or_default())]
     TooFewImages {
         /// Images found.
         found: usize,
         /// The minimum asked for.
         min: usize,
+        /// The trainer whose rules set the minimum, when the builder has [`ArchiveRules`].
+        trainer: Option<String>,
+    },
+
+    /// An image has no caption file, and the trainer fails the training for an image without a
+    /// caption unless a default caption is given ([`ArchiveRules::captions_required`]). Add
+    /// `NAME.txt`, or give [`ArchiveBuilder::default_caption`] (and the trainer's
+    /// `default_caption`).
+    #[error("`{file}` has no caption (`{caption}`), and {trainer} fails the training for an image without a caption unless a default caption is given")]
+    MissingCaption {
+        /// The image.
+        file: String,
+        /// The caption file it needs.
+        caption: String,
+        /// The trainer.
+        trainer: String,
+    },
+
+    /// A caption uses the [`TRIGGER_PLACEHOLDER`] (`[trigger]`), but the trainer does not replace
+    /// it ([`TriggerPlacement::InCaptions`]), so it would train on the literal text. Give the
+    /// builder the trigger phrase ([`ArchiveBuilder::trigger`]) and it writes the phrase in; a ZIP
+    /// checked with [`ArchiveBuilder::validate_zip`] must already have it written.
+    #[error("caption `{file}` uses the [trigger] placeholder, but {trainer} does not replace it: give the builder the trigger phrase so it writes it into the captions")]
+    UnresolvedTrigger {
+        /// The caption file.
+        file: String,
+        /// The trainer.
+        trainer: String,
     },
 
     /// More images than [`ArchiveBuilder::max_images`].
@@ -267,6 +294,131 @@ pub enum ArchiveError {
     /// Writing the ZIP failed (an internal error of the `zip` crate; should not happen).
     #[error("could not write the ZIP archive: {0}")]
     Zip(String),
+}
+
+/// What a trainer requires of its training archive. Give it to [`ArchiveBuilder::rules`] and the
+/// builder checks it (and writes the trigger phrase where the trainer needs it) before anything is
+/// uploaded.
+///
+/// | trainer | min images | captions | trigger phrase |
+/// |---|---|---|---|
+/// | `fal-ai/flux-lora-portrait-trainer` | 10 | optional | `trigger_phrase` field, replaces `[trigger]` |
+/// | `fal-ai/flux-lora-fast-training` | 4 | optional | written into the captions (`trigger_word` is ignored when captions exist) |
+/// | `fal-ai/flux-2-trainer`, `fal-ai/flux-2-trainer-v2` | 10 | every image, unless a default caption | written into the captions (no trigger field) |
+/// | `fal-ai/z-image-trainer` | 10 | every image, unless a default caption | written into the captions (no trigger field) |
+/// | `fal-ai/flux-pro-trainer` (deprecated) | 10 | optional | `trigger_word` field |
+///
+/// The minimums are fal's own words ("at least 4 images" for fast training, "try to use at least
+/// 10" for the others), enforced as minimums. See the trainers' API pages, e.g.
+/// <https://fal.ai/models/fal-ai/flux-2-trainer/api>.
+///
+/// ```
+/// use fal_client::archive::{ArchiveRules, TriggerPlacement};
+///
+/// let rules = ArchiveRules::for_trainer("fal-ai/flux-2-trainer").unwrap();
+/// assert_eq!(rules.min_images, 10);
+/// assert!(rules.captions_required);
+/// assert_eq!(rules.trigger, TriggerPlacement::InCaptions);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ArchiveRules {
+    /// The trainer's endpoint id (named in errors).
+    pub trainer: &'static str,
+    /// Fewest images the trainer takes.
+    pub min_images: usize,
+    /// Whether the training fails for an image without a caption unless the trainer is given a
+    /// default caption.
+    pub captions_required: bool,
+    /// Where the trigger phrase has to be.
+    pub trigger: TriggerPlacement,
+}
+
+/// Where a trainer takes the trigger phrase from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TriggerPlacement {
+    /// From its trigger field: the trainer replaces [`TRIGGER_PLACEHOLDER`] in captions itself,
+    /// so captions are kept verbatim.
+    TrainerField,
+    /// From the captions: the trainer has no trigger field (or ignores it when there are
+    /// captions), so the builder writes the phrase into every caption: `[trigger]` is replaced,
+    /// and a caption without the phrase gets it in front (`TOK_anna, a photo at the beach`).
+    InCaptions,
+}
+
+impl ArchiveRules {
+    /// The rules of `fal-ai/flux-lora-portrait-trainer`.
+    pub const PORTRAIT_TRAINER: Self = Self::new(
+        "fal-ai/flux-lora-portrait-trainer",
+        10,
+        false,
+        TriggerPlacement::TrainerField,
+    );
+    /// The rules of `fal-ai/flux-lora-fast-training`.
+    pub const FLUX_LORA_FAST_TRAINING: Self = Self::new(
+        "fal-ai/flux-lora-fast-training",
+        4,
+        false,
+        TriggerPlacement::InCaptions,
+    );
+    /// The rules of `fal-ai/flux-2-trainer`.
+    pub const FLUX_2_TRAINER: Self = Self::new(
+        "fal-ai/flux-2-trainer",
+        10,
+        true,
+        TriggerPlacement::InCaptions,
+    );
+    /// The rules of `fal-ai/flux-2-trainer-v2`.
+    pub const FLUX_2_TRAINER_V2: Self = Self::new(
+        "fal-ai/flux-2-trainer-v2",
+        10,
+        true,
+        TriggerPlacement::InCaptions,
+    );
+    /// The rules of `fal-ai/z-image-trainer`.
+    pub const Z_IMAGE_TRAINER: Self = Self::new(
+        "fal-ai/z-image-trainer",
+        10,
+        true,
+        TriggerPlacement::InCaptions,
+    );
+    /// The rules of `fal-ai/flux-pro-trainer` (deprecated on fal).
+    pub const PRO_TRAINER: Self = Self::new(
+        "fal-ai/flux-pro-trainer",
+        10,
+        false,
+        TriggerPlacement::TrainerField,
+    );
+
+    /// Every trainer the crate knows the rules of.
+    pub const ALL: [Self; 6] = [
+        Self::PORTRAIT_TRAINER,
+        Self::FLUX_LORA_FAST_TRAINING,
+        Self::FLUX_2_TRAINER,
+        Self::FLUX_2_TRAINER_V2,
+        Self::Z_IMAGE_TRAINER,
+        Self::PRO_TRAINER,
+    ];
+
+    pub(crate) const fn new(
+        trainer: &'static str,
+        min_images: usize,
+        captions_required: bool,
+        trigger: TriggerPlacement,
+    ) -> Self {
+        Self {
+            trainer,
+            min_images,
+            captions_required,
+            trigger,
+        }
+    }
+
+    /// The rules of the trainer at `endpoint_id`, when the crate knows it.
+    pub fn for_trainer(endpoint_id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.trainer == endpoint_id)
+    }
 }
 
 /// An image format accepted in a training archive.
@@ -535,6 +687,9 @@ pub fn validate_zip(bytes: &[u8], min_images: usize) -> Result<ArchiveReport, Ar
 #[derive(Clone)]
 pub struct ArchiveBuilder {
     min_images: usize,
+    rules: Option<ArchiveRules>,
+    trigger: Option<String>,
+    default_caption: Option<String>,
     max_images: Option<usize>,
     max_caption_bytes: usize,
     max_image_bytes: u64,
@@ -553,6 +708,9 @@ impl fmt::Debug for ArchiveBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArchiveBuilder")
             .field("min_images", &self.min_images)
+            .field("rules", &self.rules)
+            .field("trigger", &self.trigger)
+            .field("default_caption", &self.default_caption)
             .field("max_images", &self.max_images)
             .field("max_caption_bytes", &self.max_caption_bytes)
             .field("max_image_bytes", &self.max_image_bytes)
@@ -570,6 +728,9 @@ impl ArchiveBuilder {
     pub fn new() -> Self {
         Self {
             min_images: DEFAULT_MIN_IMAGES,
+            rules: None,
+            trigger: None,
+            default_caption: None,
             max_images: None,
             max_caption_bytes: DEFAULT_MAX_CAPTION_BYTES,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
@@ -583,6 +744,33 @@ impl ArchiveBuilder {
     /// archive always holds at least one image.
     pub fn min_images(mut self, min: usize) -> Self {
         self.min_images = min;
+        self
+    }
+
+    /// Check the archive against a trainer's rules (see [`ArchiveRules`]): its minimum image count
+    /// (this replaces [`min_images`](Self::min_images); set that afterwards to change it), a
+    /// caption for every image where the trainer needs one, and the trigger phrase written into
+    /// the captions where the trainer takes it from there.
+    pub fn rules(mut self, rules: ArchiveRules) -> Self {
+        self.min_images = rules.min_images;
+        self.rules = Some(rules);
+        self
+    }
+
+    /// The trigger phrase (`TOK_anna`). With [`TriggerPlacement::InCaptions`] rules it is
+    /// written into every caption (replacing `[trigger]`, or in front); otherwise captions are
+    /// kept verbatim and the trainer's trigger field does the work.
+    pub fn trigger(mut self, phrase: impl Into<String>) -> Self {
+        self.trigger = Some(phrase.into().trim().to_owned());
+        self
+    }
+
+    /// The caption written for images that have none (`BASE.txt`), so that every image is
+    /// captioned. Give the trainer the same text as its `default_caption` where it has one.
+    /// With [`TriggerPlacement::InCaptions`] rules the trigger phrase is written into it like
+    /// into any caption.
+    pub fn default_caption(mut self, caption: impl Into<String>) -> Self {
+        self.default_caption = Some(caption.into().trim().to_owned());
         self
     }
 
@@ -994,7 +1182,11 @@ impl ArchiveBuilder {
         let found = images.len();
         let min = self.min_images.max(1);
         if found < min {
-            return Err(ArchiveError::TooFewImages { found, min });
+            return Err(ArchiveError::TooFewImages {
+                found,
+                min,
+                trainer: self.rules.map(|r| r.trainer.to_owned()),
+            });
         }
         if let Some(max) = self.max_images {
             if found > max {
@@ -1037,6 +1229,7 @@ impl ArchiveBuilder {
             .collect();
         prepared.sort_by(|a, b| a.name.cmp(&b.name));
         skipped.sort();
+        self.apply_caption_rules(&mut prepared, rename)?;
 
         let with_trigger = prepared
             .iter()
@@ -1055,6 +1248,70 @@ impl ArchiveBuilder {
             );
         }
         Ok((prepared, skipped))
+    }
+}
+
+impl ArchiveBuilder {
+    /// Apply the default caption, the trigger placement and the caption requirement of the rules.
+    /// `writing` is true when building (captions may be written), false when checking a ZIP as
+    /// it is.
+    fn apply_caption_rules(
+        &self,
+        prepared: &mut [Prepared],
+        writing: bool,
+    ) -> Result<(), ArchiveError> {
+        let trainer = self.rules.map_or("the trainer", |r| r.trainer);
+        let in_captions = self
+            .rules
+            .is_some_and(|r| r.trigger == TriggerPlacement::InCaptions);
+        let captions_required = self.rules.is_some_and(|r| r.captions_required);
+        for image in prepared.iter_mut() {
+            let stem = split_name(&image.name).0.to_owned();
+            if image.caption.is_none() && writing {
+                if let Some(text) = &self.default_caption {
+                    image.caption = Some(text.clone());
+                    image.caption_name = Some(format!("{stem}.txt"));
+                }
+            }
+            match &mut image.caption {
+                Some(text) if in_captions => match (&self.trigger, writing) {
+                    (Some(phrase), true) => *text = write_trigger(text, phrase),
+                    _ if text.contains(TRIGGER_PLACEHOLDER) => {
+                        return Err(ArchiveError::UnresolvedTrigger {
+                            file: image
+                                .caption_name
+                                .clone()
+                                .unwrap_or_else(|| format!("{stem}.txt")),
+                            trainer: trainer.to_owned(),
+                        })
+                    }
+                    _ => {}
+                },
+                Some(_) => {}
+                // Checking a ZIP as it is: a default caption the trainer will get counts.
+                None if captions_required && (writing || self.default_caption.is_none()) => {
+                    return Err(ArchiveError::MissingCaption {
+                        file: image.name.clone(),
+                        caption: format!("{stem}.txt"),
+                        trainer: trainer.to_owned(),
+                    })
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `caption` with the trigger phrase written in: `[trigger]` replaced, or the phrase in front
+/// when the caption does not already hold it.
+fn write_trigger(caption: &str, phrase: &str) -> String {
+    if caption.contains(TRIGGER_PLACEHOLDER) {
+        caption.replace(TRIGGER_PLACEHOLDER, phrase)
+    } else if caption.contains(phrase) {
+        caption.to_owned()
+    } else {
+        format!("{phrase}, {caption}")
     }
 }
 

@@ -1,15 +1,42 @@
-//! The avatar adapter: pick the trainer from the kind of avatar, apply a preset, train, and
-//! generate with the trained model.
+//! The avatar adapter: pick a trainer for the kind of avatar, apply a preset, train, and generate
+//! with the generator that matches the trainer.
 //!
-//! | [`AvatarKind`] | trainer | generator |
+//! Every kind trains on a trainer fal serves today (fal's list of active models of 2026-01-28,
+//! and fal's JavaScript client types of 2026-08-02):
+//!
+//! | [`AvatarKind`] | default [`Trainer`] | generator | why this trainer |
+//! |---|---|---|---|
+//! | `Portrait` | `fal-ai/flux-lora-portrait-trainer` | `fal-ai/flux-lora` | tuned for faces: subject crop, multiresolution training, `[trigger]` captions |
+//! | `Style` | `fal-ai/flux-lora-fast-training` (`is_style: true`) | `fal-ai/flux-lora` | the only live trainer with a style mode that keeps a trigger word; no captions needed |
+//! | `Product` | `fal-ai/flux-lora-fast-training` (`create_masks: true`) | `fal-ai/flux-lora` | segmentation masks weight the loss toward the object, not the background; 4 photos suffice |
+//! | `General` | `fal-ai/flux-lora-fast-training` | `fal-ai/flux-lora` | fal's trainer for "general subjects or styles"; auto-captioning, trigger word |
+//!
+//! Any kind can train on any supported trainer instead ([`Trainer::plan`]); each trainer brings
+//! its own generator:
+//!
+//! | [`Trainer`] | generator | notes |
 //! |---|---|---|
-//! | `Portrait` | `fal-ai/flux-lora-portrait-trainer` → a LoRA file | `fal-ai/flux-lora` with that LoRA |
-//! | `Style`, `Product`, `General` | `fal-ai/flux-pro-trainer` (`mode` = the kind) → a finetune id | `fal-ai/flux-pro/v1.1-ultra-finetuned` |
+//! | `fal-ai/flux-lora-portrait-trainer` | `fal-ai/flux-lora` | |
+//! | `fal-ai/flux-lora-fast-training` | `fal-ai/flux-lora` | |
+//! | `fal-ai/flux-2-trainer`, `fal-ai/flux-2-trainer-v2` | `fal-ai/flux-2/lora` | FLUX.2 \[dev\]; no trigger field: the phrase goes into the captions |
+//! | `fal-ai/z-image-trainer` | `fal-ai/z-image/turbo/lora` | Z-Image Turbo; no trigger field: the phrase goes into the captions |
+//! | `fal-ai/flux-pro-trainer` | `fal-ai/flux-pro/v1.1-ultra-finetuned` | **legacy**: deprecated on fal; only when asked for, with a `tracing` warning |
+//!
+//! Presets map onto each trainer's own parameters ([`Preset::values`]):
+//!
+//! | trainer | `Fast` | `Balanced` | `Quality` | why |
+//! |---|---|---|---|---|
+//! | portrait | 500 steps, lr 3e-4 | 1000 steps, lr 2e-4 | 2500 steps, lr 1e-4 | the product notes' values; 2500 steps is fal's default |
+//! | fast training | 500 steps | 1000 steps | 2000 steps | fal gives no default, its example is 1000; the trainer has no learning-rate field |
+//! | FLUX.2 (v1, v2) | 500 steps, lr 5e-5 | 1000 steps, lr 5e-5 | 2000 steps, lr 5e-5 | 1000 steps and 5e-5 are fal's defaults; steps must be multiples of 100 |
+//! | Z-Image | 500 steps, lr 1e-4 | 1000 steps, lr 1e-4 | 2000 steps, lr 1e-4 | 1000 steps and 1e-4 are fal's defaults; steps must be multiples of 100 |
+//! | pro (legacy) | 200 iterations, lr 2e-4, `speed` | 500, 1e-4, `quality` | 1000, 5e-5, `quality` | the product notes' values (LoRA finetunes) |
 //!
 //! The flow is explicit so that a service can store every step: a [`TrainingPlan`] (inspect
 //! or adjust the trainer input before paying), a [`TrainingJob`] (store its request id; rebuild
 //! it with [`TrainingJob::resume`] after a restart), a [`TrainedAvatar`] (serializable: store it
-//! and generate later).
+//! and generate later). The archive is built for the trainer ([`Trainer::archive_builder`]), so
+//! its rules (image count, captions, where the trigger phrase goes) are checked before upload.
 //!
 //! ```no_run
 //! # async fn demo() -> fal_client::Result<()> {
@@ -17,12 +44,19 @@
 //! use fal_client::queue::{SubmitOptions, WaitOptions};
 //!
 //! let fal = fal_client::FalClient::from_env()?;
-//! let zip_url = fal.storage().upload_file("anna.zip").await?;
-//! let plan = AvatarKind::Portrait.plan(Preset::Balanced, zip_url, TriggerPhrase::new("TOK_anna")?);
+//! let kind = AvatarKind::Product;
+//! let trigger = TriggerPhrase::new("TOK_mug")?;
+//! let archive = kind
+//!     .default_trainer()
+//!     .archive_builder(kind, &trigger)
+//!     .build_from_dir_async("photos/mug")
+//!     .await?;
+//! let zip_url = fal.storage().upload_bytes(archive.into_bytes(), "application/zip", Some("mug.zip")).await?;
+//! let plan = kind.plan(Preset::Balanced, zip_url, trigger);
 //! let job = plan.submit(&fal, SubmitOptions::default()).await?;
-//! // store job.request_id() and job.endpoint_id() now
+//! // store job.endpoint_id() and job.request_id() now
 //! let avatar = job.wait(WaitOptions::default()).await?;
-//! let images = avatar.generate(&fal, "TOK_anna as an astronaut, studio light", 2).await?;
+//! let images = avatar.generate(&fal, "TOK_mug on a marble counter, morning light", 2).await?;
 //! # Ok(()) }
 //! ```
 
@@ -31,51 +65,33 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::{ArchiveBuilder, ArchiveRules};
 use crate::client::FalClient;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::models::{
-    FinetuneType, FluxLora, FluxLoraInput, Image, LoraWeight, PortraitTrainer,
-    PortraitTrainerInput, PortraitTrainerOutput, ProTrainer, ProTrainerInput, ProTrainerMode,
-    ProTrainerOutput, ProTrainerPriority, UltraFinetuned, UltraFinetunedInput,
+    FinetuneType, Flux2Lora, Flux2LoraInput, Flux2Trainer, Flux2TrainerInput, Flux2TrainerV2,
+    FluxLora, FluxLoraFastTraining, FluxLoraFastTrainingInput, FluxLoraInput, Image,
+    LoraTrainingOutput, LoraWeight, OutputLoraFormat, PortraitTrainer, PortraitTrainerInput,
+    ProTrainer, ProTrainerInput, ProTrainerMode, ProTrainerOutput, ProTrainerPriority,
+    UltraFinetuned, UltraFinetunedInput, ZImageTrainer, ZImageTrainerInput, ZImageTrainingType,
+    ZImageTurboLora, ZImageTurboLoraInput,
 };
 use crate::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
 
-/// What an avatar is of; decides the trainer.
+/// What an avatar is of; decides the default trainer and how the trainer is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AvatarKind {
-    /// A person. Portrait trainer (LoRA), generation with FLUX LoRA.
+    /// A person. Default: the portrait trainer, generation with FLUX LoRA.
     Portrait,
-    /// An artistic style. Pro trainer with `mode: style`, generation with the ultra fine-tuned
-    /// generator.
+    /// An artistic style. Default: FLUX LoRA fast training in style mode.
     Style,
-    /// A product. Pro trainer with `mode: product`.
+    /// A product. Default: FLUX LoRA fast training with segmentation masks.
     Product,
-    /// Anything else. Pro trainer with `mode: general`.
+    /// Anything else. Default: FLUX LoRA fast training.
     General,
-}
-
-/// The trainer an [`AvatarKind`] uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Trainer {
-    /// `fal-ai/flux-lora-portrait-trainer`.
-    Portrait,
-    /// `fal-ai/flux-pro-trainer` (deprecated on fal).
-    Pro,
-}
-
-impl Trainer {
-    /// The trainer's endpoint id.
-    pub fn endpoint_id(self) -> &'static str {
-        match self {
-            Trainer::Portrait => PortraitTrainer::ID,
-            Trainer::Pro => ProTrainer::ID,
-        }
-    }
 }
 
 impl AvatarKind {
@@ -87,21 +103,38 @@ impl AvatarKind {
         AvatarKind::General,
     ];
 
-    /// The trainer for this kind: portrait → portrait trainer, the others → pro trainer.
-    pub fn trainer(self) -> Trainer {
+    /// The trainer this kind uses unless another is picked (see the [module docs](self) for
+    /// why): the portrait trainer for portraits, FLUX LoRA fast training for the others. Always
+    /// a trainer fal serves today.
+    pub fn default_trainer(self) -> Trainer {
         match self {
-            AvatarKind::Portrait => Trainer::Portrait,
-            _ => Trainer::Pro,
+            AvatarKind::Portrait => Trainer::FluxLoraPortrait,
+            AvatarKind::Style | AvatarKind::Product | AvatarKind::General => Trainer::FluxLoraFast,
         }
     }
 
-    /// The pro trainer's `mode` for this kind (`None` for portraits).
-    pub fn pro_mode(self) -> Option<ProTrainerMode> {
+    /// Build the training plan for this kind on its [default trainer](Self::default_trainer):
+    /// the trainer input with the preset's values, the archive URL and the trigger phrase.
+    /// Adjust it through [`TrainingPlan::request_mut`] before submitting. Same as
+    /// `kind.default_trainer().plan(kind, preset, archive_url, trigger)`.
+    pub fn plan(
+        self,
+        preset: Preset,
+        archive_url: impl Into<String>,
+        trigger: TriggerPhrase,
+    ) -> TrainingPlan {
+        self.default_trainer()
+            .plan(self, preset, archive_url, trigger)
+    }
+
+    /// The caption given to images without one, on trainers that need a caption for every image
+    /// (FLUX.2, Z-Image): `a photo of TOK` (portrait, general), `an image in the style of TOK`
+    /// (style), `a product photo of TOK` (product).
+    pub fn default_caption(self, trigger: &TriggerPhrase) -> String {
         match self {
-            AvatarKind::Portrait => None,
-            AvatarKind::Style => Some(ProTrainerMode::Style),
-            AvatarKind::Product => Some(ProTrainerMode::Product),
-            AvatarKind::General => Some(ProTrainerMode::General),
+            AvatarKind::Portrait | AvatarKind::General => format!("a photo of {trigger}"),
+            AvatarKind::Style => format!("an image in the style of {trigger}"),
+            AvatarKind::Product => format!("a product photo of {trigger}"),
         }
     }
 
@@ -112,59 +145,6 @@ impl AvatarKind {
             AvatarKind::Style => "style",
             AvatarKind::Product => "product",
             AvatarKind::General => "general",
-        }
-    }
-
-    /// Build the training plan for this kind: the trainer input with the preset's values,
-    /// the archive URL and the trigger phrase. Adjust it through [`TrainingPlan::request_mut`]
-    /// before submitting.
-    pub fn plan(
-        self,
-        preset: Preset,
-        archive_url: impl Into<String>,
-        trigger: TriggerPhrase,
-    ) -> TrainingPlan {
-        let archive_url = archive_url.into();
-        let request = match self.pro_mode() {
-            None => {
-                let p = preset.portrait();
-                TrainingRequest::Portrait(PortraitTrainerInput {
-                    trigger_phrase: Some(trigger.0.clone()),
-                    steps: Some(p.steps),
-                    learning_rate: Some(p.learning_rate),
-                    multiresolution_training: Some(true),
-                    subject_crop: Some(true),
-                    create_masks: Some(true),
-                    ..PortraitTrainerInput::new(archive_url)
-                })
-            }
-            Some(mode) => {
-                let p = preset.pro();
-                TrainingRequest::Pro(ProTrainerInput {
-                    mode: Some(mode),
-                    iterations: Some(p.iterations),
-                    learning_rate: Some(p.learning_rate),
-                    priority: Some(p.priority),
-                    captioning: Some(true),
-                    trigger_word: Some(trigger.0.clone()),
-                    finetune_type: Some(FinetuneType::Lora),
-                    ..ProTrainerInput::new(
-                        archive_url,
-                        format!(
-                            "avatar {} ({}, {})",
-                            trigger.0,
-                            self.as_str(),
-                            preset.as_str()
-                        ),
-                    )
-                })
-            }
-        };
-        TrainingPlan {
-            kind: self,
-            preset,
-            trigger,
-            request,
         }
     }
 }
@@ -191,73 +171,320 @@ impl FromStr for AvatarKind {
     }
 }
 
-/// Training presets (fast / balanced / quality), with the values of the product notes.
+/// A trainer the adapter can train on. Serialized, parsed and displayed as its endpoint id.
 ///
-/// | preset | portrait `steps` | portrait `learning_rate` | pro `iterations` | pro `learning_rate` | pro `priority` |
-/// |---|---|---|---|---|---|
-/// | `Fast` | 500 | 3e-4 | 200 | 2e-4 | `speed` |
-/// | `Balanced` | 1000 | 2e-4 | 500 | 1e-4 | `quality` |
-/// | `Quality` | 2500 | 1e-4 | 1000 | 5e-5 | `quality` |
+/// See the [module docs](self) for the generator each pairs with and the preset values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Trainer {
+    /// `fal-ai/flux-lora-portrait-trainer`: FLUX.1 \[dev\] LoRA tuned for portraits.
+    FluxLoraPortrait,
+    /// `fal-ai/flux-lora-fast-training`: FLUX.1 \[dev\] LoRA for subjects, products and styles.
+    FluxLoraFast,
+    /// `fal-ai/flux-2-trainer`: FLUX.2 \[dev\] LoRA.
+    Flux2,
+    /// `fal-ai/flux-2-trainer-v2`: FLUX.2 \[dev\] LoRA, fal's newer version of the same trainer.
+    Flux2V2,
+    /// `fal-ai/z-image-trainer`: Z-Image Turbo LoRA.
+    ZImage,
+    /// `fal-ai/flux-pro-trainer`: a FLUX Pro finetune. **Deprecated on fal** ("no longer
+    /// supported"; see [`ProTrainer`]): a legacy choice, never a default.
+    FluxPro,
+}
+
+impl Trainer {
+    /// Every trainer, the legacy one last.
+    pub const ALL: [Trainer; 6] = [
+        Trainer::FluxLoraPortrait,
+        Trainer::FluxLoraFast,
+        Trainer::Flux2,
+        Trainer::Flux2V2,
+        Trainer::ZImage,
+        Trainer::FluxPro,
+    ];
+
+    /// The trainer's endpoint id.
+    pub fn endpoint_id(self) -> &'static str {
+        match self {
+            Trainer::FluxLoraPortrait => PortraitTrainer::ID,
+            Trainer::FluxLoraFast => FluxLoraFastTraining::ID,
+            Trainer::Flux2 => Flux2Trainer::ID,
+            Trainer::Flux2V2 => Flux2TrainerV2::ID,
+            Trainer::ZImage => ZImageTrainer::ID,
+            Trainer::FluxPro => ProTrainer::ID,
+        }
+    }
+
+    /// The generator that uses what this trainer produces.
+    pub fn generator(self) -> Generator {
+        match self {
+            Trainer::FluxLoraPortrait | Trainer::FluxLoraFast => Generator::FluxLora,
+            Trainer::Flux2 | Trainer::Flux2V2 => Generator::Flux2Lora,
+            Trainer::ZImage => Generator::ZImageTurboLora,
+            Trainer::FluxPro => Generator::UltraFinetuned,
+        }
+    }
+
+    /// Whether fal deprecated this trainer ([`crate::models::deprecation`]).
+    pub fn is_deprecated(self) -> bool {
+        crate::models::deprecation(self.endpoint_id()).is_some()
+    }
+
+    /// What this trainer requires of its archive.
+    pub fn archive_rules(self) -> ArchiveRules {
+        match self {
+            Trainer::FluxLoraPortrait => ArchiveRules::PORTRAIT_TRAINER,
+            Trainer::FluxLoraFast => ArchiveRules::FLUX_LORA_FAST_TRAINING,
+            Trainer::Flux2 => ArchiveRules::FLUX_2_TRAINER,
+            Trainer::Flux2V2 => ArchiveRules::FLUX_2_TRAINER_V2,
+            Trainer::ZImage => ArchiveRules::Z_IMAGE_TRAINER,
+            Trainer::FluxPro => ArchiveRules::PRO_TRAINER,
+        }
+    }
+
+    /// An archive builder for this trainer and avatar: its [rules](Self::archive_rules), the
+    /// trigger phrase (written into the captions where the trainer takes it from there) and,
+    /// where the trainer needs a caption for every image, the kind's
+    /// [default caption](AvatarKind::default_caption) for images without one (the same text
+    /// [`plan`](Self::plan) sends as `default_caption`).
+    pub fn archive_builder(self, kind: AvatarKind, trigger: &TriggerPhrase) -> ArchiveBuilder {
+        let rules = self.archive_rules();
+        let builder = ArchiveBuilder::new().rules(rules).trigger(trigger.as_str());
+        if rules.captions_required {
+            builder.default_caption(kind.default_caption(trigger))
+        } else {
+            builder
+        }
+    }
+
+    /// Build a training plan for a `kind` of avatar on this trainer, with the preset's values
+    /// ([`Preset::values`]), the archive URL and the trigger phrase (sent as the trainer's
+    /// trigger field, or as its `default_caption` when it has none). Adjust it through
+    /// [`TrainingPlan::request_mut`] before submitting.
+    ///
+    /// [`Trainer::FluxPro`] is deprecated on fal: choosing it logs a `tracing` warning.
+    pub fn plan(
+        self,
+        kind: AvatarKind,
+        preset: Preset,
+        archive_url: impl Into<String>,
+        trigger: TriggerPhrase,
+    ) -> TrainingPlan {
+        let url = archive_url.into();
+        let v = preset.values(self);
+        let t = trigger.as_str().to_owned();
+        let request = match self {
+            Trainer::FluxLoraPortrait => TrainingRequest::FluxLoraPortrait(PortraitTrainerInput {
+                trigger_phrase: Some(t),
+                steps: Some(v.steps),
+                learning_rate: v.learning_rate,
+                multiresolution_training: Some(true),
+                subject_crop: Some(true),
+                create_masks: Some(true),
+                ..PortraitTrainerInput::new(url)
+            }),
+            Trainer::FluxLoraFast => {
+                let style = kind == AvatarKind::Style;
+                TrainingRequest::FluxLoraFast(FluxLoraFastTrainingInput {
+                    trigger_word: Some(t),
+                    steps: Some(v.steps),
+                    is_style: Some(style),
+                    create_masks: Some(!style),
+                    ..FluxLoraFastTrainingInput::new(url)
+                })
+            }
+            Trainer::Flux2 | Trainer::Flux2V2 => {
+                let input = Flux2TrainerInput {
+                    steps: Some(v.steps),
+                    learning_rate: v.learning_rate,
+                    default_caption: Some(kind.default_caption(&trigger)),
+                    output_lora_format: Some(OutputLoraFormat::Fal),
+                    ..Flux2TrainerInput::new(url)
+                };
+                if self == Trainer::Flux2 {
+                    TrainingRequest::Flux2(input)
+                } else {
+                    TrainingRequest::Flux2V2(input)
+                }
+            }
+            Trainer::ZImage => TrainingRequest::ZImage(ZImageTrainerInput {
+                steps: Some(v.steps),
+                learning_rate: v.learning_rate,
+                training_type: Some(match kind {
+                    AvatarKind::Style => ZImageTrainingType::Style,
+                    AvatarKind::Portrait | AvatarKind::Product => ZImageTrainingType::Content,
+                    AvatarKind::General => ZImageTrainingType::Balanced,
+                }),
+                default_caption: Some(kind.default_caption(&trigger)),
+                ..ZImageTrainerInput::new(url)
+            }),
+            Trainer::FluxPro => {
+                tracing::warn!(
+                    trainer = ProTrainer::ID,
+                    "the FLUX Pro trainer is deprecated on fal (\"no longer supported\"): a legacy \
+                     choice that may fail with EndpointNotFound; new avatars train on a LoRA trainer"
+                );
+                TrainingRequest::FluxPro(ProTrainerInput {
+                    mode: Some(match kind {
+                        AvatarKind::Portrait => ProTrainerMode::Character,
+                        AvatarKind::Style => ProTrainerMode::Style,
+                        AvatarKind::Product => ProTrainerMode::Product,
+                        AvatarKind::General => ProTrainerMode::General,
+                    }),
+                    iterations: Some(v.steps),
+                    learning_rate: v.learning_rate,
+                    priority: v.priority,
+                    captioning: Some(true),
+                    trigger_word: Some(t),
+                    finetune_type: Some(FinetuneType::Lora),
+                    ..ProTrainerInput::new(
+                        url,
+                        format!("avatar {trigger} ({kind}, {})", preset.as_str()),
+                    )
+                })
+            }
+        };
+        TrainingPlan {
+            kind,
+            preset,
+            trigger,
+            request,
+        }
+    }
+}
+
+impl fmt::Display for Trainer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.endpoint_id())
+    }
+}
+
+impl FromStr for Trainer {
+    type Err = Error;
+    /// A trainer from its endpoint id (`fal-ai/flux-2-trainer`).
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        Trainer::ALL
+            .into_iter()
+            .find(|t| t.endpoint_id() == s)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = Trainer::ALL.iter().map(|t| t.endpoint_id()).collect();
+                Error::invalid_input(
+                    "trainer",
+                    format!(
+                        "{s:?} is not a supported trainer; one of {}",
+                        ids.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl Serialize for Trainer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.endpoint_id())
+    }
+}
+
+impl<'de> Deserialize<'de> for Trainer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A generator that uses what a [`Trainer`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Generator {
+    /// `fal-ai/flux-lora`: FLUX.1 \[dev\] with LoRAs.
+    FluxLora,
+    /// `fal-ai/flux-2/lora`: FLUX.2 \[dev\] with LoRAs.
+    Flux2Lora,
+    /// `fal-ai/z-image/turbo/lora`: Z-Image Turbo with LoRAs.
+    ZImageTurboLora,
+    /// `fal-ai/flux-pro/v1.1-ultra-finetuned`: FLUX1.1 \[pro\] ultra with a finetune id.
+    UltraFinetuned,
+}
+
+impl Generator {
+    /// The generator's endpoint id.
+    pub fn endpoint_id(self) -> &'static str {
+        match self {
+            Generator::FluxLora => FluxLora::ID,
+            Generator::Flux2Lora => Flux2Lora::ID,
+            Generator::ZImageTurboLora => ZImageTurboLora::ID,
+            Generator::UltraFinetuned => UltraFinetuned::ID,
+        }
+    }
+}
+
+impl fmt::Display for Generator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.endpoint_id())
+    }
+}
+
+/// Training presets (fast / balanced / quality). Each maps onto the chosen trainer's own
+/// parameters: see [`Preset::values`] and the table in the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Preset {
-    /// Quick prototypes (portrait ≈ 3-5 min).
+    /// Quick prototypes: about half of fal's default training length.
     Fast,
-    /// The production default (portrait ≈ 5-15 min).
+    /// The production default: fal's default length (1000 steps) on most trainers.
     #[default]
     Balanced,
-    /// Best results (portrait ≈ 15-30 min).
+    /// Best results: about twice the default length (longer and dearer).
     Quality,
 }
 
-/// Portrait-trainer values of a [`Preset`].
+/// The trainer parameters of a [`Preset`] on one [`Trainer`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PortraitPreset {
-    /// `steps`.
+#[non_exhaustive]
+pub struct PresetValues {
+    /// Training length: `steps`, or `iterations` on the legacy pro trainer.
     pub steps: u32,
-    /// `learning_rate`.
-    pub learning_rate: f64,
-}
-
-/// Pro-trainer values of a [`Preset`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ProPreset {
-    /// `iterations`.
-    pub iterations: u32,
-    /// `learning_rate`.
-    pub learning_rate: f64,
-    /// `priority`.
-    pub priority: ProTrainerPriority,
+    /// `learning_rate`, on trainers that have one (not FLUX LoRA fast training).
+    pub learning_rate: Option<f64>,
+    /// `priority`, on the legacy pro trainer only.
+    pub priority: Option<ProTrainerPriority>,
 }
 
 impl Preset {
     /// All presets.
     pub const ALL: [Preset; 3] = [Preset::Fast, Preset::Balanced, Preset::Quality];
 
-    /// The portrait-trainer values.
-    pub fn portrait(self) -> PortraitPreset {
-        let (steps, learning_rate) = match self {
-            Preset::Fast => (500, 3e-4),
-            Preset::Balanced => (1000, 2e-4),
-            Preset::Quality => (2500, 1e-4),
+    /// The values this preset sets on `trainer` (the table in the [module docs](self)).
+    pub fn values(self, trainer: Trainer) -> PresetValues {
+        let i = match self {
+            Preset::Fast => 0,
+            Preset::Balanced => 1,
+            Preset::Quality => 2,
         };
-        PortraitPreset {
-            steps,
-            learning_rate,
-        }
-    }
-
-    /// The pro-trainer values.
-    pub fn pro(self) -> ProPreset {
-        let (iterations, learning_rate, priority) = match self {
-            Preset::Fast => (200, 2e-4, ProTrainerPriority::Speed),
-            Preset::Balanced => (500, 1e-4, ProTrainerPriority::Quality),
-            Preset::Quality => (1000, 5e-5, ProTrainerPriority::Quality),
+        let (steps, learning_rate, priority): ([u32; 3], Option<[f64; 3]>, _) = match trainer {
+            Trainer::FluxLoraPortrait => ([500, 1000, 2500], Some([3e-4, 2e-4, 1e-4]), None),
+            Trainer::FluxLoraFast => ([500, 1000, 2000], None, None),
+            Trainer::Flux2 | Trainer::Flux2V2 => {
+                ([500, 1000, 2000], Some([5e-5, 5e-5, 5e-5]), None)
+            }
+            Trainer::ZImage => ([500, 1000, 2000], Some([1e-4, 1e-4, 1e-4]), None),
+            Trainer::FluxPro => (
+                [200, 500, 1000],
+                Some([2e-4, 1e-4, 5e-5]),
+                Some(
+                    [
+                        ProTrainerPriority::Speed,
+                        ProTrainerPriority::Quality,
+                        ProTrainerPriority::Quality,
+                    ][i],
+                ),
+            ),
         };
-        ProPreset {
-            iterations,
-            learning_rate,
+        PresetValues {
+            steps: steps[i],
+            learning_rate: learning_rate.map(|l| l[i]),
             priority,
         }
     }
@@ -269,6 +496,12 @@ impl Preset {
             Preset::Balanced => "balanced",
             Preset::Quality => "quality",
         }
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -287,9 +520,12 @@ impl FromStr for Preset {
     }
 }
 
-/// The word or phrase that names the avatar in captions and prompts (`TOK_anna`). Sent as
-/// `trigger_phrase` to the portrait trainer and `trigger_word` to the pro trainer; it replaces
-/// `[trigger]` in captions.
+/// The word or phrase that names the avatar in captions and prompts (`TOK_anna`).
+///
+/// Sent as `trigger_phrase` to the portrait trainer and `trigger_word` to FLUX LoRA fast training
+/// (and the pro trainer); the FLUX.2 and Z-Image trainers have no trigger field, so it goes into
+/// their captions and `default_caption` ([`Trainer::archive_builder`]). It replaces `[trigger]` in
+/// captions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TriggerPhrase(String);
@@ -353,15 +589,59 @@ impl From<TriggerPhrase> for String {
     }
 }
 
-/// The trainer input of a plan.
+/// The trainer input of a plan, tagged with the trainer's endpoint id when serialized
+/// (`{"trainer": "fal-ai/flux-2-trainer", "input": {...}}`; plans stored by 0.1 with the tags
+/// `portrait` and `pro` still read).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "trainer", content = "input", rename_all = "snake_case")]
+#[serde(tag = "trainer", content = "input")]
 #[non_exhaustive]
 pub enum TrainingRequest {
     /// Input of `fal-ai/flux-lora-portrait-trainer`.
-    Portrait(PortraitTrainerInput),
-    /// Input of `fal-ai/flux-pro-trainer`.
-    Pro(ProTrainerInput),
+    #[serde(rename = "fal-ai/flux-lora-portrait-trainer", alias = "portrait")]
+    FluxLoraPortrait(PortraitTrainerInput),
+    /// Input of `fal-ai/flux-lora-fast-training`.
+    #[serde(rename = "fal-ai/flux-lora-fast-training")]
+    FluxLoraFast(FluxLoraFastTrainingInput),
+    /// Input of `fal-ai/flux-2-trainer`.
+    #[serde(rename = "fal-ai/flux-2-trainer")]
+    Flux2(Flux2TrainerInput),
+    /// Input of `fal-ai/flux-2-trainer-v2`.
+    #[serde(rename = "fal-ai/flux-2-trainer-v2")]
+    Flux2V2(Flux2TrainerInput),
+    /// Input of `fal-ai/z-image-trainer`.
+    #[serde(rename = "fal-ai/z-image-trainer")]
+    ZImage(ZImageTrainerInput),
+    /// Input of `fal-ai/flux-pro-trainer` (deprecated on fal).
+    #[serde(rename = "fal-ai/flux-pro-trainer", alias = "pro")]
+    FluxPro(ProTrainerInput),
+}
+
+impl TrainingRequest {
+    /// The trainer this input is for.
+    pub fn trainer(&self) -> Trainer {
+        match self {
+            TrainingRequest::FluxLoraPortrait(_) => Trainer::FluxLoraPortrait,
+            TrainingRequest::FluxLoraFast(_) => Trainer::FluxLoraFast,
+            TrainingRequest::Flux2(_) => Trainer::Flux2,
+            TrainingRequest::Flux2V2(_) => Trainer::Flux2V2,
+            TrainingRequest::ZImage(_) => Trainer::ZImage,
+            TrainingRequest::FluxPro(_) => Trainer::FluxPro,
+        }
+    }
+
+    /// Check the trainer input (ranges, required values).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            TrainingRequest::FluxLoraPortrait(i) => i.validate(),
+            TrainingRequest::FluxLoraFast(i) => i.validate(),
+            TrainingRequest::Flux2(i) | TrainingRequest::Flux2V2(i) => i.validate(),
+            TrainingRequest::ZImage(i) => i.validate(),
+            TrainingRequest::FluxPro(i) => i.validate(),
+        }
+    }
 }
 
 /// What will be trained, before anything is paid: inspect it, adjust it, then
@@ -392,10 +672,7 @@ impl TrainingPlan {
 
     /// The trainer.
     pub fn trainer(&self) -> Trainer {
-        match self.request {
-            TrainingRequest::Portrait(_) => Trainer::Portrait,
-            TrainingRequest::Pro(_) => Trainer::Pro,
-        }
+        self.request.trainer()
     }
 
     /// The trainer's endpoint id.
@@ -418,27 +695,38 @@ impl TrainingPlan {
     /// # Errors
     /// [`Error::InvalidInput`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        match &self.request {
-            TrainingRequest::Portrait(i) => i.validate(),
-            TrainingRequest::Pro(i) => i.validate(),
-        }
+        self.request.validate()
     }
 
     /// Validate and submit to the trainer's queue.
     ///
     /// # Errors
-    /// As [`FalClient::submit`].
+    /// As [`FalClient::submit`]; [`Error::EndpointNotFound`] when fal no longer serves the
+    /// trainer (the legacy pro trainer).
     pub async fn submit(&self, fal: &FalClient, options: SubmitOptions) -> Result<TrainingJob> {
         let handle = match &self.request {
-            TrainingRequest::Portrait(i) => {
-                TrainingHandle::Portrait(fal.submit::<PortraitTrainer>(i, options).await?)
+            TrainingRequest::FluxLoraPortrait(i) => {
+                TrainingHandle::Lora(fal.submit::<PortraitTrainer>(i, options).await?)
             }
-            TrainingRequest::Pro(i) => {
-                TrainingHandle::Pro(fal.submit::<ProTrainer>(i, options).await?)
+            TrainingRequest::FluxLoraFast(i) => {
+                TrainingHandle::Lora(fal.submit::<FluxLoraFastTraining>(i, options).await?)
+            }
+            TrainingRequest::Flux2(i) => {
+                TrainingHandle::Lora(fal.submit::<Flux2Trainer>(i, options).await?)
+            }
+            TrainingRequest::Flux2V2(i) => {
+                TrainingHandle::Lora(fal.submit::<Flux2TrainerV2>(i, options).await?)
+            }
+            TrainingRequest::ZImage(i) => {
+                TrainingHandle::Lora(fal.submit::<ZImageTrainer>(i, options).await?)
+            }
+            TrainingRequest::FluxPro(i) => {
+                TrainingHandle::Finetune(fal.submit::<ProTrainer>(i, options).await?)
             }
         };
         Ok(TrainingJob {
             kind: self.kind,
+            trainer: self.trainer(),
             trigger: self.trigger.clone(),
             handle,
         })
@@ -447,15 +735,17 @@ impl TrainingPlan {
 
 #[derive(Debug, Clone)]
 enum TrainingHandle {
-    Portrait(RequestHandle<PortraitTrainerOutput>),
-    Pro(RequestHandle<ProTrainerOutput>),
+    Lora(RequestHandle<LoraTrainingOutput>),
+    Finetune(RequestHandle<ProTrainerOutput>),
 }
 
-/// A submitted training. Store [`request_id`](Self::request_id) (with the kind and trigger)
-/// right away: it is the only way back to a paid job after a restart.
+/// A submitted training. Store [`endpoint_id`](Self::endpoint_id) and
+/// [`request_id`](Self::request_id) (with the kind and trigger) right away: they are the only way
+/// back to a paid job after a restart.
 #[derive(Debug, Clone)]
 pub struct TrainingJob {
     kind: AvatarKind,
+    trainer: Trainer,
     trigger: TriggerPhrase,
     handle: TrainingHandle,
 }
@@ -467,18 +757,20 @@ impl TrainingJob {
     /// [`Error::InvalidInput`] for an empty request id.
     pub fn resume(
         fal: &FalClient,
+        trainer: Trainer,
         kind: AvatarKind,
         trigger: TriggerPhrase,
         request_id: &str,
     ) -> Result<Self> {
-        let handle = match kind.trainer() {
-            Trainer::Portrait => {
-                TrainingHandle::Portrait(fal.resume_endpoint::<PortraitTrainer>(request_id)?)
+        let handle = match trainer {
+            Trainer::FluxPro => {
+                TrainingHandle::Finetune(fal.resume_endpoint::<ProTrainer>(request_id)?)
             }
-            Trainer::Pro => TrainingHandle::Pro(fal.resume_endpoint::<ProTrainer>(request_id)?),
+            lora => TrainingHandle::Lora(fal.resume(lora.endpoint_id(), request_id)?),
         };
         Ok(Self {
             kind,
+            trainer,
             trigger,
             handle,
         })
@@ -487,14 +779,19 @@ impl TrainingJob {
     /// fal's request id.
     pub fn request_id(&self) -> &str {
         match &self.handle {
-            TrainingHandle::Portrait(h) => h.request_id(),
-            TrainingHandle::Pro(h) => h.request_id(),
+            TrainingHandle::Lora(h) => h.request_id(),
+            TrainingHandle::Finetune(h) => h.request_id(),
         }
+    }
+
+    /// The trainer.
+    pub fn trainer(&self) -> Trainer {
+        self.trainer
     }
 
     /// The trainer's endpoint id.
     pub fn endpoint_id(&self) -> &'static str {
-        self.kind.trainer().endpoint_id()
+        self.trainer.endpoint_id()
     }
 
     /// The avatar kind.
@@ -510,8 +807,8 @@ impl TrainingJob {
     /// The queue position at submit, when known.
     pub fn queue_position(&self) -> Option<u64> {
         match &self.handle {
-            TrainingHandle::Portrait(h) => h.queue_position(),
-            TrainingHandle::Pro(h) => h.queue_position(),
+            TrainingHandle::Lora(h) => h.queue_position(),
+            TrainingHandle::Finetune(h) => h.queue_position(),
         }
     }
 
@@ -521,8 +818,8 @@ impl TrainingJob {
     /// As [`RequestHandle::cancel`].
     pub async fn cancel(&self) -> Result<crate::queue::CancelOutcome> {
         match &self.handle {
-            TrainingHandle::Portrait(h) => h.cancel().await,
-            TrainingHandle::Pro(h) => h.cancel().await,
+            TrainingHandle::Lora(h) => h.cancel().await,
+            TrainingHandle::Finetune(h) => h.cancel().await,
         }
     }
 
@@ -543,19 +840,20 @@ impl TrainingJob {
         F: FnMut(WaitEvent<'_>) + Send,
     {
         let model = match &self.handle {
-            TrainingHandle::Portrait(h) => {
+            TrainingHandle::Lora(h) => {
                 let out = h.wait_with(options, on_event).await?;
                 AvatarModel::Lora {
                     url: out.diffusers_lora_file.url,
                     config_url: Some(out.config_file.url),
                 }
             }
-            TrainingHandle::Pro(h) => AvatarModel::Finetune {
+            TrainingHandle::Finetune(h) => AvatarModel::Finetune {
                 id: h.wait_with(options, on_event).await?.finetune_id,
             },
         };
         Ok(TrainedAvatar {
             kind: self.kind,
+            trainer: self.trainer,
             trigger: self.trigger.clone(),
             training_request_id: Some(self.request_id().to_owned()),
             model,
@@ -568,7 +866,7 @@ impl TrainingJob {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AvatarModel {
-    /// A diffusers LoRA file (portrait trainer's `diffusers_lora_file`), used with FLUX LoRA.
+    /// A diffusers LoRA file (a LoRA trainer's `diffusers_lora_file`).
     Lora {
         /// URL of the `.safetensors` file.
         url: String,
@@ -576,8 +874,8 @@ pub enum AvatarModel {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         config_url: Option<String>,
     },
-    /// A FLUX Pro finetune (pro trainer's `finetune_id`), used with the ultra fine-tuned
-    /// generator.
+    /// A FLUX Pro finetune (the legacy pro trainer's `finetune_id`), used with the ultra
+    /// fine-tuned generator.
     Finetune {
         /// The finetune id.
         id: String,
@@ -585,10 +883,16 @@ pub enum AvatarModel {
 }
 
 /// A trained avatar. Serializable: store it, generate later.
+///
+/// Avatars stored by 0.1 have no `trainer`: a LoRA is taken to come from the portrait trainer
+/// and a finetune from the pro trainer, the only ones 0.1 used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredAvatar")]
 pub struct TrainedAvatar {
     /// The avatar kind.
     pub kind: AvatarKind,
+    /// The trainer that made it; decides the generator ([`Trainer::generator`]).
+    pub trainer: Trainer,
     /// The trigger phrase used in training; prompts should contain it.
     pub trigger: TriggerPhrase,
     /// The training's request id, when known.
@@ -598,23 +902,83 @@ pub struct TrainedAvatar {
     pub model: AvatarModel,
 }
 
-/// A generation request for a trained avatar: inspect or adjust it before submitting.
+/// [`TrainedAvatar`] as stored, with `trainer` optional (0.1 did not store it).
+#[derive(Deserialize)]
+struct StoredAvatar {
+    kind: AvatarKind,
+    #[serde(default)]
+    trainer: Option<Trainer>,
+    trigger: TriggerPhrase,
+    #[serde(default)]
+    training_request_id: Option<String>,
+    model: AvatarModel,
+}
+
+impl From<StoredAvatar> for TrainedAvatar {
+    fn from(s: StoredAvatar) -> Self {
+        let trainer = s.trainer.unwrap_or(match s.model {
+            AvatarModel::Lora { .. } => Trainer::FluxLoraPortrait,
+            AvatarModel::Finetune { .. } => Trainer::FluxPro,
+        });
+        Self {
+            kind: s.kind,
+            trainer,
+            trigger: s.trigger,
+            training_request_id: s.training_request_id,
+            model: s.model,
+        }
+    }
+}
+
+/// A generation request for a trained avatar: inspect or adjust it before submitting. Tagged
+/// with the generator's endpoint id when serialized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "generator", content = "input", rename_all = "snake_case")]
+#[serde(tag = "generator", content = "input")]
 #[non_exhaustive]
 pub enum GenerationRequest {
     /// `fal-ai/flux-lora` with the avatar's LoRA.
+    #[serde(rename = "fal-ai/flux-lora", alias = "flux_lora")]
     FluxLora(FluxLoraInput),
+    /// `fal-ai/flux-2/lora` with the avatar's LoRA.
+    #[serde(rename = "fal-ai/flux-2/lora")]
+    Flux2Lora(Flux2LoraInput),
+    /// `fal-ai/z-image/turbo/lora` with the avatar's LoRA.
+    #[serde(rename = "fal-ai/z-image/turbo/lora")]
+    ZImageTurboLora(ZImageTurboLoraInput),
     /// `fal-ai/flux-pro/v1.1-ultra-finetuned` with the avatar's finetune id.
+    #[serde(
+        rename = "fal-ai/flux-pro/v1.1-ultra-finetuned",
+        alias = "ultra_finetuned"
+    )]
     UltraFinetuned(UltraFinetunedInput),
 }
 
 impl GenerationRequest {
+    /// The generator.
+    pub fn generator(&self) -> Generator {
+        match self {
+            GenerationRequest::FluxLora(_) => Generator::FluxLora,
+            GenerationRequest::Flux2Lora(_) => Generator::Flux2Lora,
+            GenerationRequest::ZImageTurboLora(_) => Generator::ZImageTurboLora,
+            GenerationRequest::UltraFinetuned(_) => Generator::UltraFinetuned,
+        }
+    }
+
     /// The generator's endpoint id.
     pub fn endpoint_id(&self) -> &'static str {
+        self.generator().endpoint_id()
+    }
+
+    /// Check the generator input.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the field.
+    pub fn validate(&self) -> Result<()> {
         match self {
-            GenerationRequest::FluxLora(_) => FluxLora::ID,
-            GenerationRequest::UltraFinetuned(_) => UltraFinetuned::ID,
+            GenerationRequest::FluxLora(i) => i.validate(),
+            GenerationRequest::Flux2Lora(i) => i.validate(),
+            GenerationRequest::ZImageTurboLora(i) => i.validate(),
+            GenerationRequest::UltraFinetuned(i) => i.validate(),
         }
     }
 
@@ -623,22 +987,34 @@ impl GenerationRequest {
     /// # Errors
     /// As [`FalClient::submit`] and [`RequestHandle::wait`].
     pub async fn run(&self, fal: &FalClient, options: WaitOptions) -> Result<Vec<Image>> {
-        Ok(match self {
+        let submit = SubmitOptions::default();
+        let output = match self {
             GenerationRequest::FluxLora(i) => {
-                fal.submit::<FluxLora>(i, SubmitOptions::default())
+                fal.submit::<FluxLora>(i, submit)
                     .await?
                     .wait(options)
                     .await?
-                    .images
+            }
+            GenerationRequest::Flux2Lora(i) => {
+                fal.submit::<Flux2Lora>(i, submit)
+                    .await?
+                    .wait(options)
+                    .await?
+            }
+            GenerationRequest::ZImageTurboLora(i) => {
+                fal.submit::<ZImageTurboLora>(i, submit)
+                    .await?
+                    .wait(options)
+                    .await?
             }
             GenerationRequest::UltraFinetuned(i) => {
-                fal.submit::<UltraFinetuned>(i, SubmitOptions::default())
+                fal.submit::<UltraFinetuned>(i, submit)
                     .await?
                     .wait(options)
                     .await?
-                    .images
             }
-        })
+        };
+        Ok(output.images)
     }
 }
 
@@ -646,13 +1022,19 @@ impl TrainedAvatar {
     /// `finetune_strength` used for finetunes: 1.2, the upstream (BFL) default; fal has none.
     pub const DEFAULT_FINETUNE_STRENGTH: f64 = 1.2;
 
-    /// The generation request for `n` images (1..=4) of `prompt`. The trigger phrase is put in
-    /// front of the prompt when the prompt does not contain it. A LoRA avatar uses
-    /// `fal-ai/flux-lora` (LoRA scale 1.0); a finetune uses the ultra fine-tuned generator
-    /// (strength [`DEFAULT_FINETUNE_STRENGTH`](Self::DEFAULT_FINETUNE_STRENGTH)).
+    /// The generator this avatar's model is used with ([`Trainer::generator`]).
+    pub fn generator(&self) -> Generator {
+        self.trainer.generator()
+    }
+
+    /// The generation request for `n` images (1..=4) of `prompt`, on the generator that matches
+    /// the trainer. The trigger phrase is put in front of the prompt when the prompt does not
+    /// contain it. A LoRA is applied at scale 1.0; a finetune at strength
+    /// [`DEFAULT_FINETUNE_STRENGTH`](Self::DEFAULT_FINETUNE_STRENGTH).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an empty prompt or `n` outside 1..=4.
+    /// [`Error::InvalidInput`] for an empty prompt, `n` outside 1..=4, or a model that does not
+    /// fit the trainer's generator (a finetune id from a LoRA trainer, or the reverse).
     pub fn generation(&self, prompt: &str, n: u32) -> Result<GenerationRequest> {
         let prompt = prompt.trim();
         if prompt.is_empty() {
@@ -669,23 +1051,49 @@ impl TrainedAvatar {
         } else {
             format!("{}, {prompt}", self.trigger)
         };
-        let request = match &self.model {
-            AvatarModel::Lora { url, .. } => GenerationRequest::FluxLora(FluxLoraInput {
-                loras: vec![LoraWeight::new(url.clone())],
-                num_images: Some(n),
-                ..FluxLoraInput::new(prompt)
-            }),
-            AvatarModel::Finetune { id } => {
+        let request = match (&self.model, self.generator()) {
+            (AvatarModel::Lora { url, .. }, Generator::FluxLora) => {
+                GenerationRequest::FluxLora(FluxLoraInput {
+                    loras: vec![LoraWeight::new(url.clone())],
+                    num_images: Some(n),
+                    ..FluxLoraInput::new(prompt)
+                })
+            }
+            (AvatarModel::Lora { url, .. }, Generator::Flux2Lora) => {
+                GenerationRequest::Flux2Lora(Flux2LoraInput {
+                    loras: vec![LoraWeight::new(url.clone())],
+                    num_images: Some(n),
+                    ..Flux2LoraInput::new(prompt)
+                })
+            }
+            (AvatarModel::Lora { url, .. }, Generator::ZImageTurboLora) => {
+                GenerationRequest::ZImageTurboLora(ZImageTurboLoraInput {
+                    loras: vec![LoraWeight::new(url.clone())],
+                    num_images: Some(n),
+                    ..ZImageTurboLoraInput::new(prompt)
+                })
+            }
+            (AvatarModel::Finetune { id }, Generator::UltraFinetuned) => {
                 GenerationRequest::UltraFinetuned(UltraFinetunedInput {
                     num_images: Some(n),
                     ..UltraFinetunedInput::new(prompt, id.clone(), Self::DEFAULT_FINETUNE_STRENGTH)
                 })
             }
+            (model, generator) => {
+                return Err(Error::invalid_input(
+                    "model",
+                    format!(
+                        "a {} cannot be used with {generator} (the generator of {})",
+                        match model {
+                            AvatarModel::Lora { .. } => "LoRA file",
+                            AvatarModel::Finetune { .. } => "finetune id",
+                        },
+                        self.trainer
+                    ),
+                ))
+            }
         };
-        match &request {
-            GenerationRequest::FluxLora(i) => i.validate()?,
-            GenerationRequest::UltraFinetuned(i) => i.validate()?,
-        }
+        request.validate()?;
         Ok(request)
     }
 
@@ -727,6 +1135,24 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_defaults_to_a_live_trainer() {
+        for kind in AvatarKind::ALL {
+            let trainer = kind.default_trainer();
+            assert!(!trainer.is_deprecated(), "{kind}: {trainer}");
+            for preset in Preset::ALL {
+                let plan = kind.plan(preset, "https://x/a.zip", trig());
+                assert_eq!(plan.trainer(), trainer);
+                plan.validate().unwrap();
+            }
+        }
+        assert_eq!(
+            AvatarKind::Portrait.default_trainer().endpoint_id(),
+            "fal-ai/flux-lora-portrait-trainer"
+        );
+        assert!(Trainer::FluxPro.is_deprecated());
+    }
+
+    #[test]
     fn portrait_goes_to_the_portrait_trainer_with_preset_values() {
         for (preset, steps, lr) in [
             (Preset::Fast, 500, 3e-4),
@@ -734,51 +1160,109 @@ mod tests {
             (Preset::Quality, 2500, 1e-4),
         ] {
             let plan = AvatarKind::Portrait.plan(preset, "https://x/a.zip", trig());
-            assert_eq!(plan.endpoint_id(), "fal-ai/flux-lora-portrait-trainer");
-            let TrainingRequest::Portrait(i) = plan.request() else {
+            let TrainingRequest::FluxLoraPortrait(i) = plan.request() else {
                 panic!("wrong trainer")
             };
             assert_eq!(i.images_data_url, "https://x/a.zip");
             assert_eq!(i.steps, Some(steps));
             assert_eq!(i.learning_rate, Some(lr));
             assert_eq!(i.trigger_phrase.as_deref(), Some("TOK_anna"));
-            plan.validate().unwrap();
         }
     }
 
     #[test]
-    fn other_kinds_go_to_the_pro_trainer_with_their_mode() {
-        for (kind, mode) in [
-            (AvatarKind::Style, ProTrainerMode::Style),
-            (AvatarKind::Product, ProTrainerMode::Product),
-            (AvatarKind::General, ProTrainerMode::General),
+    fn other_kinds_go_to_fast_training_set_up_for_the_kind() {
+        for (kind, style, masks) in [
+            (AvatarKind::Style, true, false),
+            (AvatarKind::Product, false, true),
+            (AvatarKind::General, false, true),
         ] {
-            for (preset, it, lr, prio) in [
-                (Preset::Fast, 200, 2e-4, ProTrainerPriority::Speed),
-                (Preset::Balanced, 500, 1e-4, ProTrainerPriority::Quality),
-                (Preset::Quality, 1000, 5e-5, ProTrainerPriority::Quality),
+            for (preset, steps) in [
+                (Preset::Fast, 500),
+                (Preset::Balanced, 1000),
+                (Preset::Quality, 2000),
             ] {
                 let plan = kind.plan(preset, "https://x/a.zip", trig());
-                assert_eq!(plan.endpoint_id(), "fal-ai/flux-pro-trainer");
-                let TrainingRequest::Pro(i) = plan.request() else {
+                assert_eq!(plan.endpoint_id(), "fal-ai/flux-lora-fast-training");
+                let TrainingRequest::FluxLoraFast(i) = plan.request() else {
                     panic!("wrong trainer")
                 };
-                assert_eq!(i.data_url, "https://x/a.zip");
-                assert_eq!(i.mode, Some(mode));
-                assert_eq!(i.iterations, Some(it));
-                assert_eq!(i.learning_rate, Some(lr));
-                assert_eq!(i.priority, Some(prio));
+                assert_eq!(i.images_data_url, "https://x/a.zip");
+                assert_eq!(i.steps, Some(steps));
+                assert_eq!(i.is_style, Some(style));
+                assert_eq!(i.create_masks, Some(masks));
                 assert_eq!(i.trigger_word.as_deref(), Some("TOK_anna"));
-                assert!(!i.finetune_comment.is_empty());
-                plan.validate().unwrap();
             }
         }
     }
 
     #[test]
+    fn every_trainer_plans_valid_inputs_for_every_kind_and_preset() {
+        for trainer in Trainer::ALL {
+            for kind in AvatarKind::ALL {
+                for preset in Preset::ALL {
+                    let plan = trainer.plan(kind, preset, "https://x/a.zip", trig());
+                    assert_eq!(plan.trainer(), trainer);
+                    plan.validate()
+                        .unwrap_or_else(|e| panic!("{trainer} {kind} {preset}: {e}"));
+                    let json = serde_json::to_value(&plan).unwrap();
+                    assert_eq!(json["request"]["trainer"], trainer.endpoint_id());
+                    let back: TrainingPlan = serde_json::from_value(json).unwrap();
+                    assert_eq!(back, plan);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flux2_plans_carry_the_trigger_in_the_default_caption() {
+        let plan = Trainer::Flux2.plan(AvatarKind::Style, Preset::Fast, "https://x/a.zip", trig());
+        let TrainingRequest::Flux2(i) = plan.request() else {
+            panic!()
+        };
+        assert_eq!(
+            i.default_caption.as_deref(),
+            Some("an image in the style of TOK_anna")
+        );
+        assert_eq!((i.steps, i.learning_rate), (Some(500), Some(5e-5)));
+        let z = Trainer::ZImage.plan(AvatarKind::Portrait, Preset::Balanced, "u", trig());
+        let TrainingRequest::ZImage(i) = z.request() else {
+            panic!()
+        };
+        assert_eq!(i.training_type, Some(ZImageTrainingType::Content));
+    }
+
+    #[test]
+    fn trainers_parse_from_endpoint_ids() {
+        for t in Trainer::ALL {
+            assert_eq!(t.endpoint_id().parse::<Trainer>().unwrap(), t);
+            assert_eq!(t.to_string(), t.endpoint_id());
+        }
+        let err = "fal-ai/flux-krea-trainer".parse::<Trainer>().unwrap_err();
+        assert!(err.to_string().contains("fal-ai/flux-2-trainer"), "{err}");
+    }
+
+    #[test]
+    fn plans_stored_by_0_1_still_read() {
+        let old = serde_json::json!({
+            "kind": "portrait", "preset": "fast", "trigger": "TOK_anna",
+            "request": {"trainer": "portrait", "input": {"images_data_url": "u", "steps": 500}}
+        });
+        let plan: TrainingPlan = serde_json::from_value(old).unwrap();
+        assert_eq!(plan.trainer(), Trainer::FluxLoraPortrait);
+        let avatar: TrainedAvatar = serde_json::from_value(serde_json::json!({
+            "kind": "style", "trigger": "TOK_anna",
+            "model": {"type": "finetune", "id": "ft-1"}
+        }))
+        .unwrap();
+        assert_eq!(avatar.trainer, Trainer::FluxPro);
+        assert_eq!(avatar.generator(), Generator::UltraFinetuned);
+    }
+
+    #[test]
     fn plans_can_be_adjusted_and_are_validated() {
         let mut plan = AvatarKind::Portrait.plan(Preset::Fast, "https://x/a.zip", trig());
-        if let TrainingRequest::Portrait(i) = plan.request_mut() {
+        if let TrainingRequest::FluxLoraPortrait(i) = plan.request_mut() {
             i.steps = Some(20_000);
         }
         let err = plan.validate().unwrap_err();
@@ -815,26 +1299,44 @@ mod tests {
         assert!(serde_json::from_str::<TriggerPhrase>("\"\"").is_err());
     }
 
-    #[test]
-    fn generation_uses_the_right_generator() {
-        let lora = TrainedAvatar {
+    fn lora_avatar(trainer: Trainer) -> TrainedAvatar {
+        TrainedAvatar {
             kind: AvatarKind::Portrait,
+            trainer,
             trigger: trig(),
             training_request_id: None,
             model: AvatarModel::Lora {
                 url: "https://x/l.safetensors".into(),
                 config_url: None,
             },
-        };
-        let GenerationRequest::FluxLora(i) = lora.generation("in a spacesuit", 2).unwrap() else {
+        }
+    }
+
+    #[test]
+    fn generation_uses_the_generator_of_the_trainer() {
+        let GenerationRequest::FluxLora(i) = lora_avatar(Trainer::FluxLoraPortrait)
+            .generation("in a spacesuit", 2)
+            .unwrap()
+        else {
             panic!()
         };
         assert_eq!(i.prompt, "TOK_anna, in a spacesuit");
         assert_eq!(i.loras, vec![LoraWeight::new("https://x/l.safetensors")]);
         assert_eq!(i.num_images, Some(2));
 
+        for (trainer, generator) in [
+            (Trainer::FluxLoraFast, "fal-ai/flux-lora"),
+            (Trainer::Flux2, "fal-ai/flux-2/lora"),
+            (Trainer::Flux2V2, "fal-ai/flux-2/lora"),
+            (Trainer::ZImage, "fal-ai/z-image/turbo/lora"),
+        ] {
+            let req = lora_avatar(trainer).generation("x", 1).unwrap();
+            assert_eq!(req.endpoint_id(), generator, "{trainer}");
+        }
+
         let ft = TrainedAvatar {
             kind: AvatarKind::Style,
+            trainer: Trainer::FluxPro,
             trigger: trig(),
             training_request_id: None,
             model: AvatarModel::Finetune { id: "ft-1".into() },
@@ -857,19 +1359,24 @@ mod tests {
             );
         }
         assert!(ft.generation("  ", 1).is_err());
+        let mismatched = TrainedAvatar {
+            trainer: Trainer::Flux2,
+            ..ft
+        };
+        assert!(
+            matches!(mismatched.generation("x", 1), Err(Error::InvalidInput { ref field, .. }) if field == "model")
+        );
     }
 
     #[test]
     fn trained_avatars_serialize_for_storage() {
         let a = TrainedAvatar {
-            kind: AvatarKind::Product,
-            trigger: trig(),
             training_request_id: Some("r1".into()),
-            model: AvatarModel::Finetune { id: "ft".into() },
+            ..lora_avatar(Trainer::Flux2V2)
         };
         let json = serde_json::to_value(&a).unwrap();
-        assert_eq!(json["model"]["type"], "finetune");
-        assert_eq!(json["kind"], "product");
+        assert_eq!(json["model"]["type"], "lora");
+        assert_eq!(json["trainer"], "fal-ai/flux-2-trainer-v2");
         let back: TrainedAvatar = serde_json::from_value(json).unwrap();
         assert_eq!(back, a);
     }

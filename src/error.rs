@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::ArchiveError;
+use crate::models::Deprecation;
 use crate::webhook::WebhookError;
 
 /// `Result` with the crate's [`Error`].
@@ -101,6 +102,20 @@ pub enum Error {
     /// fal answered with a non-success HTTP status.
     #[error("{0}")]
     Api(Box<ApiError>),
+
+    /// fal answered `404` to a submit or a sync run: it serves no app at this endpoint id (a
+    /// typo, an app fal removed, or a private app the key cannot see). Nothing was queued or
+    /// billed. When the crate knows fal deprecated the endpoint, `deprecation` says so and names
+    /// the replacement (the message too). The full answer is in `api`.
+    #[error("{}", endpoint_not_found_message(endpoint, *deprecation))]
+    EndpointNotFound {
+        /// The endpoint id the request went to.
+        endpoint: String,
+        /// What the crate knows of its deprecation on fal, if anything.
+        deprecation: Option<&'static Deprecation>,
+        /// fal's answer (status 404, body, headers).
+        api: Box<ApiError>,
+    },
 
     /// A queued request reached `COMPLETED` but failed (status `error`/`error_type`), or the
     /// result call returned the model's error.
@@ -203,6 +218,19 @@ pub enum Error {
     Webhook(#[from] WebhookError),
 }
 
+fn endpoint_not_found_message(endpoint: &str, deprecation: Option<&Deprecation>) -> String {
+    match deprecation {
+        Some(d) => format!(
+            "fal has no endpoint {endpoint} (404): it is deprecated on fal ({}, {}); use {} instead",
+            d.note, d.page, d.replacement
+        ),
+        None => format!(
+            "fal has no endpoint {endpoint} (404): check the id, or whether fal removed the model \
+             (https://fal.ai/models)"
+        ),
+    }
+}
+
 fn timeout_message(
     request_id: Option<&str>,
     endpoint: &str,
@@ -233,7 +261,7 @@ impl Error {
     /// way to get the result of a job that is already paid for.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Error::Api(e) => e.request_id.as_deref(),
+            Error::Api(e) | Error::EndpointNotFound { api: e, .. } => e.request_id.as_deref(),
             Error::RequestFailed { request_id, .. } | Error::StreamIdle { request_id, .. } => {
                 Some(request_id)
             }
@@ -248,18 +276,15 @@ impl Error {
         }
     }
 
-    /// The HTTP status for [`Error::Api`], else `None`.
+    /// The HTTP status for [`Error::Api`] and [`Error::EndpointNotFound`], else `None`.
     pub fn status(&self) -> Option<u16> {
-        match self {
-            Error::Api(e) => Some(e.status),
-            _ => None,
-        }
+        self.as_api().map(|e| e.status)
     }
 
-    /// The API error, if this is one.
+    /// fal's answer, for [`Error::Api`] and [`Error::EndpointNotFound`].
     pub fn as_api(&self) -> Option<&ApiError> {
         match self {
-            Error::Api(e) => Some(e),
+            Error::Api(e) | Error::EndpointNotFound { api: e, .. } => Some(e),
             _ => None,
         }
     }

@@ -419,12 +419,19 @@ fn too_few_images_then_a_lower_minimum() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(err, ArchiveError::TooFewImages { found: 9, min: 10 }),
+        matches!(
+            err,
+            ArchiveError::TooFewImages {
+                found: 9,
+                min: 10,
+                trainer: None
+            }
+        ),
         "{err:?}"
     );
     let message = err.to_string();
     assert!(message.contains("found 9"), "{message}");
-    assert!(message.contains("fal recommends at least 10"), "{message}");
+    assert!(message.contains("need at least 10"), "{message}");
 
     let archive = ArchiveBuilder::new()
         .min_images(5)
@@ -549,7 +556,14 @@ fn validate_zip_accepts_a_built_archive_and_rejects_a_non_image() {
 
     let err = validate_zip(archive.bytes(), 13).unwrap_err();
     assert!(
-        matches!(err, ArchiveError::TooFewImages { found: 12, min: 13 }),
+        matches!(
+            err,
+            ArchiveError::TooFewImages {
+                found: 12,
+                min: 13,
+                trainer: None
+            }
+        ),
         "{err:?}"
     );
 
@@ -708,7 +722,14 @@ fn in_memory_names_must_be_plain_file_names() {
 
     let err = ArchiveBuilder::new().build().unwrap_err();
     assert!(
-        matches!(err, ArchiveError::TooFewImages { found: 0, min: 10 }),
+        matches!(
+            err,
+            ArchiveError::TooFewImages {
+                found: 0,
+                min: 10,
+                trainer: None
+            }
+        ),
         "{err:?}"
     );
 }

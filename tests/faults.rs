@@ -11,7 +11,9 @@ use bytes::Bytes;
 use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{AvatarKind, AvatarModel, Preset, TriggerPhrase};
 use fal_client::mock::{FalMock, FalMockBuilder, FaultKind, Faults, MockRoute};
-use fal_client::models::{FluxLora, FluxLoraInput, FluxLoraOutput, PortraitTrainer, ProTrainer};
+use fal_client::models::{
+    FluxLora, FluxLoraFastTraining, FluxLoraInput, GenerationOutput, PortraitTrainer,
+};
 use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
 use fal_client::retry::RetryPolicy;
 use fal_client::{Endpoint, Error, FalClient};
@@ -65,7 +67,6 @@ fn submits(mock: &FalMock) -> usize {
 enum Done {
     Generated,
     Lora,
-    Finetune,
 }
 
 async fn generate(fal: FalClient, i: usize) -> Result<Done, String> {
@@ -124,7 +125,6 @@ async fn train(fal: FalClient, i: usize, archive: Bytes) -> Result<Done, String>
             }
             Ok(Done::Lora)
         }
-        AvatarModel::Finetune { id } if !id.is_empty() => Ok(Done::Finetune),
         other => Err(format!("training {i}: unexpected model {other:?}")),
     }
 }
@@ -177,14 +177,13 @@ async fn five_hundred_jobs_complete_exactly_once_with_a_third_of_answers_faulted
     );
     let count = |f: fn(&Done) -> bool| outcomes.iter().flatten().filter(|d| f(d)).count();
     assert_eq!(count(|d| matches!(d, Done::Generated)), 450);
-    assert_eq!(count(|d| matches!(d, Done::Lora)), 25);
-    assert_eq!(count(|d| matches!(d, Done::Finetune)), 25);
+    assert_eq!(count(|d| matches!(d, Done::Lora)), 50);
 
     // Nothing was queued twice, and every job was queued.
     assert_eq!(mock.duplicate_submissions(), 0);
     assert_eq!(mock.submissions(FluxLora::ID), 450);
     assert_eq!(mock.submissions(PortraitTrainer::ID), 25);
-    assert_eq!(mock.submissions(ProTrainer::ID), 25);
+    assert_eq!(mock.submissions(FluxLoraFastTraining::ID), 25);
 
     // At least 30% of all requests were faulted, with every kind of the mix.
     let counts = mock.fault_counts();
@@ -417,7 +416,7 @@ async fn retry_after_is_honoured_and_capped() {
 // ---------------------------------------------------------------------------------------------
 // waiting through broken answers
 
-async fn one_job(fal: &FalClient) -> RequestHandle<FluxLoraOutput> {
+async fn one_job(fal: &FalClient) -> RequestHandle<GenerationOutput> {
     fal.submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
         .await
         .unwrap()

@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{
-    AvatarKind, AvatarModel, Preset, TrainingJob, TrainingRequest, TriggerPhrase,
+    AvatarKind, AvatarModel, Preset, Trainer, TrainingJob, TrainingRequest, TriggerPhrase,
 };
 use fal_client::mock::{FalMock, MockFailure};
 use fal_client::models::{
-    FluxLora, FluxLoraInput, OutputFormat, PortraitTrainer, PortraitTrainerInput,
-    PortraitTrainerOutput, ProTrainer, ProTrainerInput, UltraFinetuned, UltraFinetunedInput,
+    FluxLora, FluxLoraInput, LoraTrainingOutput, OutputFormat, PortraitTrainer,
+    PortraitTrainerInput, ProTrainer, ProTrainerInput, UltraFinetuned, UltraFinetunedInput,
 };
 use fal_client::queue::{
     CancelOutcome, QueueStatus, RequestHandle, RunOptions, SubmitOptions, WaitEvent, WaitOptions,
@@ -44,7 +44,14 @@ async fn upload_archive(fal: &FalClient, kind: &str) -> String {
 }
 
 fn decodes(bytes: &[u8]) -> (u32, u32) {
-    if bytes.starts_with(b"\x89PNG") {
+    if bytes.starts_with(b"RIFF") {
+        let d = image_webp::WebPDecoder::new(std::io::Cursor::new(bytes)).unwrap();
+        let (w, h) = d.dimensions();
+        let mut buf = vec![0; d.output_buffer_size().unwrap()];
+        let mut d = d;
+        d.read_image(&mut buf).unwrap();
+        (w, h)
+    } else if bytes.starts_with(b"\x89PNG") {
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         let reader = decoder.read_info().unwrap();
         let info = reader.info();
@@ -126,16 +133,262 @@ async fn portrait_avatar_trains_and_generates_decodable_images() {
 }
 
 #[tokio::test]
-async fn style_avatar_uses_the_pro_trainer_and_the_ultra_generator() {
+async fn style_avatar_trains_on_fast_training_in_style_mode() {
     let mock = fast_mock().await;
     let fal = mock.client().unwrap();
-    let zip_url = upload_archive(&fal, "style").await;
-    let plan = AvatarKind::Style.plan(
-        Preset::Balanced,
-        zip_url,
+    let trigger = TriggerPhrase::new("TOK_brand").unwrap();
+    let zip_url = upload_for(&fal, AvatarKind::Style, Trainer::FluxLoraFast, &trigger).await;
+    let plan = AvatarKind::Style.plan(Preset::Balanced, zip_url, trigger);
+    let TrainingRequest::FluxLoraFast(input) = plan.request() else {
+        panic!()
+    };
+    assert_eq!(input.steps, Some(1000));
+    let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
+    assert_eq!(job.endpoint_id(), "fal-ai/flux-lora-fast-training");
+    let sent = mock.job(job.request_id()).unwrap().input;
+    assert_eq!(sent["is_style"], true);
+    assert_eq!(sent["trigger_word"], "TOK_brand");
+    let avatar = job.wait(WaitOptions::default()).await.unwrap();
+    assert_eq!(avatar.trainer, Trainer::FluxLoraFast);
+    let images = avatar.generate(&fal, "a lighthouse", 1).await.unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(mock.submissions("fal-ai/flux-lora"), 1);
+    assert_eq!(mock.submissions("fal-ai/flux-pro-trainer"), 0);
+}
+
+/// Train `kind` on `trainer` from the bundled photos (the archive built for the trainer) and
+/// generate two images; returns the avatar and the images' bytes.
+async fn train_and_generate(
+    mock: &FalMock,
+    kind: AvatarKind,
+    trainer: Trainer,
+) -> (
+    fal_client::avatar::TrainedAvatar,
+    Vec<(fal_client::models::Image, bytes::Bytes)>,
+) {
+    let fal = mock.client().unwrap();
+    let trigger = TriggerPhrase::new(format!("TOK_{kind}")).unwrap();
+    let zip_url = upload_for(&fal, kind, trainer, &trigger).await;
+    let job = trainer
+        .plan(kind, Preset::Fast, zip_url, trigger)
+        .submit(&fal, SubmitOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(job.endpoint_id(), trainer.endpoint_id());
+    let avatar = job
+        .wait(WaitOptions::default().timeout(Duration::from_secs(20)))
+        .await
+        .unwrap_or_else(|e| panic!("{trainer}: {e}"));
+    let images = avatar.generate(&fal, "on a mountain top", 2).await.unwrap();
+    let mut out = Vec::new();
+    for image in images {
+        let bytes = fal.storage().download(&image.url).await.unwrap();
+        out.push((image, bytes));
+    }
+    (avatar, out)
+}
+
+async fn upload_for(
+    fal: &FalClient,
+    kind: AvatarKind,
+    trainer: Trainer,
+    trigger: &TriggerPhrase,
+) -> String {
+    let folder = if kind == AvatarKind::Portrait {
+        "portrait"
+    } else {
+        "style"
+    };
+    let archive = trainer
+        .archive_builder(kind, trigger)
+        .build_from_dir_async(data(folder))
+        .await
+        .unwrap();
+    fal.storage()
+        .upload_bytes(archive.into_bytes(), "application/zip", Some("set.zip"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_kind_trains_on_its_default_live_trainer_and_generates() {
+    let mock = fast_mock().await;
+    for kind in AvatarKind::ALL {
+        let trainer = kind.default_trainer();
+        let (avatar, images) = train_and_generate(&mock, kind, trainer).await;
+        assert_eq!(avatar.generator().endpoint_id(), "fal-ai/flux-lora");
+        assert_eq!(images.len(), 2, "{kind}");
+        for (image, bytes) in &images {
+            assert_eq!(
+                decodes(bytes),
+                (image.width.unwrap(), image.height.unwrap())
+            );
+        }
+    }
+    assert_eq!(mock.submissions("fal-ai/flux-pro-trainer"), 0);
+}
+
+#[tokio::test]
+async fn flux2_avatars_generate_with_the_flux2_lora_generator() {
+    let mock = fast_mock().await;
+    for trainer in [Trainer::Flux2, Trainer::Flux2V2] {
+        let (avatar, images) = train_and_generate(&mock, AvatarKind::Portrait, trainer).await;
+        let AvatarModel::Lora { url, .. } = &avatar.model else {
+            panic!()
+        };
+        assert!(url.starts_with(&mock.cdn_url()));
+        // No trigger field: the trigger phrase went in as the default caption.
+        let training = mock
+            .job(avatar.training_request_id.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(training.input["default_caption"], "a photo of TOK_portrait");
+        assert!(training.input.get("trigger_phrase").is_none());
+        for (image, bytes) in &images {
+            // FLUX.2's default output is PNG.
+            assert!(bytes.starts_with(b"\x89PNG"), "{trainer}");
+            assert_eq!(image.content_type.as_deref(), Some("image/png"));
+            assert_eq!(
+                decodes(bytes),
+                (image.width.unwrap(), image.height.unwrap())
+            );
+        }
+    }
+    assert_eq!(mock.submissions("fal-ai/flux-2-trainer"), 1);
+    assert_eq!(mock.submissions("fal-ai/flux-2-trainer-v2"), 1);
+    assert_eq!(mock.submissions("fal-ai/flux-2/lora"), 2);
+    // Status and result of `fal-ai/flux-2/lora` live under the app id `fal-ai/flux-2`.
+    assert!(mock
+        .requests()
+        .iter()
+        .any(|r| r.path.starts_with("/queue/fal-ai/flux-2/requests/")));
+}
+
+#[tokio::test]
+async fn z_image_avatars_generate_with_the_z_image_generator() {
+    let mock = fast_mock().await;
+    let (avatar, images) = train_and_generate(&mock, AvatarKind::Product, Trainer::ZImage).await;
+    assert_eq!(
+        avatar.generator().endpoint_id(),
+        "fal-ai/z-image/turbo/lora"
+    );
+    assert_eq!(images.len(), 2);
+    assert_eq!(mock.submissions("fal-ai/z-image/turbo/lora"), 1);
+}
+
+#[tokio::test]
+async fn flux2_archives_carry_the_trigger_in_every_caption() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    let trigger = TriggerPhrase::new("TOK_ann").unwrap();
+    let url = upload_for(&fal, AvatarKind::Portrait, Trainer::Flux2, &trigger).await;
+    let (_, zip) = mock.uploaded(&url).unwrap();
+    let report = fal_client::archive::validate_zip(&zip, 10).unwrap();
+    assert_eq!(report.captioned_count(), report.image_count());
+    for image in &report.images {
+        let caption = image.caption.as_deref().unwrap();
+        assert!(caption.contains("TOK_ann"), "{}: {caption}", image.name);
+        assert!(!caption.contains("[trigger]"), "{}: {caption}", image.name);
+    }
+}
+
+#[tokio::test]
+async fn the_mock_fails_a_flux2_training_whose_archive_lacks_captions() {
+    let mock = fast_mock().await;
+    let fal = mock.client().unwrap();
+    // Built without the trainer's rules: four images have no caption.
+    let url = upload_archive(&fal, "portrait").await;
+    let input = fal_client::models::Flux2TrainerInput::new(url.clone());
+    let err = fal
+        .submit::<fal_client::models::Flux2Trainer>(&input, SubmitOptions::default())
+        .await
+        .unwrap()
+        .wait(WaitOptions::default())
+        .await
+        .unwrap_err();
+    let api = err.as_api().unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(api.status, 422);
+    assert!(err.to_string().contains("astronaut_09.jpg"), "{err}");
+    // With a default caption the same archive trains.
+    let with_default = fal_client::models::Flux2TrainerInput {
+        default_caption: Some("a photo of TOK_ann".into()),
+        ..fal_client::models::Flux2TrainerInput::new(url)
+    };
+    fal.submit::<fal_client::models::Flux2Trainer>(&with_default, SubmitOptions::default())
+        .await
+        .unwrap()
+        .wait(WaitOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_deprecated_pro_trainer_is_a_typed_error_naming_the_replacement() {
+    let mock = fast_mock().await; // like fal today: the pro trainer is not served
+    let fal = mock.client().unwrap();
+    let plan = Trainer::FluxPro.plan(
+        AvatarKind::Style,
+        Preset::Fast,
+        "https://example.com/set.zip",
         TriggerPhrase::new("TOK_brand").unwrap(),
     );
-    let TrainingRequest::Pro(input) = plan.request() else {
+    let err = plan
+        .submit(&fal, SubmitOptions::default())
+        .await
+        .unwrap_err();
+    let Error::EndpointNotFound {
+        endpoint,
+        deprecation,
+        api,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(endpoint, "fal-ai/flux-pro-trainer");
+    assert_eq!(api.status, 404);
+    assert_eq!(
+        deprecation.map(|d| d.replacement),
+        Some("fal-ai/flux-lora-fast-training")
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("deprecated") && msg.contains("fal-ai/flux-lora-fast-training"),
+        "{msg}"
+    );
+    assert_eq!(err.status(), Some(404));
+    assert!(!err.is_retryable());
+    assert_eq!(mock.submissions("fal-ai/flux-pro-trainer"), 0);
+
+    // Any other endpoint fal does not serve is the same error, without a deprecation.
+    mock.remove_endpoint("fal-ai/flux-lora");
+    let err = fal
+        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::EndpointNotFound { ref endpoint, deprecation: None, .. } if endpoint == "fal-ai/flux-lora"),
+        "{err:?}"
+    );
+    let err = fal
+        .run::<FluxLora>(&FluxLoraInput::new("x"), RunOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EndpointNotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn legacy_pro_avatars_still_work_where_the_trainer_is_served() {
+    let mock = FalMock::builder()
+        .queue_time(Duration::from_millis(40))
+        .processing_time(Duration::from_millis(120))
+        .removed_endpoints(Vec::<String>::new())
+        .start()
+        .await
+        .unwrap();
+    let fal = mock.client().unwrap();
+    let trigger = TriggerPhrase::new("TOK_brand").unwrap();
+    let zip_url = upload_for(&fal, AvatarKind::Style, Trainer::FluxPro, &trigger).await;
+    let plan = Trainer::FluxPro.plan(AvatarKind::Style, Preset::Balanced, zip_url, trigger);
+    let TrainingRequest::FluxPro(input) = plan.request() else {
         panic!()
     };
     assert_eq!(input.iterations, Some(500));
@@ -178,13 +431,20 @@ async fn a_training_resumes_after_the_client_is_dropped() {
         (job.request_id().to_owned(), trigger)
     }; // client and handle dropped: a service restarted
     let fal = mock.client().unwrap();
-    let job = TrainingJob::resume(&fal, AvatarKind::Portrait, trigger, &request_id).unwrap();
+    let job = TrainingJob::resume(
+        &fal,
+        Trainer::FluxLoraPortrait,
+        AvatarKind::Portrait,
+        trigger,
+        &request_id,
+    )
+    .unwrap();
     let avatar = job.wait(WaitOptions::default()).await.unwrap();
     assert_eq!(
         avatar.training_request_id.as_deref(),
         Some(request_id.as_str())
     );
-    let raw: RequestHandle<PortraitTrainerOutput> = fal
+    let raw: RequestHandle<LoraTrainingOutput> = fal
         .resume("fal-ai/flux-lora-portrait-trainer", &request_id)
         .unwrap();
     assert!(raw
@@ -259,6 +519,7 @@ async fn a_failed_request_is_typed_and_keeps_its_id() {
 #[tokio::test]
 async fn the_pro_trainer_requires_a_finetune_comment_on_the_server_too() {
     let mock = fast_mock().await;
+    mock.restore_endpoint("fal-ai/flux-pro-trainer"); // a mock of fal before the deprecation
     let fal = mock.client().unwrap();
     let job = fal
         .submit_json(

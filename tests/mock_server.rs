@@ -1,6 +1,8 @@
 //! Protocol tests of `FalMock` with plain `reqwest` (not the crate's queue API), so that the mock
 //! is checked against fal's wire protocol rather than against our own client.
 
+mod common;
+
 use std::time::Duration;
 
 use fal_client::mock::{FalMock, HostKind, JobState, MockFailure};
@@ -539,14 +541,15 @@ async fn validation_422_via_queue_and_result() {
     let (code, body) = get(&mock, sub["response_url"].as_str().unwrap()).await;
     assert_eq!(code, 422);
     let detail = body["detail"].as_array().unwrap();
-    assert_eq!(detail[0]["loc"], json!(["body", "finetune_strength"]));
-    assert_eq!(detail[0]["type"], "value_error.number.not_le");
+    // In the order fal's model declares its fields (`x-fal-order-properties`).
+    assert_eq!(detail[0]["loc"], json!(["body", "safety_tolerance"]));
+    assert_eq!(detail[0]["type"], "value_error.const");
+    assert_eq!(detail[1]["loc"], json!(["body", "finetune_strength"]));
+    assert_eq!(detail[1]["type"], "value_error.number.not_le");
     assert_eq!(
-        detail[0]["msg"],
+        detail[1]["msg"],
         "ensure this value is less than or equal to 2"
     );
-    assert_eq!(detail[1]["loc"], json!(["body", "safety_tolerance"]));
-    assert_eq!(detail[1]["type"], "value_error.const");
     let snap = mock.job(sub["request_id"].as_str().unwrap()).unwrap();
     assert_eq!(
         snap.state,
@@ -993,19 +996,8 @@ async fn sync_mode_returns_data_uris() {
         .starts_with("data:image/jpeg;base64,"));
 }
 
-/// A minimal valid ZIP archive (one stored entry).
 fn tiny_zip() -> Vec<u8> {
-    use std::io::Write;
-    let mut buf = std::io::Cursor::new(Vec::new());
-    let mut z = zip::ZipWriter::new(&mut buf);
-    z.start_file(
-        "a.txt",
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
-    )
-    .unwrap();
-    z.write_all(b"TOK").unwrap();
-    z.finish().unwrap();
-    buf.into_inner()
+    common::training_zip()
 }
 
 async fn upload(mock: &FalMock, name: &str, ct: &str, data: Vec<u8>) -> String {
@@ -1111,6 +1103,7 @@ async fn portrait_trainer_outputs_real_files() {
 #[tokio::test]
 async fn pro_trainer_returns_a_finetune_id() {
     let mock = fast_mock().await;
+    mock.restore_endpoint("fal-ai/flux-pro-trainer"); // removed by default, like on fal
     let zip_url = upload(&mock, "data.zip", "application/zip", tiny_zip()).await;
     let sub = submit(
         &mock,

@@ -65,7 +65,7 @@ fn portrait_trainer_fixture_round_trips() {
     assert_eq!(input.create_masks, Some(false));
     input.validate().expect("the example input is valid");
 
-    let output: PortraitTrainerOutput = assert_round_trip(&s["example_output"]);
+    let output: LoraTrainingOutput = assert_round_trip(&s["example_output"]);
     assert_eq!(output.diffusers_lora_file.file_size, Some(89_745_224));
     assert_eq!(
         output.diffusers_lora_file.file_name.as_deref(),
@@ -102,7 +102,7 @@ fn ultra_finetuned_fixture_round_trips() {
     assert_eq!(input.finetune_strength, 1.1);
     input.validate().expect("the example input is valid");
 
-    let output: UltraFinetunedOutput = assert_round_trip(&s["example_output"]);
+    let output: GenerationOutput = assert_round_trip(&s["example_output"]);
     assert_eq!(output.images.len(), 1);
     assert_eq!(output.images[0].width, Some(1792));
     assert_eq!(output.images[0].height, Some(2368));
@@ -167,7 +167,6 @@ fn full_ultra() -> UltraFinetunedInput {
         seed: Some(42),
         sync_mode: Some(false),
         num_images: Some(2),
-        enable_safety_checker: Some(true),
         output_format: Some(OutputFormat::Png),
         safety_tolerance: Some(SafetyTolerance::Level5),
         enhance_prompt: Some(false),
@@ -190,6 +189,7 @@ fn full_flux_lora() -> FluxLoraInput {
         sync_mode: Some(false),
         enable_safety_checker: Some(true),
         output_format: Some(OutputFormat::Jpeg),
+        acceleration: Some(Acceleration::Regular),
     }
 }
 
@@ -285,7 +285,6 @@ fn ultra_finetuned_wire_names() {
             "seed",
             "sync_mode",
             "num_images",
-            "enable_safety_checker",
             "output_format",
             "safety_tolerance",
             "enhance_prompt",
@@ -315,6 +314,7 @@ fn flux_lora_wire_names() {
             "sync_mode",
             "enable_safety_checker",
             "output_format",
+            "acceleration",
         ])
     );
     let v = serde_json::to_value(full_flux_lora()).unwrap();
@@ -761,7 +761,7 @@ fn flux_lora_output_decodes_legacy_and_current_image_shapes() {
         "has_nsfw_concepts": [false],
         "prompt": "TOK portrait"
     });
-    let out: FluxLoraOutput = assert_round_trip(&legacy);
+    let out: GenerationOutput = assert_round_trip(&legacy);
     assert_eq!(out.images[0].width, Some(1024));
     assert_eq!(out.images[0].height, Some(768));
     assert_eq!(out.images[0].content_type.as_deref(), Some("image/jpeg"));
@@ -775,7 +775,7 @@ fn flux_lora_output_decodes_legacy_and_current_image_shapes() {
         "has_nsfw_concepts": [true],
         "prompt": "p"
     });
-    let out: FluxLoraOutput = assert_round_trip(&current);
+    let out: GenerationOutput = assert_round_trip(&current);
     assert_eq!(out.images[0].url, "https://v3.fal.media/files/b.png");
     assert_eq!((out.images[0].width, out.images[0].height), (None, None));
     assert_eq!(out.has_nsfw_concepts, vec![true]);
@@ -786,7 +786,7 @@ fn flux_lora_output_decodes_legacy_and_current_image_shapes() {
                     "file_name": "x.png", "file_size": 4096}],
         "seed": 1, "has_nsfw_concepts": [], "prompt": "p"
     });
-    let out: FluxLoraOutput = serde_json::from_value(nulls).unwrap();
+    let out: GenerationOutput = serde_json::from_value(nulls).unwrap();
     assert_eq!(out.images[0].file_name.as_deref(), Some("x.png"));
     assert_eq!(out.images[0].file_size, Some(4096));
     assert_eq!(out.images[0].width, None);
@@ -801,7 +801,7 @@ fn ultra_output_without_timings_decodes() {
         "has_nsfw_concepts": [false],
         "prompt": "TOK portrait"
     });
-    let out: UltraFinetunedOutput = serde_json::from_value(body).unwrap();
+    let out: GenerationOutput = serde_json::from_value(body).unwrap();
     assert!(out.timings.is_empty());
     assert_eq!(out.seed, 5);
     assert_eq!(out.images[0].width, Some(2048));
@@ -811,20 +811,20 @@ fn ultra_output_without_timings_decodes() {
 #[test]
 fn outputs_reject_missing_required_fields() {
     assert!(serde_json::from_value::<ProTrainerOutput>(json!({})).is_err());
-    assert!(serde_json::from_value::<PortraitTrainerOutput>(
+    assert!(serde_json::from_value::<LoraTrainingOutput>(
         json!({"diffusers_lora_file": {"url": "u"}})
     )
     .is_err());
     assert!(serde_json::from_value::<Image>(json!({"width": 1, "height": 1})).is_err());
-    assert!(serde_json::from_value::<FluxLoraOutput>(json!({"seed": 1})).is_err());
+    assert!(serde_json::from_value::<GenerationOutput>(json!({"seed": 1})).is_err());
 }
 
 #[test]
 fn generator_outputs_keep_images_when_informational_fields_are_missing() {
-    let out: FluxLoraOutput = serde_json::from_value(json!({"images": [{"url": "u"}]})).unwrap();
+    let out: GenerationOutput = serde_json::from_value(json!({"images": [{"url": "u"}]})).unwrap();
     assert_eq!(out.images[0].url, "u");
     assert_eq!((out.seed, out.prompt.as_str()), (0, ""));
-    let out: UltraFinetunedOutput =
+    let out: GenerationOutput =
         serde_json::from_value(json!({"images": [{"url": "v", "width": 1, "height": 1}]})).unwrap();
     assert_eq!(out.images[0].url, "v");
     assert!(out.has_nsfw_concepts.is_empty());

@@ -6,11 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
-use fal_client::avatar::{AvatarKind, AvatarModel, Preset, TrainingJob, TriggerPhrase};
+use fal_client::avatar::{AvatarKind, AvatarModel, Preset, Trainer, TrainingJob, TriggerPhrase};
 use fal_client::mock::FalMock;
-use fal_client::models::{
-    PortraitTrainer, PortraitTrainerInput, PortraitTrainerOutput, ProTrainer,
-};
+use fal_client::models::{LoraTrainingOutput, PortraitTrainer, PortraitTrainerInput};
 use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
 use fal_client::{Endpoint, Error};
 use serde_json::json;
@@ -70,7 +68,7 @@ async fn a_training_resumes_with_a_new_client_from_the_stored_ids() {
 
     let row: Row = serde_json::from_str(&row).unwrap();
     let fal = mock.client().unwrap();
-    let job: RequestHandle<PortraitTrainerOutput> = fal
+    let job: RequestHandle<LoraTrainingOutput> = fal
         .resume(&row.endpoint_id, row.request_id.clone())
         .unwrap();
     assert_eq!(job.request_id(), row.request_id);
@@ -139,7 +137,7 @@ async fn a_timed_out_wait_resumes_from_the_error() {
     assert!(!mock.job(id).unwrap().cancelled);
 
     let fal = mock.client().unwrap();
-    let out: PortraitTrainerOutput = fal
+    let out: LoraTrainingOutput = fal
         .resume(endpoint, id.clone())
         .unwrap()
         .wait(WaitOptions::default())
@@ -149,22 +147,30 @@ async fn a_timed_out_wait_resumes_from_the_error() {
     assert_eq!(mock.submissions(PortraitTrainer::ID), 1);
 }
 
-/// The avatar adapter's own handle, for both trainers: `TrainingJob::resume` from the stored
-/// kind, trigger and request id, then generation with the trained avatar.
+/// The avatar adapter's own handle, for every kind of trainer: `TrainingJob::resume` from the
+/// stored trainer, kind, trigger and request id, then generation with the trained avatar.
 #[tokio::test]
-async fn avatar_training_jobs_resume_for_both_trainers() {
+async fn avatar_training_jobs_resume_for_every_trainer() {
     let mock = mock().await;
     let zip = upload_photos(&mock).await;
-    for kind in [AvatarKind::Portrait, AvatarKind::Style] {
+    let cases = [
+        (Trainer::FluxLoraPortrait, AvatarKind::Portrait),
+        (Trainer::FluxLoraFast, AvatarKind::Style),
+        (Trainer::Flux2, AvatarKind::Product),
+        (Trainer::ZImage, AvatarKind::General),
+    ];
+    for (trainer, kind) in cases {
         let row = {
             let fal = mock.client().unwrap();
-            let plan = kind.plan(
+            let plan = trainer.plan(
+                kind,
                 Preset::Fast,
                 zip.clone(),
                 TriggerPhrase::new("TOK_anna").unwrap(),
             );
             let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
             json!({
+                "trainer": job.endpoint_id(),
                 "kind": kind.as_str(),
                 "trigger": job.trigger().as_str(),
                 "request_id": job.request_id(),
@@ -174,27 +180,30 @@ async fn avatar_training_jobs_resume_for_both_trainers() {
 
         let row: serde_json::Value = serde_json::from_str(&row).unwrap();
         let fal = mock.client().unwrap();
+        let stored: Trainer = row["trainer"].as_str().unwrap().parse().unwrap();
         let kind: AvatarKind = row["kind"].as_str().unwrap().parse().unwrap();
         let trigger = TriggerPhrase::new(row["trigger"].as_str().unwrap()).unwrap();
         let id = row["request_id"].as_str().unwrap();
-        let job = TrainingJob::resume(&fal, kind, trigger, id).unwrap();
+        let job = TrainingJob::resume(&fal, stored, kind, trigger, id).unwrap();
         assert_eq!(job.request_id(), id);
         let avatar = job.wait(WaitOptions::default()).await.unwrap();
-        assert_eq!(avatar.kind, kind);
+        assert_eq!((avatar.kind, avatar.trainer), (kind, trainer));
         assert_eq!(avatar.training_request_id.as_deref(), Some(id));
-        match (&avatar.model, kind) {
-            (AvatarModel::Lora { url, .. }, AvatarKind::Portrait) => assert!(!url.is_empty()),
-            (AvatarModel::Finetune { id }, AvatarKind::Style) => assert!(!id.is_empty()),
-            (model, kind) => panic!("{kind:?} trained {model:?}"),
-        }
+        let AvatarModel::Lora { url, .. } = &avatar.model else {
+            panic!("{trainer} trained {:?}", avatar.model)
+        };
+        assert!(!url.is_empty());
         let images = avatar
             .generate(&fal, "TOK_anna on a boat", 1)
             .await
             .unwrap();
         assert_eq!(images.len(), 1);
+        assert_eq!(mock.submissions(trainer.endpoint_id()), 1);
     }
-    assert_eq!(mock.submissions(PortraitTrainer::ID), 1);
-    assert_eq!(mock.submissions(ProTrainer::ID), 1);
+    // Each avatar generated on its trainer's generator (portrait and fast share FLUX LoRA).
+    assert_eq!(mock.submissions("fal-ai/flux-lora"), 2);
+    assert_eq!(mock.submissions("fal-ai/flux-2/lora"), 1);
+    assert_eq!(mock.submissions("fal-ai/z-image/turbo/lora"), 1);
 }
 
 /// Dropping a wait (here by an outer timeout) leaves nothing running: no task keeps polling or
@@ -222,6 +231,8 @@ async fn a_dropped_wait_leaves_nothing_running() {
         assert!(tokio::time::timeout(Duration::from_millis(100), wait)
             .await
             .is_err());
+        // A request already on the wire when the future was dropped may still land: let it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let after_drop = mock.requests().len();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(

@@ -3,6 +3,8 @@
 //!
 //! Every wait is bounded (`WAIT`); nothing sleeps for a fixed time.
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +18,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
 use fal_client::error::LocItem;
 use fal_client::mock::{sign_webhook, FalMock, MockFailure, WebhookSigner};
-use fal_client::models::{PortraitTrainer, PortraitTrainerInput, PortraitTrainerOutput};
+use fal_client::models::{LoraTrainingOutput, PortraitTrainer, PortraitTrainerInput};
 use fal_client::queue::{SubmitOptions, WaitOptions};
 use fal_client::webhook::{DeliveryDeduper, JwksCache, WebhookOutcome, WebhookPayload};
 use fal_client::FalClient;
@@ -146,10 +148,9 @@ fn keys(fal: &FalClient, mock: &FalMock) -> JwksCache {
         .with_url(mock.jwks_url().parse().unwrap())
 }
 
-/// An archive that passes the mock's check (it looks at the ZIP signature only).
+/// A training archive as a data URI (the mock checks it like a trainer would).
 fn zip_data_uri() -> String {
-    let mut zip = b"PK\x03\x04".to_vec();
-    zip.extend_from_slice(&[0; 26]);
+    let zip = common::training_zip();
     format!(
         "data:application/zip;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(zip)
@@ -190,7 +191,7 @@ fn verify_by_the_spec(raw: &Raw, jwks: &Value) {
 async fn a_finished_training_is_delivered_once_signed_and_typed() {
     let mock = mock().await;
     let fal = mock.client().unwrap();
-    let mut hook = receiver::<PortraitTrainerOutput>(keys(&fal, &mock)).await;
+    let mut hook = receiver::<LoraTrainingOutput>(keys(&fal, &mock)).await;
 
     let job = fal
         .submit::<PortraitTrainer>(
@@ -259,7 +260,7 @@ async fn a_finished_training_is_delivered_once_signed_and_typed() {
 async fn a_failed_job_delivers_error_with_field_details() {
     let mock = mock().await;
     let fal = mock.client().unwrap();
-    let mut hook = receiver::<PortraitTrainerOutput>(keys(&fal, &mock)).await;
+    let mut hook = receiver::<LoraTrainingOutput>(keys(&fal, &mock)).await;
     mock.fail_next(
         PORTRAIT,
         MockFailure::validation(
@@ -348,7 +349,7 @@ async fn tampered_forged_and_undecodable_deliveries_are_refused() {
 async fn a_500_gets_a_redelivery_and_the_handler_acts_once() {
     let mock = mock().await;
     let fal = mock.client().unwrap();
-    let mut hook = receiver::<PortraitTrainerOutput>(keys(&fal, &mock)).await;
+    let mut hook = receiver::<LoraTrainingOutput>(keys(&fal, &mock)).await;
     hook.hook.fail_after_acting.store(1, Ordering::SeqCst);
 
     let job = fal

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fal_client::models::{FluxLora, FluxLoraInput, FluxLoraOutput};
+use fal_client::models::{FluxLora, FluxLoraInput, GenerationOutput};
 use fal_client::queue::{SubmitOptions, WaitOptions};
 use fal_client::FalClient;
 use futures::StreamExt;
@@ -29,7 +29,7 @@ struct Submitted {
 }
 
 impl Bare {
-    pub async fn job(&self, input: &FluxLoraInput) -> FluxLoraOutput {
+    pub async fn job(&self, input: &FluxLoraInput) -> GenerationOutput {
         let body = Bytes::from(serde_json::to_vec(input).expect("encode"));
         let sub = self
             .http
@@ -77,7 +77,7 @@ pub async fn crate_job(
     fal: &FalClient,
     input: &FluxLoraInput,
     wait: WaitOptions,
-) -> FluxLoraOutput {
+) -> GenerationOutput {
     fal.submit::<FluxLora>(input, SubmitOptions::default())
         .await
         .expect("submit")

@@ -12,13 +12,17 @@ pub(crate) const MAX_SIDE: u32 = 512;
 pub(crate) enum ImageFormat {
     Jpeg,
     Png,
+    Webp,
 }
 
 impl ImageFormat {
-    pub(crate) fn parse(s: Option<&str>) -> Self {
+    /// The format named by an `output_format` value (`jpeg`, `png`, `webp`).
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
-            Some("png") => Self::Png,
-            _ => Self::Jpeg,
+            "jpeg" => Some(Self::Jpeg),
+            "png" => Some(Self::Png),
+            "webp" => Some(Self::Webp),
+            _ => None,
         }
     }
 
@@ -26,6 +30,7 @@ impl ImageFormat {
         match self {
             Self::Jpeg => "image/jpeg",
             Self::Png => "image/png",
+            Self::Webp => "image/webp",
         }
     }
 
@@ -33,6 +38,7 @@ impl ImageFormat {
         match self {
             Self::Jpeg => "jpg",
             Self::Png => "png",
+            Self::Webp => "webp",
         }
     }
 }
@@ -119,6 +125,11 @@ pub(crate) fn render(spec: &ImageSpec) -> Result<Bytes, String> {
             let mut w = enc.write_header().map_err(|e| e.to_string())?;
             w.write_image_data(&rgb).map_err(|e| e.to_string())?;
             w.finish().map_err(|e| e.to_string())?;
+        }
+        ImageFormat::Webp => {
+            image_webp::WebPEncoder::new(&mut out)
+                .encode(&rgb, spec.width, spec.height, image_webp::ColorType::Rgb8)
+                .map_err(|e| e.to_string())?;
         }
         ImageFormat::Jpeg => {
             let width = u16::try_from(spec.width).map_err(|e| e.to_string())?;

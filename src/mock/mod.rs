@@ -291,6 +291,7 @@ pub struct FalMockBuilder {
     webhook: webhook::WebhookConfig,
     faults: Faults,
     store_uploads: bool,
+    removed: Vec<String>,
 }
 
 impl Default for FalMockBuilder {
@@ -307,6 +308,10 @@ impl Default for FalMockBuilder {
             webhook: webhook::WebhookConfig::default(),
             faults: Faults::none(),
             store_uploads: true,
+            removed: crate::models::DEPRECATED
+                .iter()
+                .map(|d| d.endpoint_id.to_owned())
+                .collect(),
         }
     }
 }
@@ -385,6 +390,19 @@ impl FalMockBuilder {
         self
     }
 
+    /// Endpoints the mock answers as fal answers an app it does not serve: `404
+    /// {"detail": "Application '<id>' not found"}` to a submit or sync run. Default: the
+    /// endpoints fal deprecated ([`crate::models::DEPRECATED`], i.e. `fal-ai/flux-pro-trainer`),
+    /// as fal no longer serves them. Pass an empty list to serve them (tests of legacy flows).
+    pub fn removed_endpoints<I, S>(mut self, endpoint_ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.removed = endpoint_ids.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Bind both listeners on `127.0.0.1` (ephemeral ports, unless [`api_addr`](Self::api_addr)
     /// is set) and start serving on the current tokio runtime.
     ///
@@ -420,6 +438,7 @@ impl FalMockBuilder {
             faults: faults::Injector::new(self.faults),
             failures: Mutex::new(HashMap::new()),
             multipart: multipart::Multipart::new(self.store_uploads),
+            removed: Mutex::new(self.removed.into_iter().collect()),
             shutdown: rx.clone(),
             webhooks,
         });
@@ -626,6 +645,18 @@ impl FalMock {
             .entry(endpoint_id.to_owned())
             .or_default()
             .push_back(failure);
+    }
+
+    /// From now on, answer submits and sync runs of `endpoint_id` (the full id) as fal answers an
+    /// app it does not serve: `404 {"detail": "Application '<id>' not found"}`.
+    pub fn remove_endpoint(&self, endpoint_id: &str) {
+        lock(&self.shared.removed).insert(endpoint_id.to_owned());
+    }
+
+    /// Serve `endpoint_id` again after [`remove_endpoint`](Self::remove_endpoint) (or the
+    /// builder's default list of deprecated endpoints).
+    pub fn restore_endpoint(&self, endpoint_id: &str) {
+        lock(&self.shared.removed).remove(endpoint_id);
     }
 
     /// Change the processing time of jobs submitted from now on (and of sync runs).

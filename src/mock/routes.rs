@@ -182,8 +182,16 @@ fn start_timeout(headers: &HeaderMap) -> Result<Option<(String, Duration)>, Resp
     )))
 }
 
-fn endpoint_or_404(path: &str) -> Result<EndpointId, Response> {
-    EndpointId::parse(path).map_err(|_| detail(404, &format!("Application '{path}' not found")))
+/// The endpoint of a submit or sync run, or the 404 fal answers for an app it does not serve
+/// (a malformed id, or one the mock was told is removed).
+fn endpoint_or_404(s: &Shared, path: &str) -> Result<EndpointId, Response> {
+    let not_found = || detail(404, &format!("Application '{path}' not found"));
+    let endpoint = EndpointId::parse(path).map_err(|_| not_found())?;
+    if state::lock(&s.removed).contains(endpoint.as_str()) {
+        tracing::debug!(endpoint = %endpoint, "mock: request to a removed endpoint");
+        return Err(not_found());
+    }
+    Ok(endpoint)
 }
 
 /// Pop the next injected failure of `endpoint` if it is an HTTP failure.
@@ -253,7 +261,7 @@ async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let endpoint = match endpoint_or_404(&path) {
+    let endpoint = match endpoint_or_404(&s, &path) {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -498,7 +506,7 @@ async fn run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let endpoint = match endpoint_or_404(&path) {
+    let endpoint = match endpoint_or_404(&s, &path) {
         Ok(e) => e,
         Err(r) => return r,
     };

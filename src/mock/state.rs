@@ -13,8 +13,9 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use super::media::{self, ImageFormat, ImageSpec};
-use super::validate::{self, Detail};
+use super::validate::{self, Detail, ModelKind};
 use super::{JobSnapshot, JobState, MockFailure, RecordedRequest};
+use crate::archive::{ArchiveBuilder, ArchiveRules, TriggerPlacement};
 
 /// Lock a mutex, recovering the data from a poisoned lock (the mock never leaves state
 /// half-updated across a panic point).
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) faults: super::faults::Injector,
     pub(crate) failures: Mutex<HashMap<String, VecDeque<MockFailure>>>,
     pub(crate) multipart: super::multipart::Multipart,
+    /// Endpoint ids answered with 404 (apps fal no longer serves).
+    pub(crate) removed: Mutex<std::collections::HashSet<String>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) webhooks: Arc<super::webhook::Webhooks>,
 }
@@ -310,27 +313,32 @@ impl Job {
 
 /// Plausible log messages for `n` lines of a job on `endpoint`.
 fn log_messages(endpoint: &str, input: &Map<String, Value>, n: usize) -> Vec<String> {
-    let int = |k: &str, d: u64| input.get(k).and_then(Value::as_u64).unwrap_or(d).max(1);
+    let model = validate::model(endpoint);
+    let int = |k: &str| {
+        input
+            .get(k)
+            .or_else(|| model.and_then(|m| m.default_of(k)))
+            .and_then(Value::as_u64)
+    };
     (0..n)
         .map(|i| {
             let done = (i + 1) as f64 / n as f64;
-            match endpoint {
-                validate::PORTRAIT_TRAINER | validate::PRO_TRAINER => {
-                    let total = if endpoint == validate::PRO_TRAINER {
-                        int("iterations", 300)
-                    } else {
-                        int("steps", 2500)
-                    };
+            match model.map(|m| &m.kind) {
+                Some(ModelKind::LoraTrainer { .. } | ModelKind::FinetuneTrainer { .. }) => {
+                    let total = int("steps")
+                        .or_else(|| int("iterations"))
+                        .unwrap_or(1000)
+                        .max(1);
                     let step = ((total as f64 * done).round() as u64).max(1);
                     let loss = 0.02 + 0.12 * (-3.0 * done).exp();
                     format!("step {step}/{total}, loss {loss:.4}")
                 }
-                validate::FLUX_LORA | validate::ULTRA_FINETUNED => {
-                    let k = int("num_images", 1) as usize;
+                Some(ModelKind::Generator { .. }) => {
+                    let k = int("num_images").unwrap_or(1).max(1) as usize;
                     let j = (i * k / n + 1).min(k);
                     format!("generating image {j}/{k} ({:.0}%)", done * 100.0)
                 }
-                _ => format!("processing ({}/{n})", i + 1),
+                None => format!("processing ({}/{n})", i + 1),
             }
         })
         .collect()
@@ -551,11 +559,18 @@ impl Shared {
     ) -> Result<(), Vec<Detail>> {
         let mut details = validate::validate(endpoint, input);
         if details.is_empty() {
-            if let Some(field) = validate::archive_field(endpoint) {
+            let archive_field = match validate::model(endpoint).map(|m| &m.kind) {
+                Some(
+                    ModelKind::LoraTrainer { archive_field }
+                    | ModelKind::FinetuneTrainer { archive_field },
+                ) => Some(archive_field.as_str()),
+                _ => None,
+            };
+            if let Some(field) = archive_field {
                 if let Some(problem) = input
                     .get(field)
                     .and_then(Value::as_str)
-                    .and_then(|u| self.archive_problem(u))
+                    .and_then(|u| self.archive_problem(endpoint, input, u))
                 {
                     details.push(Detail::new(
                         vec![json!("body"), json!(field)],
@@ -572,8 +587,16 @@ impl Shared {
         }
     }
 
-    /// Why the archive at `url` is unusable, when it is a data URI or on this mock's CDN.
-    fn archive_problem(&self, url: &str) -> Option<String> {
+    /// Why the archive at `url` is unusable for `endpoint`, when it is a data URI or on this
+    /// mock's CDN: not a ZIP, fewer images than the trainer takes, or an image without a caption
+    /// where the trainer needs one and `default_caption` is not set (the trainer's rules, see
+    /// [`ArchiveRules`](crate::archive::ArchiveRules)).
+    fn archive_problem(
+        &self,
+        endpoint: &str,
+        input: &Map<String, Value>,
+        url: &str,
+    ) -> Option<String> {
         let bytes = if let Some(rest) = url.strip_prefix("data:") {
             let Some((meta, data)) = rest.split_once(',') else {
                 return Some("invalid data URI: no ',' separator".into());
@@ -597,11 +620,40 @@ impl Shared {
         } else {
             return None;
         };
-        if bytes.starts_with(b"PK\x03\x04") {
-            None
-        } else {
-            Some("the training archive is not a valid ZIP file (it does not start with PK\\x03\\x04)".into())
+        if !bytes.starts_with(b"PK\x03\x04") {
+            return Some("the training archive is not a valid ZIP file (it does not start with PK\\x03\\x04)".into());
         }
+        let rules = ArchiveRules::for_trainer(endpoint).or_else(|| {
+            // A trainer the crate does not type: at least 10 images ("try to use at least 10"),
+            // and a caption for each when it has a `default_caption` field, as every newer fal
+            // trainer does ("if no default_caption is provided, the training will fail").
+            let m = validate::model(endpoint)?;
+            let captions = m.has_input("default_caption");
+            Some(ArchiveRules::new(
+                &m.endpoint_id,
+                10,
+                captions,
+                TriggerPlacement::TrainerField,
+            ))
+        })?;
+        // What fal itself refuses: count and captions. The trigger placeholder is the client's
+        // business (fal trains on a literal `[trigger]`), and fal's caption length is unknown.
+        let rules = ArchiveRules {
+            trigger: TriggerPlacement::TrainerField,
+            ..rules
+        };
+        let mut builder = ArchiveBuilder::new()
+            .rules(rules)
+            .allow_unpaired_captions(true)
+            .max_caption_bytes(64 * 1024);
+        if let Some(caption) = input
+            .get("default_caption")
+            .and_then(Value::as_str)
+            .filter(|c| !c.trim().is_empty())
+        {
+            builder = builder.default_caption(caption);
+        }
+        builder.validate_zip(&bytes).err().map(|e| e.to_string())
     }
 
     /// The `/files/...` path of `url` when it is on this mock's CDN.
@@ -659,12 +711,22 @@ impl Shared {
         input: &Map<String, Value>,
         ran: Duration,
     ) -> Value {
-        match endpoint {
-            validate::PORTRAIT_TRAINER => {
+        let Some(model) = validate::model(endpoint) else {
+            return json!({ "echo": input });
+        };
+        match &model.kind {
+            ModelKind::LoraTrainer { .. } => {
                 let mut meta = Map::new();
                 meta.insert("format".into(), json!("pt"));
+                meta.insert("fal_endpoint".into(), json!(endpoint));
                 meta.insert("fal_request_id".into(), json!(request_id));
-                for k in ["trigger_phrase", "steps", "learning_rate"] {
+                for k in [
+                    "trigger_phrase",
+                    "trigger_word",
+                    "default_caption",
+                    "steps",
+                    "learning_rate",
+                ] {
                     if let Some(v) = input.get(k).filter(|v| !v.is_null()) {
                         meta.insert(k.into(), v.clone());
                     }
@@ -694,13 +756,23 @@ impl Shared {
                     "config_file": file("config.json", "application/json", config),
                 })
             }
-            validate::PRO_TRAINER => json!({ "finetune_id": media::uuid() }),
-            validate::FLUX_LORA | validate::ULTRA_FINETUNED => self.generate(endpoint, input, ran),
-            _ => json!({ "echo": input }),
+            ModelKind::FinetuneTrainer { .. } => json!({ "finetune_id": media::uuid() }),
+            ModelKind::Generator {
+                file_images,
+                default_format,
+                image_size,
+            } => self.generate(input, ran, *file_images, *default_format, *image_size),
         }
     }
 
-    fn generate(&self, endpoint: &str, input: &Map<String, Value>, ran: Duration) -> Value {
+    fn generate(
+        &self,
+        input: &Map<String, Value>,
+        ran: Duration,
+        file_images: bool,
+        default_format: ImageFormat,
+        image_size: bool,
+    ) -> Value {
         let prompt = input
             .get("prompt")
             .and_then(Value::as_str)
@@ -719,9 +791,13 @@ impl Shared {
             .and_then(Value::as_u64)
             .unwrap_or(1)
             .clamp(1, 4) as u32;
-        let format = ImageFormat::parse(input.get("output_format").and_then(Value::as_str));
-        let (w, h) = if endpoint == validate::FLUX_LORA {
-            flux_lora_size(input.get("image_size"))
+        let format = input
+            .get("output_format")
+            .and_then(Value::as_str)
+            .and_then(ImageFormat::parse)
+            .unwrap_or(default_format);
+        let (w, h) = if image_size {
+            image_size_px(input.get("image_size"))
         } else {
             aspect_size(input.get("aspect_ratio").and_then(Value::as_str))
         };
@@ -739,6 +815,7 @@ impl Shared {
                     height: h,
                     format,
                 };
+                let name = format!("image-{}.{}", index + 1, format.extension());
                 let url = if sync {
                     match media::render(&spec) {
                         Ok(b) => format!(
@@ -749,12 +826,15 @@ impl Shared {
                         Err(_) => String::new(),
                     }
                 } else {
-                    self.put_file(
-                        &format!("image-{}.{}", index + 1, format.extension()),
-                        StoredFile::Image(spec),
-                    )
+                    self.put_file(&name, StoredFile::Image(spec))
                 };
-                json!({"url": url, "width": w, "height": h, "content_type": format.content_type()})
+                if file_images {
+                    // fal's current `ImageFile`: only `url` is required.
+                    json!({"url": url, "content_type": format.content_type(), "file_name": name,
+                           "width": w, "height": h})
+                } else {
+                    json!({"url": url, "width": w, "height": h, "content_type": format.content_type()})
+                }
             })
             .collect();
         json!({
@@ -881,9 +961,9 @@ pub(crate) fn encode_segment(s: &str) -> String {
     out
 }
 
-/// Pixel size of a `fal-ai/flux-lora` image (`image_size` preset or `{width, height}`, default
+/// Pixel size of an image from its `image_size` (preset or `{width, height}`, default
 /// `landscape_4_3`), scaled down to the mock's maximum.
-fn flux_lora_size(v: Option<&Value>) -> (u32, u32) {
+fn image_size_px(v: Option<&Value>) -> (u32, u32) {
     let (w, h) = match v {
         Some(Value::String(s)) => validate::IMAGE_SIZE_PRESETS
             .iter()

@@ -1,26 +1,37 @@
 //! Typed fal endpoints: inputs, outputs and validation.
 //!
-//! Each endpoint is a unit struct implementing [`Endpoint`](crate::Endpoint), with its own
-//! input and output types:
+//! Each endpoint is a unit struct implementing [`Endpoint`](crate::Endpoint), with its input and
+//! output types. Trainers take a ZIP of photos and return a LoRA file; each LoRA goes to the
+//! generator of its family:
 //!
-//! | Endpoint | Id | Input → Output | Use |
+//! | Endpoint | Id | Input → Output | Status on fal |
 //! |---|---|---|---|
-//! | [`PortraitTrainer`] | `fal-ai/flux-lora-portrait-trainer` | [`PortraitTrainerInput`] → [`PortraitTrainerOutput`] | train a portrait LoRA |
-//! | [`FluxLora`] | `fal-ai/flux-lora` | [`FluxLoraInput`] → [`FluxLoraOutput`] | generate with that LoRA |
-//! | [`ProTrainer`] | `fal-ai/flux-pro-trainer` | [`ProTrainerInput`] → [`ProTrainerOutput`] | FLUX Pro finetune (**deprecated on fal**) |
-//! | [`UltraFinetuned`] | `fal-ai/flux-pro/v1.1-ultra-finetuned` | [`UltraFinetunedInput`] → [`UltraFinetunedOutput`] | generate with a Pro finetune |
+//! | [`PortraitTrainer`] | `fal-ai/flux-lora-portrait-trainer` | [`PortraitTrainerInput`] → [`LoraTrainingOutput`] | live; FLUX.1 \[dev\] LoRA for people |
+//! | [`FluxLoraFastTraining`] | `fal-ai/flux-lora-fast-training` | [`FluxLoraFastTrainingInput`] → [`LoraTrainingOutput`] | live; FLUX.1 \[dev\] LoRA for subjects, products, styles |
+//! | [`FluxLora`] | `fal-ai/flux-lora` | [`FluxLoraInput`] → [`GenerationOutput`] | live; generates with the two above |
+//! | [`Flux2Trainer`], [`Flux2TrainerV2`] | `fal-ai/flux-2-trainer`, `fal-ai/flux-2-trainer-v2` | [`Flux2TrainerInput`] → [`LoraTrainingOutput`] | live; FLUX.2 \[dev\] LoRA |
+//! | [`Flux2Lora`] | `fal-ai/flux-2/lora` | [`Flux2LoraInput`] → [`GenerationOutput`] | live; generates with FLUX.2 LoRAs |
+//! | [`ZImageTrainer`] | `fal-ai/z-image-trainer` | [`ZImageTrainerInput`] → [`LoraTrainingOutput`] | live; Z-Image Turbo LoRA |
+//! | [`ZImageTurboLora`] | `fal-ai/z-image/turbo/lora` | [`ZImageTurboLoraInput`] → [`GenerationOutput`] | live; generates with Z-Image LoRAs |
+//! | [`ProTrainer`] | `fal-ai/flux-pro-trainer` | [`ProTrainerInput`] → [`ProTrainerOutput`] | **deprecated** ([`deprecation`]) |
+//! | [`UltraFinetuned`] | `fal-ai/flux-pro/v1.1-ultra-finetuned` | [`UltraFinetunedInput`] → [`GenerationOutput`] | live, but no new finetunes can be made |
 //!
 //! Conventions shared by all inputs:
-//! - fields are `pub` and named exactly as on the wire;
+//! - fields are `pub` and named exactly as on the wire (the archive field is `images_data_url`
+//!   on the FLUX.1 trainers but `image_data_url` on the FLUX.2 and Z-Image trainers);
 //! - required fields are plain values set by `new(..)`; everything optional is an `Option` that
 //!   is not sent when `None`, so fal's server default applies (each field's doc gives the
-//!   default and the accepted range);
+//!   default and the accepted range, and `with_fal_defaults()` fills them in);
 //! - `validate()` checks every documented range before a request is sent (training is billed),
 //!   returning [`Error::InvalidInput`](crate::Error::InvalidInput) with the wire field name.
 //!   The same check is reachable as `<E as Endpoint>::validate(&input)`.
 //!
+//! The crate's tests compare every input above with fal's own OpenAPI document of its endpoint
+//! (field names, required fields, types, enums, defaults, ranges), from fal's model API
+//! (<https://fal.ai/docs/platform-apis/v1/models>, `expand=openapi-3.0`).
+//!
 //! ```
-//! use fal_client::models::{FluxLoraInput, PortraitTrainerInput, PortraitTrainerOutput};
+//! use fal_client::models::{FluxLoraInput, LoraTrainingOutput, PortraitTrainerInput};
 //!
 //! let train = PortraitTrainerInput {
 //!     trigger_phrase: Some("TOK_anna".into()),
@@ -29,7 +40,7 @@
 //! train.validate()?;
 //!
 //! // Later, with the trainer's output:
-//! let out: PortraitTrainerOutput = serde_json::from_str(
+//! let out: LoraTrainingOutput = serde_json::from_str(
 //!     r#"{"diffusers_lora_file": {"url": "https://v3.fal.media/files/l.safetensors"},
 //!         "config_file": {"url": "https://v3.fal.media/files/c.json"}}"#,
 //! )?;
@@ -40,17 +51,63 @@
 //! ```
 
 mod common;
+mod fast_training;
+mod flux2_lora;
+mod flux2_trainer;
 mod flux_lora;
 mod portrait_trainer;
 mod pro_trainer;
 mod ultra_finetuned;
+mod z_image_lora;
+mod z_image_trainer;
 
-pub use common::{File, Image, OutputFormat};
-pub use flux_lora::{FluxLora, FluxLoraInput, FluxLoraOutput, ImageSize, LoraWeight};
-pub use portrait_trainer::{PortraitTrainer, PortraitTrainerInput, PortraitTrainerOutput};
+pub use common::{
+    Acceleration, File, GenerationOutput, Image, ImageSize, LoraTrainingOutput, LoraWeight,
+    OutputFormat,
+};
+pub use fast_training::{FluxLoraFastTraining, FluxLoraFastTrainingInput};
+pub use flux2_lora::{Flux2Lora, Flux2LoraInput};
+pub use flux2_trainer::{Flux2Trainer, Flux2TrainerInput, Flux2TrainerV2, OutputLoraFormat};
+pub use flux_lora::{FluxLora, FluxLoraInput};
+pub use portrait_trainer::{PortraitTrainer, PortraitTrainerInput};
 pub use pro_trainer::{
     FinetuneType, ProTrainer, ProTrainerInput, ProTrainerMode, ProTrainerOutput, ProTrainerPriority,
 };
-pub use ultra_finetuned::{
-    AspectRatio, SafetyTolerance, UltraFinetuned, UltraFinetunedInput, UltraFinetunedOutput,
-};
+pub use ultra_finetuned::{AspectRatio, SafetyTolerance, UltraFinetuned, UltraFinetunedInput};
+pub use z_image_lora::{ZImageTurboLora, ZImageTurboLoraInput};
+pub use z_image_trainer::{ZImageTrainer, ZImageTrainerInput, ZImageTrainingType};
+
+/// An endpoint fal has deprecated: what fal says, since when, and what to use instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deprecation {
+    /// The deprecated endpoint id.
+    pub endpoint_id: &'static str,
+    /// What fal says and when it happened, with the sources.
+    pub note: &'static str,
+    /// The endpoint id to use instead.
+    pub replacement: &'static str,
+    /// fal's page for the deprecated endpoint.
+    pub page: &'static str,
+}
+
+/// The endpoints the crate knows fal has deprecated.
+pub const DEPRECATED: [Deprecation; 1] = [Deprecation {
+    endpoint_id: "fal-ai/flux-pro-trainer",
+    note: "fal's model page says \"This endpoint is deprecated\" / \"This model is no longer \
+           supported\"; its types left fal's JavaScript client on 2025-12-15 and it is missing \
+           from fal's list of active models of 2026-01-28",
+    replacement: "fal-ai/flux-lora-fast-training",
+    page: "https://fal.ai/models/fal-ai/flux-pro-trainer/api",
+}];
+
+/// The deprecation notice of `endpoint_id`, when the crate knows fal deprecated it.
+///
+/// ```
+/// let d = fal_client::models::deprecation("fal-ai/flux-pro-trainer").unwrap();
+/// assert_eq!(d.replacement, "fal-ai/flux-lora-fast-training");
+/// assert!(fal_client::models::deprecation("fal-ai/flux-lora").is_none());
+/// ```
+pub fn deprecation(endpoint_id: &str) -> Option<&'static Deprecation> {
+    DEPRECATED.iter().find(|d| d.endpoint_id == endpoint_id)
+}

@@ -6,14 +6,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_opt_f64, check_opt_u32, require_non_empty, File};
+use super::common::{check_opt_f64, check_opt_u32, require_non_empty, LoraTrainingOutput};
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 
 /// The FLUX LoRA portrait trainer, endpoint id `fal-ai/flux-lora-portrait-trainer`
 /// (<https://fal.ai/models/fal-ai/flux-lora-portrait-trainer/api>).
 ///
-/// Input [`PortraitTrainerInput`], output [`PortraitTrainerOutput`]. Training runs on fal's queue
+/// Input [`PortraitTrainerInput`], output [`LoraTrainingOutput`]. Training runs on fal's queue
 /// and can take many minutes; it is billed, so inputs are validated before they are sent.
 ///
 /// ```
@@ -39,7 +39,7 @@ pub struct PortraitTrainer;
 impl Endpoint for PortraitTrainer {
     const ID: &'static str = "fal-ai/flux-lora-portrait-trainer";
     type Input = PortraitTrainerInput;
-    type Output = PortraitTrainerOutput;
+    type Output = LoraTrainingOutput;
 
     fn validate(input: &Self::Input) -> Result<()> {
         input.validate()
@@ -98,6 +98,23 @@ impl PortraitTrainerInput {
         }
     }
 
+    /// The same input with every unset field set to the value fal uses when it is not sent
+    /// (learning rate 9e-5, 2500 steps, multiresolution training and subject crop on, masks
+    /// off, no checkpoint). `trigger_phrase` and `data_archive_format` stay unset (fal has no
+    /// default for them).
+    #[must_use]
+    pub fn with_fal_defaults(self) -> Self {
+        Self {
+            learning_rate: self.learning_rate.or(Some(0.00009)),
+            steps: self.steps.or(Some(2500)),
+            multiresolution_training: self.multiresolution_training.or(Some(true)),
+            subject_crop: self.subject_crop.or(Some(true)),
+            resume_from_checkpoint: self.resume_from_checkpoint.or(Some(String::new())),
+            create_masks: self.create_masks.or(Some(false)),
+            ..self
+        }
+    }
+
     /// Check the input against the documented ranges before it is sent.
     ///
     /// # Errors
@@ -116,18 +133,6 @@ impl PortraitTrainerInput {
         check_opt_u32("steps", self.steps, 1, 10_000)?;
         Ok(())
     }
-}
-
-/// Output of [`PortraitTrainer`]; both fields are always present.
-/// See <https://fal.ai/models/fal-ai/flux-lora-portrait-trainer/api>.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct PortraitTrainerOutput {
-    /// `diffusers_lora_file`: the trained LoRA weights (diffusers `.safetensors`). Pass its `url`
-    /// as a [`LoraWeight`](crate::models::LoraWeight) path to
-    /// [`FluxLora`](crate::models::FluxLora).
-    pub diffusers_lora_file: File,
-    /// `config_file`: the training configuration (JSON).
-    pub config_file: File,
 }
 
 #[cfg(test)]

@@ -3,11 +3,15 @@
 //! <div class="warning">
 //!
 //! **Deprecated on fal.** The model page (<https://fal.ai/models/fal-ai/flux-pro-trainer/api>)
-//! says the endpoint is deprecated / no longer supported; it was removed from fal's generated
-//! client types in December 2025 and from fal's model list. Submits may fail with a 404 or
-//! 410-style [`Error::Api`](crate::Error::Api). The types stay so that existing finetunes and
-//! stored requests can still be handled; for new portrait avatars use
-//! [`PortraitTrainer`](crate::models::PortraitTrainer) + [`FluxLora`](crate::models::FluxLora).
+//! says "This endpoint is deprecated" / "This model is no longer supported". Its types left fal's
+//! JavaScript client on 2025-12-15 (fal-js `edd6d93`; still present on 2025-10-17 at `5677122`),
+//! and it is missing from fal's list of active models of 2026-01-28. Submits may fail with
+//! [`Error::EndpointNotFound`](crate::Error::EndpointNotFound). The types stay so that existing
+//! finetunes and stored requests can still be handled, and the avatar adapter reaches it only as
+//! an explicit legacy choice ([`Trainer::FluxPro`](crate::avatar::Trainer::FluxPro)). For new
+//! avatars use a LoRA trainer: [`FluxLoraFastTraining`](crate::models::FluxLoraFastTraining),
+//! [`PortraitTrainer`](crate::models::PortraitTrainer), [`Flux2Trainer`](crate::models::Flux2Trainer)
+//! or [`ZImageTrainer`](crate::models::ZImageTrainer).
 //!
 //! </div>
 //!
@@ -25,9 +29,12 @@ use crate::error::{Error, Result};
 ///
 /// <div class="warning">
 ///
-/// **Deprecated on fal: "no longer supported".** Submitting to this endpoint may fail with a
-/// 404/410-style [`Error::Api`](crate::Error::Api). It is kept for existing finetunes and stored
-/// requests. (This is documented rather than marked `#[deprecated]` on purpose.)
+/// **Deprecated on fal: "no longer supported"** (see [`crate::models::deprecation`] for the dates and
+/// sources). Submitting to this endpoint may fail with
+/// [`Error::EndpointNotFound`](crate::Error::EndpointNotFound), and every submit logs a
+/// `tracing` warning. It is kept for existing finetunes and stored requests; it is documented
+/// rather than marked `#[deprecated]` so that code handling old finetunes builds without
+/// warnings.
 ///
 /// </div>
 ///
@@ -120,6 +127,24 @@ impl ProTrainerInput {
             data_url: data_url.into(),
             finetune_comment: finetune_comment.into(),
             ..Self::default()
+        }
+    }
+
+    /// The same input with every unset field set to the value fal used when it was not sent
+    /// (mode `character`, 300 iterations, priority `quality`, captioning on, trigger word `TOK`,
+    /// LoRA rank 32, finetune type `full`). `learning_rate` stays unset: fal has no default (the
+    /// service picks 1e-5 for `full` and 1e-4 for `lora`).
+    #[must_use]
+    pub fn with_fal_defaults(self) -> Self {
+        Self {
+            mode: self.mode.or(Some(ProTrainerMode::Character)),
+            iterations: self.iterations.or(Some(300)),
+            priority: self.priority.or(Some(ProTrainerPriority::Quality)),
+            captioning: self.captioning.or(Some(true)),
+            trigger_word: self.trigger_word.or(Some("TOK".to_owned())),
+            lora_rank: self.lora_rank.or(Some(32)),
+            finetune_type: self.finetune_type.or(Some(FinetuneType::Full)),
+            ..self
         }
     }
 

@@ -4,15 +4,21 @@
 //! Note the id: `v1.1-ultra-finetuned` with a hyphen (`fal-ai/flux-pro/v1.1-ultra/finetuned` does
 //! not exist). Submit goes to the full id; status, result and cancel use the app id
 //! `fal-ai/flux-pro`. API page: <https://fal.ai/models/fal-ai/flux-pro/v1.1-ultra-finetuned/api>.
+//!
+//! The endpoint still runs on fal, but its trainer is deprecated, so **no new `finetune_id` can
+//! be made**: use it for finetunes you already have. New avatars train a LoRA
+//! (see [`crate::avatar`]). Its input lost `enable_safety_checker` on fal between January and
+//! April 2026 (with the whole FLUX1.1 \[pro\] family; fal's JS client types of 2026-04-07 no
+//! longer have it), so the crate no longer sends it; moderation is `safety_tolerance`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::common::{
-    check_f64, check_opt_f64, check_opt_u32, require_non_empty, Image, OutputFormat,
+    check_f64, check_one_of, check_opt_f64, check_opt_u32, require_non_empty, GenerationOutput,
+    OutputFormat,
 };
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -22,7 +28,7 @@ use crate::error::{Error, Result};
 /// (<https://fal.ai/models/fal-ai/flux-pro/v1.1-ultra-finetuned/api>).
 ///
 /// Input [`UltraFinetunedInput`] (`prompt`, `finetune_id` and `finetune_strength` are
-/// required), output [`UltraFinetunedOutput`]. The `finetune_id` comes from
+/// required), output [`GenerationOutput`]. The `finetune_id` comes from
 /// [`ProTrainerOutput`](crate::models::ProTrainerOutput).
 ///
 /// ```
@@ -53,7 +59,7 @@ pub struct UltraFinetuned;
 impl Endpoint for UltraFinetuned {
     const ID: &'static str = "fal-ai/flux-pro/v1.1-ultra-finetuned";
     type Input = UltraFinetunedInput;
-    type Output = UltraFinetunedOutput;
+    type Output = GenerationOutput;
 
     fn validate(input: &Self::Input) -> Result<()> {
         input.validate()
@@ -64,8 +70,9 @@ impl Endpoint for UltraFinetuned {
 ///
 /// `prompt`, `finetune_id` and `finetune_strength` are required: build it with
 /// [`UltraFinetunedInput::new`] (there is deliberately no `Default`: fal has no default for
-/// `finetune_strength`, and a silent `0.0` would mean "finetune not applied"). Unset (`None`) fields are not sent, so the server default applies; several of them
-/// (`enhance_prompt`, `image_url`, `image_prompt_strength`) are newer than some deployments.
+/// `finetune_strength`, and a silent `0.0` would mean "finetune not applied"). Unset (`None`)
+/// fields are not sent, so the server default applies; several of them (`enhance_prompt`,
+/// `image_url`, `image_prompt_strength`) are newer than some deployments.
 /// See <https://fal.ai/models/fal-ai/flux-pro/v1.1-ultra-finetuned/api>.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UltraFinetunedInput {
@@ -88,10 +95,7 @@ pub struct UltraFinetunedInput {
     /// `num_images`: how many images to generate. Server default `1`; range 1..=4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_images: Option<u32>,
-    /// `enable_safety_checker`: run fal's NSFW checker on the outputs. Server default `true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_safety_checker: Option<bool>,
-    /// `output_format`: `jpeg` or `png`. Server default `jpeg`.
+    /// `output_format`: `jpeg` or `png` (not `webp`). Server default `jpeg`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_format: Option<OutputFormat>,
     /// `safety_tolerance`: moderation level `"1"` (strictest) to `"6"` (most permissive), sent
@@ -119,6 +123,9 @@ pub struct UltraFinetunedInput {
 }
 
 impl UltraFinetunedInput {
+    /// Output formats this endpoint takes.
+    pub const OUTPUT_FORMATS: [OutputFormat; 2] = [OutputFormat::Jpeg, OutputFormat::Png];
+
     /// An input with the three required fields set; every other field is left to the server
     /// default. `finetune_strength` must be in 0..=2 (BFL suggests 1.2 as a starting point).
     pub fn new(
@@ -133,7 +140,6 @@ impl UltraFinetunedInput {
             seed: None,
             sync_mode: None,
             num_images: None,
-            enable_safety_checker: None,
             output_format: None,
             safety_tolerance: None,
             enhance_prompt: None,
@@ -144,13 +150,31 @@ impl UltraFinetunedInput {
         }
     }
 
+    /// The same input with every unset field set to the value fal uses when it is not sent
+    /// (no sync mode, one image, `jpeg`, safety tolerance `"2"`, no prompt enhancement, image
+    /// prompt strength 0.1, `16:9`, not raw). `seed` and `image_url` stay unset.
+    #[must_use]
+    pub fn with_fal_defaults(self) -> Self {
+        Self {
+            sync_mode: self.sync_mode.or(Some(false)),
+            num_images: self.num_images.or(Some(1)),
+            output_format: self.output_format.or(Some(OutputFormat::Jpeg)),
+            safety_tolerance: self.safety_tolerance.or(Some(SafetyTolerance::Level2)),
+            enhance_prompt: self.enhance_prompt.or(Some(false)),
+            image_prompt_strength: self.image_prompt_strength.or(Some(0.1)),
+            aspect_ratio: self.aspect_ratio.or(Some(AspectRatio::Ratio16_9)),
+            raw: self.raw.or(Some(false)),
+            ..self
+        }
+    }
+
     /// Check the input before it is sent.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the wire field when `prompt` or `finetune_id` is empty,
     /// `finetune_strength` is not a finite number in 0..=2, `num_images` is outside 1..=4,
-    /// `image_prompt_strength` is not a finite number in 0..=1, or a custom `aspect_ratio` is
-    /// empty.
+    /// `image_prompt_strength` is not a finite number in 0..=1, a custom `aspect_ratio` is
+    /// empty, or `output_format` is `webp`.
     pub fn validate(&self) -> Result<()> {
         require_non_empty("prompt", &self.prompt)?;
         require_non_empty("finetune_id", &self.finetune_id)?;
@@ -172,7 +196,12 @@ impl UltraFinetunedInput {
         if let Some(AspectRatio::Custom(s)) = &self.aspect_ratio {
             require_non_empty("aspect_ratio", s)?;
         }
-        Ok(())
+        check_one_of(
+            "output_format",
+            self.output_format,
+            &Self::OUTPUT_FORMATS,
+            OutputFormat::as_str,
+        )
     }
 }
 
@@ -430,31 +459,6 @@ impl<'de> Deserialize<'de> for AspectRatio {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         String::deserialize(deserializer).map(Self::from)
     }
-}
-
-/// Output of [`UltraFinetuned`] (fal schema `FluxProV11UltraFinetunedOutput`).
-/// See <https://fal.ai/models/fal-ai/flux-pro/v1.1-ultra-finetuned/api>.
-///
-/// Only `images` is required when decoding: fal's schema also requires `seed`,
-/// `has_nsfw_concepts` and `prompt`, but a paid generation's images are not thrown away over a
-/// missing informational field (they default to `0`, empty and empty).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct UltraFinetunedOutput {
-    /// `images`: the generated images (legacy image shape: `url`, `width`, `height`,
-    /// `content_type`).
-    pub images: Vec<Image>,
-    /// `timings`: opaque timing map (seconds per stage). Empty when fal omits it.
-    #[serde(default)]
-    pub timings: HashMap<String, f64>,
-    /// `seed`: the seed actually used.
-    #[serde(default)]
-    pub seed: u64,
-    /// `has_nsfw_concepts`: per-image NSFW flag, in the order of `images`.
-    #[serde(default)]
-    pub has_nsfw_concepts: Vec<bool>,
-    /// `prompt`: the prompt actually used (differs from the input with `enhance_prompt`).
-    #[serde(default)]
-    pub prompt: String,
 }
 
 #[cfg(test)]

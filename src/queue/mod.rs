@@ -520,7 +520,12 @@ impl FalClient {
         call.timeout = Some(self.inner.request_timeout);
         call.retry = options.retry.as_ref();
         let span = tracing::info_span!("fal.submit", endpoint = %endpoint, request_id = tracing::field::Empty);
-        let (headers, body) = self.execute_bytes(call).instrument(span.clone()).await?;
+        warn_if_deprecated(&endpoint);
+        let (headers, body) = self
+            .execute_bytes(call)
+            .instrument(span.clone())
+            .await
+            .map_err(|e| endpoint_not_found(e, &endpoint, false))?;
         let rid = header_str(&headers, "x-fal-request-id");
         let sub: SubmitResponse = decode_json("submit answer", &body, rid).map_err(|e| {
             // fal took the job: whatever else is wrong with the answer, keep its request id.
@@ -653,9 +658,9 @@ impl FalClient {
     ///
     /// ```
     /// # fn demo(fal: fal_client::FalClient) -> fal_client::Result<()> {
-    /// use fal_client::models::PortraitTrainerOutput;
+    /// use fal_client::models::LoraTrainingOutput;
     /// use fal_client::queue::RequestHandle;
-    /// let job: RequestHandle<PortraitTrainerOutput> =
+    /// let job: RequestHandle<LoraTrainingOutput> =
     ///     fal.resume("fal-ai/flux-lora-portrait-trainer", "764cabcf-b745-4b3e-ae38-1200304cf45b")?;
     /// assert!(job.status_url().as_str().ends_with("/requests/764cabcf-b745-4b3e-ae38-1200304cf45b/status"));
     /// # Ok(()) }
@@ -733,12 +738,52 @@ impl FalClient {
         call.endpoint = Some(endpoint.as_str());
         call.timeout = options.timeout;
         let span = tracing::info_span!("fal.run", endpoint = %endpoint);
-        let (headers, body) = self.execute_bytes(call).instrument(span).await?;
+        warn_if_deprecated(&endpoint);
+        let (headers, body) = self
+            .execute_bytes(call)
+            .instrument(span)
+            .await
+            .map_err(|e| endpoint_not_found(e, &endpoint, true))?;
         decode_json(
             &format!("{endpoint} output"),
             &body,
             header_str(&headers, "x-fal-request-id"),
         )
+    }
+}
+
+/// A `tracing` warning for a submit or run to an endpoint fal deprecated.
+fn warn_if_deprecated(endpoint: &EndpointId) {
+    if let Some(d) = crate::models::deprecation(endpoint.as_str()) {
+        tracing::warn!(
+            endpoint = %endpoint,
+            replacement = d.replacement,
+            "{} is deprecated on fal ({}); use {}",
+            d.endpoint_id,
+            d.note,
+            d.replacement
+        );
+    }
+}
+
+/// A 404 to a submit or sync run means fal serves no app at the endpoint id:
+/// [`Error::EndpointNotFound`]. A sync run passes the model's own answer through, so there a 404
+/// that carries a model error (`error_type`, or field details) stays [`Error::Api`].
+fn endpoint_not_found(error: Error, endpoint: &EndpointId, sync_run: bool) -> Error {
+    match error {
+        Error::Api(api)
+            if api.status == 404
+                && !(sync_run
+                    && (api.error_type.is_some()
+                        || matches!(api.detail, crate::error::ErrorDetail::Validation(_)))) =>
+        {
+            Error::EndpointNotFound {
+                endpoint: endpoint.as_str().to_owned(),
+                deprecation: crate::models::deprecation(endpoint.as_str()),
+                api,
+            }
+        }
+        other => other,
     }
 }
 

@@ -180,7 +180,7 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
     /// `on_event`.
     ///
     /// ```no_run
-    /// # async fn demo(job: fal_client::queue::RequestHandle<fal_client::models::PortraitTrainerOutput>) -> fal_client::Result<()> {
+    /// # async fn demo(job: fal_client::queue::RequestHandle<fal_client::models::LoraTrainingOutput>) -> fal_client::Result<()> {
     /// use fal_client::queue::{WaitEvent, WaitOptions};
     /// let out = job
     ///     .wait_with(WaitOptions::default(), |event| match event {
