@@ -408,6 +408,14 @@ pub enum Generator {
 }
 
 impl Generator {
+    /// Every generator.
+    pub const ALL: [Generator; 4] = [
+        Generator::FluxLora,
+        Generator::Flux2Lora,
+        Generator::ZImageTurboLora,
+        Generator::UltraFinetuned,
+    ];
+
     /// The generator's endpoint id.
     pub fn endpoint_id(self) -> &'static str {
         match self {
