@@ -6,7 +6,8 @@ use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use fal_client::archive::{
-    validate_zip, ArchiveBuilder, ArchiveError, ImageFormat, TrainingArchive, TRIGGER_PLACEHOLDER,
+    validate_zip, ArchiveBuilder, ArchiveError, ArchiveRules, ImageFormat, TrainingArchive,
+    TRIGGER_PLACEHOLDER,
 };
 use zip::{CompressionMethod, ZipArchive};
 
@@ -772,4 +773,159 @@ fn the_doctest_png_is_real() {
     let mut buf = vec![0; reader.output_buffer_size()];
     let frame = reader.next_frame(&mut buf).unwrap();
     assert_eq!((frame.width, frame.height), (1, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-trainer rules
+
+#[test]
+fn trainers_without_a_trigger_field_need_a_caption_for_every_image() {
+    // The portrait set: eight captioned photos, four without (astronaut_09.jpg onwards).
+    let rules = ArchiveRules::for_trainer("fal-ai/flux-2-trainer").unwrap();
+    let err = ArchiveBuilder::new()
+        .rules(rules)
+        .trigger("TOK_anna")
+        .build_from_dir(data_dir("portrait"))
+        .unwrap_err();
+    match &err {
+        ArchiveError::MissingCaption {
+            file,
+            caption,
+            trainer,
+        } => {
+            assert_eq!(file, "astronaut_09.jpg");
+            assert_eq!(caption, "astronaut_09.txt");
+            assert_eq!(trainer, "fal-ai/flux-2-trainer");
+        }
+        other => panic!("{other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("astronaut_09.jpg") && message.contains("default caption"),
+        "{message}"
+    );
+
+    // A default caption is written for the images without one; the trigger goes in everywhere.
+    let archive = ArchiveBuilder::new()
+        .rules(rules)
+        .trigger("TOK_anna")
+        .default_caption("a photo of TOK_anna")
+        .build_from_dir(data_dir("portrait"))
+        .unwrap();
+    assert_eq!(archive.captioned_count(), 12);
+    let entries = unzip(archive.bytes());
+    let caption = |name: &str| String::from_utf8(entries[name].1.clone()).unwrap();
+    assert_eq!(caption("astronaut_09.txt"), "a photo of TOK_anna");
+    let first = caption("astronaut_01.txt");
+    assert!(
+        first.contains("TOK_anna") && !first.contains(TRIGGER_PLACEHOLDER),
+        "{first}"
+    );
+    // The same archive passes the check a trainer-bound validation makes before an upload.
+    let report = ArchiveBuilder::new()
+        .rules(rules)
+        .validate_zip(archive.bytes())
+        .unwrap();
+    assert_eq!(report.captioned_count(), 12);
+}
+
+#[test]
+fn the_trigger_phrase_is_written_into_captions_where_the_trainer_needs_it() {
+    let mut builder = ArchiveBuilder::new()
+        .rules(ArchiveRules::FLUX_LORA_FAST_TRAINING)
+        .trigger("TOK_mug");
+    for i in 0..4 {
+        builder.add_image(format!("mug_{i}.png"), png_bytes(8, 8));
+    }
+    builder.add_caption("mug_0", "a photo of [trigger] on a table");
+    builder.add_caption("mug_1", "TOK_mug, close-up");
+    builder.add_caption("mug_2", "a red mug");
+    let archive = builder.build().unwrap();
+    let captions: Vec<Option<&str>> = archive
+        .entries()
+        .iter()
+        .map(|e| e.caption.as_deref())
+        .collect();
+    assert_eq!(
+        captions,
+        [
+            Some("a photo of TOK_mug on a table"),
+            Some("TOK_mug, close-up"),
+            Some("TOK_mug, a red mug"),
+            None // fast training captions it itself (and uses trigger_word when none has one)
+        ]
+    );
+
+    // The portrait trainer replaces [trigger] itself: captions stay verbatim.
+    let mut builder = ArchiveBuilder::new()
+        .rules(ArchiveRules::PORTRAIT_TRAINER)
+        .trigger("TOK_mug")
+        .min_images(1);
+    builder.add_image("mug.png", png_bytes(8, 8));
+    builder.add_caption("mug", "a photo of [trigger]");
+    let archive = builder.build().unwrap();
+    assert_eq!(
+        archive.entries()[0].caption.as_deref(),
+        Some("a photo of [trigger]")
+    );
+}
+
+#[test]
+fn a_trigger_placeholder_without_a_phrase_is_refused_where_the_trainer_ignores_it() {
+    let mut builder = ArchiveBuilder::new().rules(ArchiveRules::FLUX_LORA_FAST_TRAINING);
+    for i in 0..4 {
+        builder.add_image(format!("mug_{i}.png"), png_bytes(8, 8));
+    }
+    builder.add_caption("mug_2", "a photo of [trigger]");
+    let err = builder.clone().build().unwrap_err();
+    assert!(
+        matches!(&err, ArchiveError::UnresolvedTrigger { file, trainer }
+            if file == "mug_2.txt" && trainer == "fal-ai/flux-lora-fast-training"),
+        "{err:?}"
+    );
+    // An existing ZIP with the placeholder cannot be fixed by a check: it is refused too.
+    let zip = builder
+        .rules(ArchiveRules::PORTRAIT_TRAINER)
+        .min_images(1)
+        .build()
+        .unwrap();
+    let err = ArchiveBuilder::new()
+        .rules(ArchiveRules::FLUX_LORA_FAST_TRAINING)
+        .validate_zip(zip.bytes())
+        .unwrap_err();
+    assert!(
+        matches!(err, ArchiveError::UnresolvedTrigger { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn each_trainer_has_its_minimum_image_count() {
+    let dir = folder_with_photos(5);
+    for (trainer, ok) in [
+        ("fal-ai/flux-lora-fast-training", true),
+        ("fal-ai/flux-lora-portrait-trainer", false),
+        ("fal-ai/flux-2-trainer-v2", false),
+        ("fal-ai/z-image-trainer", false),
+    ] {
+        let rules = ArchiveRules::for_trainer(trainer).unwrap();
+        let built = ArchiveBuilder::new()
+            .rules(rules)
+            .trigger("TOK")
+            .default_caption("a photo of TOK")
+            .build_from_dir(dir.path());
+        match built {
+            Ok(a) => assert!(ok && a.image_count() == 5, "{trainer}"),
+            Err(ArchiveError::TooFewImages {
+                found: 5,
+                min: 10,
+                trainer: Some(t),
+            }) => {
+                assert!(!ok, "{trainer}");
+                assert_eq!(t, trainer);
+            }
+            Err(e) => panic!("{trainer}: {e}"),
+        }
+    }
+    assert!(ArchiveRules::for_trainer("fal-ai/unknown-trainer").is_none());
 }

@@ -1439,3 +1439,224 @@ async fn zero_timings_complete_at_once() {
     assert_eq!(code, 200);
     assert_eq!(out, json!({"echo": {"k": "v"}}));
 }
+
+// ---------------------------------------------------------------------------------------------
+// endpoints from fal's documents, archives per trainer, removed endpoints
+
+/// A ZIP of `n` tiny PNGs; `captions` of them captioned.
+fn zip_of(n: usize, captions: usize) -> Vec<u8> {
+    let mut b = fal_client::archive::ArchiveBuilder::new().min_images(1);
+    for i in 0..n {
+        b.add_image(format!("p{i:02}.png"), common::PNG_1X1);
+        if i < captions {
+            b.add_caption(format!("p{i:02}.png"), "a photo of TOK");
+        }
+    }
+    b.build().unwrap().into_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn trainers_fail_on_archives_they_cannot_train_on() {
+    let mock = fast_mock().await;
+    // (endpoint, archive field, images, captioned, extra input, expected problem)
+    let cases = [
+        (
+            "fal-ai/flux-lora-fast-training",
+            "images_data_url",
+            3,
+            0,
+            json!({}),
+            Some("found 3, need at least 4"),
+        ),
+        (
+            "fal-ai/flux-lora-fast-training",
+            "images_data_url",
+            4,
+            0,
+            json!({}),
+            None,
+        ),
+        (
+            "fal-ai/flux-2-trainer",
+            "image_data_url",
+            10,
+            9,
+            json!({}),
+            Some("`p09.png` has no caption"),
+        ),
+        (
+            "fal-ai/flux-2-trainer",
+            "image_data_url",
+            10,
+            9,
+            json!({"default_caption": "a photo of TOK"}),
+            None,
+        ),
+        (
+            "fal-ai/z-image-trainer",
+            "image_data_url",
+            10,
+            10,
+            json!({}),
+            None,
+        ),
+        (
+            "fal-ai/qwen-image-2512-trainer",
+            "image_data_url",
+            10,
+            0,
+            json!({}),
+            Some("`p00.png` has no caption"),
+        ),
+        (
+            "fal-ai/flux-lora-portrait-trainer",
+            "images_data_url",
+            9,
+            0,
+            json!({}),
+            Some("found 9, need at least 10"),
+        ),
+    ];
+    for (endpoint, field, n, captions, extra, problem) in cases {
+        let url = upload(&mock, "set.zip", "application/zip", zip_of(n, captions)).await;
+        let mut input = extra.clone();
+        input[field] = json!(url);
+        let sub = submit(&mock, endpoint, input).await;
+        let done = completed(&mock, &sub).await;
+        let (code, body) = get(&mock, sub["response_url"].as_str().unwrap()).await;
+        match problem {
+            None => {
+                assert!(done.get("error").is_none(), "{endpoint}: {done}");
+                assert_eq!(code, 200, "{endpoint}: {body}");
+                let lora = body["diffusers_lora_file"]["url"].as_str().unwrap();
+                let downloaded = http().get(lora).send().await.unwrap().status();
+                assert_eq!(downloaded, 200, "{endpoint}: the LoRA downloads");
+            }
+            Some(text) => {
+                // The way fal reports a failed run: COMPLETED with `error`, the result is the 422.
+                assert_eq!(
+                    done["error"], "Invalid status code: 422",
+                    "{endpoint}: {done}"
+                );
+                assert_eq!(code, 422, "{endpoint}");
+                let d = &body["detail"][0];
+                assert_eq!(d["loc"], json!(["body", field]), "{endpoint}");
+                assert!(d["msg"].as_str().unwrap().contains(text), "{endpoint}: {d}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn new_endpoints_validate_like_fal_from_their_documents() {
+    let mock = fast_mock().await;
+    let sub = submit(
+        &mock,
+        "fal-ai/flux-2-trainer",
+        json!({"image_data_url": "https://example.com/x.zip", "steps": 150, "output_lora_format": "ckpt"}),
+    )
+    .await;
+    completed(&mock, &sub).await;
+    let (code, body) = get(&mock, sub["response_url"].as_str().unwrap()).await;
+    assert_eq!(code, 422);
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "steps"]));
+    assert_eq!(body["detail"][0]["type"], "value_error.number.not_multiple");
+    assert_eq!(
+        body["detail"][1]["loc"],
+        json!(["body", "output_lora_format"])
+    );
+
+    // Generators answer in their own image shape and default format, with real files.
+    for (endpoint, status_prefix, png) in [
+        ("fal-ai/flux-2/lora", "/queue/fal-ai/flux-2/requests/", true),
+        (
+            "fal-ai/z-image/turbo/lora",
+            "/queue/fal-ai/z-image/requests/",
+            true,
+        ),
+        (
+            "fal-ai/flux-lora",
+            "/queue/fal-ai/flux-lora/requests/",
+            false,
+        ),
+    ] {
+        let sub = submit(&mock, endpoint, json!({"prompt": "a fox", "num_images": 2})).await;
+        assert!(
+            sub["status_url"].as_str().unwrap().contains(status_prefix),
+            "{sub}"
+        );
+        completed(&mock, &sub).await;
+        let (code, out) = get(&mock, sub["response_url"].as_str().unwrap()).await;
+        assert_eq!(code, 200, "{endpoint}: {out}");
+        assert_eq!(out["images"].as_array().unwrap().len(), 2);
+        let image = &out["images"][0];
+        let bytes = http()
+            .get(image["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(bytes.starts_with(b"\x89PNG"), png, "{endpoint}");
+        assert_eq!(
+            image["file_name"].is_string(),
+            png,
+            "{endpoint}: ImageFile shape"
+        );
+    }
+    let sub = submit(
+        &mock,
+        "fal-ai/flux-2/lora",
+        json!({"prompt": "a fox", "output_format": "webp"}),
+    )
+    .await;
+    completed(&mock, &sub).await;
+    let (_, out) = get(&mock, sub["response_url"].as_str().unwrap()).await;
+    let bytes = http()
+        .get(out["images"][0]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let webp = image_webp::WebPDecoder::new(std::io::Cursor::new(&bytes[..])).unwrap();
+    assert_eq!(webp.dimensions(), (512, 384));
+}
+
+#[tokio::test]
+async fn removed_endpoints_answer_404_like_an_app_fal_does_not_serve() {
+    let mock = fast_mock().await;
+    for (route, url) in [
+        (
+            "queue",
+            format!("{}fal-ai/flux-pro-trainer", mock.queue_url()),
+        ),
+        ("run", format!("{}fal-ai/flux-pro-trainer", mock.run_url())),
+    ] {
+        let r = http()
+            .post(&url)
+            .header("authorization", auth(&mock))
+            .json(&json!({"data_url": "u", "finetune_comment": "c"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{route}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["detail"],
+            "Application 'fal-ai/flux-pro-trainer' not found"
+        );
+    }
+    assert_eq!(mock.submissions("fal-ai/flux-pro-trainer"), 0);
+    mock.restore_endpoint("fal-ai/flux-pro-trainer");
+    let url = upload(&mock, "set.zip", "application/zip", tiny_zip()).await;
+    submit(
+        &mock,
+        "fal-ai/flux-pro-trainer",
+        json!({"data_url": url, "finetune_comment": "c"}),
+    )
+    .await;
+    assert_eq!(mock.submissions("fal-ai/flux-pro-trainer"), 1);
+}
