@@ -15,7 +15,7 @@
 //!   `400` for a verified body that does not decode, `503` when the keys cannot be fetched or
 //!   the queue is full (fal delivers again later).
 //! - stdout: one JSON line per accepted request id, e.g.
-//!   `{"request_id":"…","endpoint_kind":"portrait_trainer","outcome":"ok","model_url":"https://…","finetune_id":null,"error":null}`.
+//!   `{"request_id":"…","endpoint_kind":"lora_trainer","outcome":"ok","model_url":"https://…","finetune_id":null,"error":null}`.
 //!   Logs go to stderr (`RUST_LOG=debug` for more).
 //!
 //! With the bundled mock: start this receiver pointed at the mock's key set, then the avatar
@@ -252,12 +252,12 @@ fn inspect(request_id: &str, output: &Value) -> (&'static str, Option<String>, O
         let url = typed::<LoraTrainingOutput>(request_id, output)
             .map(|o| o.diffusers_lora_file.url)
             .or_else(|| raw("diffusers_lora_file", Some("url")));
-        ("portrait_trainer", url, None)
+        ("lora_trainer", url, None)
     } else if output.get("finetune_id").is_some() {
         let id = typed::<ProTrainerOutput>(request_id, output)
             .map(|o| o.finetune_id)
             .or_else(|| raw("finetune_id", None));
-        ("pro_trainer", None, id)
+        ("finetune_trainer", None, id)
     } else if output.get("images").is_some() {
         if let Some(out) = typed::<GenerationOutput>(request_id, output) {
             tracing::info!(request_id, images = out.images.len(), "generation done");

@@ -1,10 +1,15 @@
 //! Training archives: the ZIP of photos (and optional captions) that fal's trainers take.
 //!
-//! `fal-ai/flux-lora-portrait-trainer` (`images_data_url`) and `fal-ai/flux-pro-trainer`
-//! (`data_url`) both want the URL of a ZIP of training images: at least 10 are recommended, and
-//! each image may come with a caption file of the same base name (`astronaut_01.jpg` +
-//! `astronaut_01.txt`). A caption may contain the literal placeholder [`TRIGGER_PLACEHOLDER`]
-//! (`[trigger]`), which fal replaces with the job's trigger phrase.
+//! Every fal trainer takes the URL of a ZIP of training images (`images_data_url` on the FLUX.1
+//! trainers, `image_data_url` on the FLUX.2 and Z-Image trainers): at least 4 or 10 depending on
+//! the trainer, each image with an optional caption file of the same base name
+//! (`astronaut_01.jpg` + `astronaut_01.txt`). The portrait trainer replaces the literal
+//! placeholder [`TRIGGER_PLACEHOLDER`] (`[trigger]`) in captions with its trigger phrase; the
+//! FLUX.2 and Z-Image trainers have no trigger field and need a caption for every image unless
+//! they get a `default_caption`. [`ArchiveRules`] holds each trainer's rules, and
+//! [`ArchiveBuilder::rules`] applies them: the image count, a caption for every image where the
+//! trainer needs one, and the trigger phrase written into the captions where the trainer will not
+//! put it there itself (`Trainer::archive_builder` in [`crate::avatar`] sets all of it up).
 //!
 //! Training costs money and a bad archive fails late (or, worse, trains on the wrong data), so
 //! [`ArchiveBuilder`] checks everything before anything is uploaded, and reports the first problem
@@ -19,8 +24,11 @@
 //!   part before the last `.`); it must be UTF-8, not blank, and at most
 //!   [`ArchiveBuilder::max_caption_bytes`] long;
 //! - two images (or two captions) with the same base name are ambiguous and refused;
-//! - the number of images must lie within [`ArchiveBuilder::min_images`] and
-//!   [`ArchiveBuilder::max_images`].
+//! - the number of images must lie within [`ArchiveBuilder::min_images`] (or the trainer's
+//!   [`ArchiveRules::min_images`]) and [`ArchiveBuilder::max_images`];
+//! - with [`ArchiveRules`]: every image has a caption where the trainer needs one
+//!   ([`ArchiveError::MissingCaption`], naming the image), and no caption keeps a `[trigger]`
+//!   the trainer would not replace ([`ArchiveError::UnresolvedTrigger`]).
 //!
 //! The same checks run on an existing ZIP (for example one a user uploaded) with [`validate_zip`].
 //!

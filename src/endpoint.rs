@@ -187,10 +187,8 @@ impl TryFrom<&EndpointId> for EndpointId {
 
 /// A typed fal endpoint: its id, input and output types, and input validation.
 ///
-/// The crate implements it for [`PortraitTrainer`](crate::models::PortraitTrainer),
-/// [`ProTrainer`](crate::models::ProTrainer), [`UltraFinetuned`](crate::models::UltraFinetuned)
-/// and [`FluxLora`](crate::models::FluxLora); implement it for any other endpoint to get typed
-/// submit/wait/result:
+/// The crate implements it for the endpoints in [`crate::models`] (trainers and generators);
+/// implement it for any other endpoint to get typed submit/wait/result:
 ///
 /// ```
 /// use fal_client::Endpoint;

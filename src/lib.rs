@@ -1,15 +1,15 @@
 //! A typed async client for [fal.ai](https://fal.ai): the queue (submit, status, status
 //! stream, result, cancel, waiting with a deadline, sync run), storage uploads, webhook
-//! verification, typed models for the FLUX trainers and generators, an avatar adapter that
-//! trains a personal model from photos and generates with it, a training-archive builder, and
-//! (feature `mock`) an in-process fake of fal for offline examples and tests.
+//! verification, typed models for fal's LoRA trainers (FLUX.1, FLUX.2, Z-Image) and their
+//! generators, an avatar adapter that trains a personal model from photos on a trainer fal serves
+//! today and generates with the matching generator, a training-archive builder that knows each
+//! trainer's rules, and (feature `mock`) an in-process fake of fal for offline examples and tests.
 //!
 //! # A tour
 //!
 //! ```no_run
 //! # async fn tour() -> fal_client::Result<()> {
 //! use std::time::Duration;
-//! use fal_client::archive::ArchiveBuilder;
 //! use fal_client::avatar::{AvatarKind, Preset, TriggerPhrase};
 //! use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
 //! use fal_client::FalClient;
@@ -17,12 +17,17 @@
 //! // FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET); base URLs from FAL_QUEUE_URL/FAL_RUN_URL/FAL_REST_URL.
 //! let fal = FalClient::from_env()?;
 //!
-//! // A training zip from a folder of photos (+ NAME.txt captions), checked before upload.
-//! let archive = ArchiveBuilder::new().build_from_dir_async("photos/anna").await?;
+//! // The adapter picks a live trainer for the kind (portrait → the FLUX LoRA portrait trainer).
+//! let (kind, trigger) = (AvatarKind::Portrait, TriggerPhrase::new("TOK_anna")?);
+//! let trainer = kind.default_trainer();
+//!
+//! // A training zip from a folder of photos (+ NAME.txt captions), checked against the trainer's
+//! // rules before upload.
+//! let archive = trainer.archive_builder(kind, &trigger).build_from_dir_async("photos/anna").await?;
 //! let zip_url = fal.storage().upload_bytes(archive.into_bytes(), "application/zip", Some("anna.zip")).await?;
 //!
-//! // The adapter picks the trainer (portrait → LoRA portrait trainer) and applies the preset.
-//! let plan = AvatarKind::Portrait.plan(Preset::Balanced, zip_url, TriggerPhrase::new("TOK_anna")?);
+//! // The plan applies the preset to the trainer's own parameters; inspect it before paying.
+//! let plan = trainer.plan(kind, Preset::Balanced, zip_url, trigger);
 //! let job = plan.submit(&fal, SubmitOptions::default()).await?;
 //! println!("store this: {} {}", job.endpoint_id(), job.request_id());
 //!

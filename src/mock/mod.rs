@@ -28,6 +28,34 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Endpoints
+//!
+//! The mock knows fal's endpoints from fal's own OpenAPI documents (the crate's
+//! `tests/fixtures/openapi/`): the trainers `fal-ai/flux-lora-portrait-trainer`,
+//! `fal-ai/flux-lora-fast-training`, `fal-ai/flux-2-trainer[-v2]`, `fal-ai/z-image-trainer`,
+//! `fal-ai/z-image-turbo-trainer-v2`, `fal-ai/qwen-image-2512-trainer` and the generators
+//! `fal-ai/flux-lora`, `fal-ai/flux-2/lora`, `fal-ai/z-image/turbo/lora`,
+//! `fal-ai/qwen-image-2512/lora`, `fal-ai/flux-pro/v1.1-ultra-finetuned`. For each it:
+//!
+//! - validates the input from the document, like fal (`422 {"detail": [...]}` with pydantic's
+//!   messages, in the order fal's model declares its fields);
+//! - checks a trainer's archive (a data URI or a file on the mock's CDN) by the trainer's
+//!   [`ArchiveRules`](crate::archive::ArchiveRules): a ZIP of at least as many images as the
+//!   trainer takes, each with a caption where the trainer needs one unless `default_caption` is
+//!   set. A bad archive fails the job the way fal reports a failed run: status `COMPLETED` with
+//!   `error`, and the result answers the 422 naming the archive field and the file;
+//! - answers with its output shape: LoRA trainers return `diffusers_lora_file` and
+//!   `config_file` (real files: a small safetensors and the training config), generators return
+//!   images in their shape (`ImageFile` for FLUX.2 and Z-Image, the legacy image otherwise) and
+//!   default format (`png` or `jpeg`; `webp` on request), rendered on first download.
+//!
+//! Any other endpoint id is accepted and echoes its input.
+//!
+//! Endpoints fal no longer serves answer `404 {"detail": "Application '<id>' not found"}` to a
+//! submit or sync run: by default the deprecated `fal-ai/flux-pro-trainer` (see
+//! [`FalMockBuilder::removed_endpoints`], [`FalMock::remove_endpoint`],
+//! [`FalMock::restore_endpoint`]).
+//!
 //! # Queue lifecycle
 //!
 //! A submitted job is `IN_QUEUE` for [`queue_time`](FalMockBuilder::queue_time) with a
