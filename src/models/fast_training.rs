@@ -8,7 +8,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_opt_u32, require_non_empty, LoraTrainingOutput};
-use crate::endpoint::Endpoint;
 use crate::error::Result;
 
 /// FLUX LoRA fast training, endpoint id `fal-ai/flux-lora-fast-training`
@@ -34,15 +33,12 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct FluxLoraFastTraining;
 
-impl Endpoint for FluxLoraFastTraining {
-    const ID: &'static str = "fal-ai/flux-lora-fast-training";
-    type Input = FluxLoraFastTrainingInput;
-    type Output = LoraTrainingOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    FluxLoraFastTraining,
+    "fal-ai/flux-lora-fast-training",
+    FluxLoraFastTrainingInput,
+    LoraTrainingOutput
+);
 
 /// Input of [`FluxLoraFastTraining`] (fal schema `FluxLoraFastTrainingInput`); only
 /// `images_data_url` is required.

@@ -10,7 +10,6 @@ use super::common::{
     check_image_size, check_loras, check_opt_f64, check_opt_u32, require_non_empty, Acceleration,
     GenerationOutput, ImageSize, LoraWeight, OutputFormat,
 };
-use crate::endpoint::Endpoint;
 use crate::error::Result;
 
 /// FLUX.2 \[dev\] with LoRAs, endpoint id `fal-ai/flux-2/lora`
@@ -38,15 +37,12 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Flux2Lora;
 
-impl Endpoint for Flux2Lora {
-    const ID: &'static str = "fal-ai/flux-2/lora";
-    type Input = Flux2LoraInput;
-    type Output = GenerationOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    Flux2Lora,
+    "fal-ai/flux-2/lora",
+    Flux2LoraInput,
+    GenerationOutput
+);
 
 /// Input of [`Flux2Lora`] (fal schema `Flux2LoraInput`); only `prompt` is required.
 ///

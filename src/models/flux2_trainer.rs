@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use super::common::{
     check_opt_learning_rate, check_opt_steps, require_non_empty, LoraTrainingOutput,
 };
-use crate::endpoint::Endpoint;
 use crate::error::Result;
 
 /// The FLUX.2 \[dev\] LoRA trainer, endpoint id `fal-ai/flux-2-trainer`
@@ -45,15 +44,12 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Flux2Trainer;
 
-impl Endpoint for Flux2Trainer {
-    const ID: &'static str = "fal-ai/flux-2-trainer";
-    type Input = Flux2TrainerInput;
-    type Output = LoraTrainingOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    Flux2Trainer,
+    "fal-ai/flux-2-trainer",
+    Flux2TrainerInput,
+    LoraTrainingOutput
+);
 
 /// The FLUX.2 \[dev\] LoRA trainer v2, endpoint id `fal-ai/flux-2-trainer-v2`
 /// (<https://fal.ai/models/fal-ai/flux-2-trainer-v2/api>), published 2026-01-10.
@@ -62,15 +58,12 @@ impl Endpoint for Flux2Trainer {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Flux2TrainerV2;
 
-impl Endpoint for Flux2TrainerV2 {
-    const ID: &'static str = "fal-ai/flux-2-trainer-v2";
-    type Input = Flux2TrainerInput;
-    type Output = LoraTrainingOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    Flux2TrainerV2,
+    "fal-ai/flux-2-trainer-v2",
+    Flux2TrainerInput,
+    LoraTrainingOutput
+);
 
 /// Input of [`Flux2Trainer`] and [`Flux2TrainerV2`] (fal schemas `Flux2TrainerInput`,
 /// `Flux2TrainerV2Input`); only `image_data_url` is required.

@@ -10,7 +10,6 @@ use super::common::{
     check_image_size, check_loras, check_one_of, check_opt_f64, check_opt_u32, require_non_empty,
     Acceleration, GenerationOutput, ImageSize, LoraWeight, OutputFormat,
 };
-use crate::endpoint::Endpoint;
 use crate::error::Result;
 
 /// FLUX.1 \[dev\] with LoRAs, endpoint id `fal-ai/flux-lora`
@@ -42,15 +41,12 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct FluxLora;
 
-impl Endpoint for FluxLora {
-    const ID: &'static str = "fal-ai/flux-lora";
-    type Input = FluxLoraInput;
-    type Output = GenerationOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    FluxLora,
+    "fal-ai/flux-lora",
+    FluxLoraInput,
+    GenerationOutput
+);
 
 /// Input of [`FluxLora`]; only `prompt` is required.
 ///

@@ -50,6 +50,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// `impl Endpoint` for a typed model: its id, input and output, and the input's own
+/// `validate()` as the check before sending.
+macro_rules! endpoint {
+    ($name:ident, $id:literal, $input:ty, $output:ty) => {
+        impl $crate::endpoint::Endpoint for $name {
+            const ID: &'static str = $id;
+            type Input = $input;
+            type Output = $output;
+
+            fn validate(input: &Self::Input) -> $crate::error::Result<()> {
+                input.validate()
+            }
+        }
+    };
+}
+
 mod common;
 mod fast_training;
 mod flux2_lora;

@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_opt_f64, check_opt_u32, require_non_empty, LoraTrainingOutput};
-use crate::endpoint::Endpoint;
 use crate::error::Result;
 
 /// The FLUX LoRA portrait trainer, endpoint id `fal-ai/flux-lora-portrait-trainer`
@@ -36,15 +35,12 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct PortraitTrainer;
 
-impl Endpoint for PortraitTrainer {
-    const ID: &'static str = "fal-ai/flux-lora-portrait-trainer";
-    type Input = PortraitTrainerInput;
-    type Output = LoraTrainingOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    PortraitTrainer,
+    "fal-ai/flux-lora-portrait-trainer",
+    PortraitTrainerInput,
+    LoraTrainingOutput
+);
 
 /// Input of [`PortraitTrainer`] (fal schema `PublicInput`); only `images_data_url` is required.
 ///

@@ -21,7 +21,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_opt_f64, check_opt_u32, require_non_empty};
-use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 
 /// The FLUX Pro finetune trainer, endpoint id `fal-ai/flux-pro-trainer`
@@ -61,15 +60,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct ProTrainer;
 
-impl Endpoint for ProTrainer {
-    const ID: &'static str = "fal-ai/flux-pro-trainer";
-    type Input = ProTrainerInput;
-    type Output = ProTrainerOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    ProTrainer,
+    "fal-ai/flux-pro-trainer",
+    ProTrainerInput,
+    ProTrainerOutput
+);
 
 /// Input of [`ProTrainer`] (fal-js `FluxProTrainerInput`); `data_url` and `finetune_comment` are
 /// required.

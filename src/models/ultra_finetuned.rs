@@ -20,7 +20,6 @@ use super::common::{
     check_f64, check_one_of, check_opt_f64, check_opt_u32, require_non_empty, GenerationOutput,
     OutputFormat,
 };
-use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 
 /// FLUX1.1 \[pro\] ultra fine-tuned text-to-image, endpoint id
@@ -56,15 +55,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct UltraFinetuned;
 
-impl Endpoint for UltraFinetuned {
-    const ID: &'static str = "fal-ai/flux-pro/v1.1-ultra-finetuned";
-    type Input = UltraFinetunedInput;
-    type Output = GenerationOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    UltraFinetuned,
+    "fal-ai/flux-pro/v1.1-ultra-finetuned",
+    UltraFinetunedInput,
+    GenerationOutput
+);
 
 /// Input of [`UltraFinetuned`] (fal schema `FluxProV11UltraFinetunedInput`).
 ///

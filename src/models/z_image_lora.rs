@@ -10,7 +10,6 @@ use super::common::{
     check_image_size, check_loras, check_opt_u32, require_non_empty, Acceleration,
     GenerationOutput, ImageSize, LoraWeight, OutputFormat,
 };
-use crate::endpoint::Endpoint;
 use crate::error::Result;
 
 /// Z-Image Turbo with LoRAs, endpoint id `fal-ai/z-image/turbo/lora`
@@ -33,15 +32,12 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct ZImageTurboLora;
 
-impl Endpoint for ZImageTurboLora {
-    const ID: &'static str = "fal-ai/z-image/turbo/lora";
-    type Input = ZImageTurboLoraInput;
-    type Output = GenerationOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    ZImageTurboLora,
+    "fal-ai/z-image/turbo/lora",
+    ZImageTurboLoraInput,
+    GenerationOutput
+);
 
 /// Input of [`ZImageTurboLora`] (fal schema `ZImageTurboLoraInput`); only `prompt` is required.
 ///

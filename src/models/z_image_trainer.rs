@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::common::{
     check_opt_learning_rate, check_opt_steps, require_non_empty, LoraTrainingOutput,
 };
-use crate::endpoint::Endpoint;
 use crate::error::Result;
 
 /// The Z-Image trainer, endpoint id `fal-ai/z-image-trainer`
@@ -36,15 +35,12 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct ZImageTrainer;
 
-impl Endpoint for ZImageTrainer {
-    const ID: &'static str = "fal-ai/z-image-trainer";
-    type Input = ZImageTrainerInput;
-    type Output = LoraTrainingOutput;
-
-    fn validate(input: &Self::Input) -> Result<()> {
-        input.validate()
-    }
-}
+endpoint!(
+    ZImageTrainer,
+    "fal-ai/z-image-trainer",
+    ZImageTrainerInput,
+    LoraTrainingOutput
+);
 
 /// Input of [`ZImageTrainer`] (fal schema `ZImageTrainerInput`); only `image_data_url` is
 /// required.
