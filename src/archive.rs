@@ -137,6 +137,7 @@ const CAPTION_DEFLATE_LEVEL: i64 = 6;
 pub enum ArchiveError {
     /// The folder holds no usable file (hidden files and subdirectories are ignored).
     #[error("`{}` contains no files to train on (hidden files and subdirectories are ignored)", path.display())]
+    #[non_exhaustive]
     EmptyDirectory {
         /// The folder.
         path: PathBuf,
@@ -145,6 +146,7 @@ pub enum ArchiveError {
     /// Fewer images than [`ArchiveBuilder::min_images`] (or the trainer's
     /// [`ArchiveRules::min_images`]).
     #[error("too few training images{}: found {found}, need at least {min}", trainer.as_deref().map(|t| format!(" for {t}")).unwrap_or_default())]
+    #[non_exhaustive]
     TooFewImages {
         /// Images found.
         found: usize,
@@ -159,6 +161,7 @@ pub enum ArchiveError {
     /// `NAME.txt`, or give [`ArchiveBuilder::default_caption`] (and the trainer's
     /// `default_caption`).
     #[error("`{file}` has no caption (`{caption}`), and {trainer} fails the training for an image without a caption unless a default caption is given")]
+    #[non_exhaustive]
     MissingCaption {
         /// The image.
         file: String,
@@ -168,11 +171,36 @@ pub enum ArchiveError {
         trainer: String,
     },
 
+    /// A caption lacks the trigger phrase, in a ZIP checked with [`ArchiveBuilder::validate_zip`]
+    /// for a trainer that takes the phrase from the captions ([`TriggerPlacement::InCaptions`]):
+    /// the LoRA would not be tied to the phrase. (When building, the builder writes it in.)
+    #[error("caption `{file}` does not contain the trigger phrase {trigger:?}, and {trainer} takes the trigger phrase from the captions only")]
+    #[non_exhaustive]
+    MissingTrigger {
+        /// The caption file.
+        file: String,
+        /// The trigger phrase.
+        trigger: String,
+        /// The trainer.
+        trainer: String,
+    },
+
+    /// The trigger phrase given to [`ArchiveBuilder::trigger`] cannot be written into captions.
+    #[error("the trigger phrase {trigger:?} cannot be used: {reason}")]
+    #[non_exhaustive]
+    InvalidTrigger {
+        /// The phrase as given (trimmed).
+        trigger: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A caption uses the [`TRIGGER_PLACEHOLDER`] (`[trigger]`), but the trainer does not replace
     /// it ([`TriggerPlacement::InCaptions`]), so it would train on the literal text. Give the
     /// builder the trigger phrase ([`ArchiveBuilder::trigger`]) and it writes the phrase in; a ZIP
     /// checked with [`ArchiveBuilder::validate_zip`] must already have it written.
     #[error("caption `{file}` uses the [trigger] placeholder, but {trainer} does not replace it: give the builder the trigger phrase so it writes it into the captions")]
+    #[non_exhaustive]
     UnresolvedTrigger {
         /// The caption file.
         file: String,
@@ -182,6 +210,7 @@ pub enum ArchiveError {
 
     /// More images than [`ArchiveBuilder::max_images`].
     #[error("too many training images: found {found}, at most {max} allowed")]
+    #[non_exhaustive]
     TooManyImages {
         /// Images found.
         found: usize,
@@ -192,6 +221,7 @@ pub enum ArchiveError {
     /// A file is neither a caption (`.txt`) nor an image by content. The extension does not
     /// matter: a `photo.jpg` that holds text is not an image.
     #[error("`{file}` is not a JPEG, PNG or WebP image (images are recognised by content, not by extension)")]
+    #[non_exhaustive]
     NotAnImage {
         /// The file.
         file: String,
@@ -200,6 +230,7 @@ pub enum ArchiveError {
     /// A file is an image in a format fal's trainers are not documented to take (HEIC/AVIF, GIF,
     /// TIFF, JPEG XL, PSD). Convert it to JPEG, PNG or WebP.
     #[error("`{file}` is a {format} image; training archives take JPEG, PNG or WebP, so convert it first")]
+    #[non_exhaustive]
     UnsupportedImageFormat {
         /// The file.
         file: String,
@@ -210,6 +241,7 @@ pub enum ArchiveError {
     /// A file starts like a JPEG, PNG or WebP but cannot be read: truncated (an interrupted
     /// download or copy), or damaged.
     #[error("`{file}` looks like an image but is corrupt: {reason}")]
+    #[non_exhaustive]
     CorruptImage {
         /// The file.
         file: String,
@@ -219,6 +251,7 @@ pub enum ArchiveError {
 
     /// An image file is larger than [`ArchiveBuilder::max_image_bytes`].
     #[error("`{file}` is {bytes} bytes, more than the {max}-byte limit for one image")]
+    #[non_exhaustive]
     ImageTooLarge {
         /// The file.
         file: String,
@@ -231,6 +264,7 @@ pub enum ArchiveError {
     /// A caption has no image of the same base name (`a.txt` needs `a.jpg`, `a.png`, ...). Allow
     /// (and drop) such captions with [`ArchiveBuilder::allow_unpaired_captions`].
     #[error("caption `{file}` has no image with the same base name")]
+    #[non_exhaustive]
     UnpairedCaption {
         /// The caption file.
         file: String,
@@ -245,6 +279,7 @@ pub enum ArchiveError {
 
     /// A caption is longer than [`ArchiveBuilder::max_caption_bytes`].
     #[error("caption `{file}` is {bytes} bytes, more than the {max}-byte limit")]
+    #[non_exhaustive]
     CaptionTooLong {
         /// The caption file.
         file: String,
@@ -256,6 +291,7 @@ pub enum ArchiveError {
 
     /// A caption is empty or only whitespace (delete the file to train that image uncaptioned).
     #[error("caption `{file}` is empty")]
+    #[non_exhaustive]
     EmptyCaption {
         /// The caption file.
         file: String,
@@ -264,6 +300,7 @@ pub enum ArchiveError {
     /// Two images (or two captions) share a base name, so captions cannot be paired unambiguously
     /// (`a.jpg` and `a.png`). Rename one.
     #[error("`{first}` and `{second}` have the same base name; rename one of them")]
+    #[non_exhaustive]
     DuplicateName {
         /// The first file, in name order.
         first: String,
@@ -274,6 +311,7 @@ pub enum ArchiveError {
     /// A name cannot be used inside the archive: empty, a path (`/`, `\`, `..`), not UTF-8, or
     /// containing NUL.
     #[error("`{name}` cannot be used as a file name in a training archive: {reason}")]
+    #[non_exhaustive]
     InvalidName {
         /// The name (lossily converted to UTF-8).
         name: String,
@@ -283,6 +321,7 @@ pub enum ArchiveError {
 
     /// Reading the folder or a file, or writing the archive, failed.
     #[error("I/O error on `{}`: {source}", path.display())]
+    #[non_exhaustive]
     Io {
         /// The path concerned.
         path: PathBuf,
@@ -294,6 +333,7 @@ pub enum ArchiveError {
     /// A ZIP given to [`validate_zip`] cannot be read: not a ZIP, damaged, encrypted, or using a
     /// compression method this crate cannot decompress (it reads Stored and Deflate).
     #[error("not a usable ZIP archive: {reason}")]
+    #[non_exhaustive]
     InvalidZip {
         /// What is wrong with it.
         reason: String,
@@ -1273,6 +1313,25 @@ impl ArchiveBuilder {
             .rules
             .is_some_and(|r| r.trigger == TriggerPlacement::InCaptions);
         let captions_required = self.rules.is_some_and(|r| r.captions_required);
+        if let Some(text) = &self.default_caption {
+            check_caption("default caption", text.as_bytes(), self.max_caption_bytes)?;
+        }
+        if self.trigger.as_deref().is_some_and(str::is_empty) {
+            return Err(ArchiveError::InvalidTrigger {
+                trigger: String::new(),
+                reason: "it is empty".to_owned(),
+            });
+        }
+        if let Some(t) = self
+            .trigger
+            .as_deref()
+            .filter(|t| t.contains(TRIGGER_PLACEHOLDER))
+        {
+            return Err(ArchiveError::InvalidTrigger {
+                trigger: t.to_owned(),
+                reason: "it contains the [trigger] placeholder".to_owned(),
+            });
+        }
         for image in prepared.iter_mut() {
             let stem = split_name(&image.name).0.to_owned();
             if image.caption.is_none() && writing {
@@ -1281,15 +1340,30 @@ impl ArchiveBuilder {
                     image.caption_name = Some(format!("{stem}.txt"));
                 }
             }
+            let caption_file = || {
+                image
+                    .caption_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{stem}.txt"))
+            };
             match &mut image.caption {
                 Some(text) if in_captions => match (&self.trigger, writing) {
-                    (Some(phrase), true) => *text = write_trigger(text, phrase),
+                    (Some(phrase), true) => {
+                        *text = write_trigger(text, phrase);
+                        // What was written is checked like a caption read from a file.
+                        check_caption(&caption_file(), text.as_bytes(), self.max_caption_bytes)?;
+                    }
                     _ if text.contains(TRIGGER_PLACEHOLDER) => {
                         return Err(ArchiveError::UnresolvedTrigger {
-                            file: image
-                                .caption_name
-                                .clone()
-                                .unwrap_or_else(|| format!("{stem}.txt")),
+                            file: caption_file(),
+                            trainer: trainer.to_owned(),
+                        })
+                    }
+                    // Checking a ZIP as it is: the phrase must already be in every caption.
+                    (Some(phrase), false) if !contains_phrase(text, phrase) => {
+                        return Err(ArchiveError::MissingTrigger {
+                            file: caption_file(),
+                            trigger: phrase.clone(),
                             trainer: trainer.to_owned(),
                         })
                     }
@@ -1312,15 +1386,34 @@ impl ArchiveBuilder {
 }
 
 /// `caption` with the trigger phrase written in: `[trigger]` replaced, or the phrase in front
-/// when the caption does not already hold it.
+/// when the caption does not already hold it (as a whole word: `TOK` is not in `TOKYO`).
 fn write_trigger(caption: &str, phrase: &str) -> String {
     if caption.contains(TRIGGER_PLACEHOLDER) {
         caption.replace(TRIGGER_PLACEHOLDER, phrase)
-    } else if caption.contains(phrase) {
+    } else if contains_phrase(caption, phrase) {
         caption.to_owned()
     } else {
         format!("{phrase}, {caption}")
     }
+}
+
+/// Whether `text` holds `phrase` as a whole word or words: an occurrence counts only when the
+/// characters around it do not continue a word (`TOK_anna` is not in `TOK_annabelle`, `TOK` is
+/// not in `TOKYO`).
+pub(crate) fn contains_phrase(text: &str, phrase: &str) -> bool {
+    if phrase.is_empty() {
+        return false;
+    }
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let starts_word = phrase.chars().next().is_some_and(word);
+    let ends_word = phrase.chars().next_back().is_some_and(word);
+    text.match_indices(phrase).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + phrase.len()..].chars().next();
+        let glued_before = starts_word && before.is_some_and(word);
+        let glued_after = ends_word && after.is_some_and(word);
+        !glued_before && !glued_after
+    })
 }
 
 /// A file to put in the archive, before it is read.

@@ -6,7 +6,7 @@
 //!
 //! | [`AvatarKind`] | default [`Trainer`] | generator | why this trainer |
 //! |---|---|---|---|
-//! | `Portrait` | `fal-ai/flux-lora-portrait-trainer` | `fal-ai/flux-lora` | tuned for faces: subject crop, multiresolution training, `[trigger]` captions |
+//! | `Portrait` | `fal-ai/flux-lora-portrait-trainer` (`create_masks: true`) | `fal-ai/flux-lora` | tuned for faces: subject crop, multiresolution training, `[trigger]` captions; masks (fal's default is off) keep the loss on the person |
 //! | `Style` | `fal-ai/flux-lora-fast-training` (`is_style: true`) | `fal-ai/flux-lora` | the only live trainer with a style mode that keeps a trigger word; no captions needed |
 //! | `Product` | `fal-ai/flux-lora-fast-training` (`create_masks: true`) | `fal-ai/flux-lora` | segmentation masks weight the loss toward the object, not the background; 4 photos suffice |
 //! | `General` | `fal-ai/flux-lora-fast-training` | `fal-ai/flux-lora` | fal's trainer for "general subjects or styles"; auto-captioning, trigger word |
@@ -20,7 +20,7 @@
 //! | `fal-ai/flux-lora-fast-training` | `fal-ai/flux-lora` | |
 //! | `fal-ai/flux-2-trainer`, `fal-ai/flux-2-trainer-v2` | `fal-ai/flux-2/lora` | FLUX.2 \[dev\]; no trigger field: the phrase goes into the captions |
 //! | `fal-ai/z-image-trainer` | `fal-ai/z-image/turbo/lora` | Z-Image Turbo; no trigger field: the phrase goes into the captions |
-//! | `fal-ai/flux-pro-trainer` | `fal-ai/flux-pro/v1.1-ultra-finetuned` | **legacy**: deprecated on fal; only when asked for, with a `tracing` warning |
+//! | `fal-ai/flux-pro-trainer` | `fal-ai/flux-pro/v1.1-ultra-finetuned` | **legacy**: deprecated on fal; only when asked for, with a `tracing` warning at submit |
 //!
 //! Presets map onto each trainer's own parameters ([`Preset::values`]):
 //!
@@ -262,7 +262,8 @@ impl Trainer {
     /// trigger field, or as its `default_caption` when it has none). Adjust it through
     /// [`TrainingPlan::request_mut`] before submitting.
     ///
-    /// [`Trainer::FluxPro`] is deprecated on fal: choosing it logs a `tracing` warning.
+    /// [`Trainer::FluxPro`] is deprecated on fal: submitting its plan logs a `tracing` warning
+    /// and may fail with [`Error::EndpointNotFound`].
     pub fn plan(
         self,
         kind: AvatarKind,
@@ -318,31 +319,24 @@ impl Trainer {
                 default_caption: Some(kind.default_caption(&trigger)),
                 ..ZImageTrainerInput::new(url)
             }),
-            Trainer::FluxPro => {
-                tracing::warn!(
-                    trainer = ProTrainer::ID,
-                    "the FLUX Pro trainer is deprecated on fal (\"no longer supported\"): a legacy \
-                     choice that may fail with EndpointNotFound; new avatars train on a LoRA trainer"
-                );
-                TrainingRequest::FluxPro(ProTrainerInput {
-                    mode: Some(match kind {
-                        AvatarKind::Portrait => ProTrainerMode::Character,
-                        AvatarKind::Style => ProTrainerMode::Style,
-                        AvatarKind::Product => ProTrainerMode::Product,
-                        AvatarKind::General => ProTrainerMode::General,
-                    }),
-                    iterations: Some(v.steps),
-                    learning_rate: v.learning_rate,
-                    priority: v.priority,
-                    captioning: Some(true),
-                    trigger_word: Some(t),
-                    finetune_type: Some(FinetuneType::Lora),
-                    ..ProTrainerInput::new(
-                        url,
-                        format!("avatar {trigger} ({kind}, {})", preset.as_str()),
-                    )
-                })
-            }
+            Trainer::FluxPro => TrainingRequest::FluxPro(ProTrainerInput {
+                mode: Some(match kind {
+                    AvatarKind::Portrait => ProTrainerMode::Character,
+                    AvatarKind::Style => ProTrainerMode::Style,
+                    AvatarKind::Product => ProTrainerMode::Product,
+                    AvatarKind::General => ProTrainerMode::General,
+                }),
+                iterations: Some(v.steps),
+                learning_rate: v.learning_rate,
+                priority: v.priority,
+                captioning: Some(true),
+                trigger_word: Some(t),
+                finetune_type: Some(FinetuneType::Lora),
+                ..ProTrainerInput::new(
+                    url,
+                    format!("avatar {trigger} ({kind}, {})", preset.as_str()),
+                )
+            }),
         };
         TrainingPlan {
             kind,
@@ -361,9 +355,16 @@ impl fmt::Display for Trainer {
 
 impl FromStr for Trainer {
     type Err = Error;
-    /// A trainer from its endpoint id (`fal-ai/flux-2-trainer`).
+    /// A trainer from its endpoint id (`fal-ai/flux-2-trainer`). The names 0.1 stored,
+    /// `portrait` and `pro`, still read (as [`Trainer::FluxLoraPortrait`] and
+    /// [`Trainer::FluxPro`]).
     fn from_str(s: &str) -> Result<Self> {
         let s = s.trim();
+        match s {
+            "portrait" => return Ok(Trainer::FluxLoraPortrait),
+            "pro" => return Ok(Trainer::FluxPro),
+            _ => {}
+        }
         Trainer::ALL
             .into_iter()
             .find(|t| t.endpoint_id() == s)
@@ -433,18 +434,54 @@ impl fmt::Display for Generator {
     }
 }
 
+impl FromStr for Generator {
+    type Err = Error;
+    /// A generator from its endpoint id (`fal-ai/flux-2/lora`).
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        Generator::ALL
+            .into_iter()
+            .find(|g| g.endpoint_id() == s)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = Generator::ALL.iter().map(|g| g.endpoint_id()).collect();
+                Error::invalid_input(
+                    "generator",
+                    format!(
+                        "{s:?} is not a supported generator; one of {}",
+                        ids.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl Serialize for Generator {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.endpoint_id())
+    }
+}
+
+impl<'de> Deserialize<'de> for Generator {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Training presets (fast / balanced / quality). Each maps onto the chosen trainer's own
 /// parameters: see [`Preset::values`] and the table in the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Preset {
-    /// Quick prototypes: about half of fal's default training length.
+    /// Quick prototypes: the shortest training (500 steps on every LoRA trainer).
     Fast,
-    /// The production default: fal's default length (1000 steps) on most trainers.
+    /// The production default (1000 steps on every LoRA trainer but the portrait trainer's
+    /// 1000 at a higher learning rate; fal's own default on FLUX.2 and Z-Image).
     #[default]
     Balanced,
-    /// Best results: about twice the default length (longer and dearer).
+    /// Best results: the longest training (2000 steps; 2500, fal's default, on the portrait
+    /// trainer), longer and dearer.
     Quality,
 }
 
@@ -761,6 +798,10 @@ pub struct TrainingJob {
 impl TrainingJob {
     /// Rebuild a job from what was stored at submit.
     ///
+    /// Jobs submitted with 0.1 did not store the trainer: portraits trained on
+    /// [`Trainer::FluxLoraPortrait`], the other kinds on [`Trainer::FluxPro`] (`"portrait"` and
+    /// `"pro"` parse as those).
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] for an empty request id.
     pub fn resume(
@@ -1054,7 +1095,7 @@ impl TrainedAvatar {
                 format!("must be between 1 and 4 (got {n})"),
             ));
         }
-        let prompt = if prompt.contains(self.trigger.as_str()) {
+        let prompt = if crate::archive::contains_phrase(prompt, self.trigger.as_str()) {
             prompt.to_owned()
         } else {
             format!("{}, {prompt}", self.trigger)

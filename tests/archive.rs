@@ -177,7 +177,7 @@ fn empty_folder_is_an_error() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::EmptyDirectory { path } if path == dir.path()),
+        matches!(&err, ArchiveError::EmptyDirectory { path, .. } if path == dir.path()),
         "{err:?}"
     );
 
@@ -200,7 +200,7 @@ fn missing_folder_is_an_io_error_naming_it() {
     let missing = dir.path().join("nope");
     let err = ArchiveBuilder::new().build_from_dir(&missing).unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::Io { path, source } if *path == missing && source.kind() == std::io::ErrorKind::NotFound),
+        matches!(&err, ArchiveError::Io { path, source, .. } if *path == missing && source.kind() == std::io::ErrorKind::NotFound),
         "{err:?}"
     );
 }
@@ -217,7 +217,7 @@ fn a_pdf_is_not_an_image() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::NotAnImage { file } if file == "notes.pdf"),
+        matches!(&err, ArchiveError::NotAnImage { file, .. } if file == "notes.pdf"),
         "{err:?}"
     );
     assert!(err.to_string().contains("`notes.pdf`"), "{err}");
@@ -235,7 +235,7 @@ fn a_jpg_holding_text_is_not_an_image() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::NotAnImage { file } if file == "fake.jpg"),
+        matches!(&err, ArchiveError::NotAnImage { file, .. } if file == "fake.jpg"),
         "{err:?}"
     );
     // An empty file is not an image either.
@@ -245,7 +245,7 @@ fn a_jpg_holding_text_is_not_an_image() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::NotAnImage { file } if file == "empty.png"),
+        matches!(&err, ArchiveError::NotAnImage { file, .. } if file == "empty.png"),
         "{err:?}"
     );
 }
@@ -272,7 +272,7 @@ fn a_truncated_png_is_corrupt() {
         .build_from_dir(dir.path())
         .unwrap_err();
     match &err {
-        ArchiveError::CorruptImage { file, reason } => {
+        ArchiveError::CorruptImage { file, reason, .. } => {
             assert_eq!(file, "cut.png");
             assert!(reason.contains("truncated"), "{reason}");
         }
@@ -308,7 +308,7 @@ fn a_truncated_or_garbage_jpeg_is_corrupt() {
         .build_from_dir(dir.path())
         .unwrap_err();
     match &err {
-        ArchiveError::CorruptImage { file, reason } => {
+        ArchiveError::CorruptImage { file, reason, .. } => {
             assert_eq!(file, "half.jpg");
             assert!(reason.contains("truncated"), "{reason}");
         }
@@ -338,7 +338,7 @@ fn an_unpaired_caption_is_an_error_unless_allowed() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::UnpairedCaption { file } if file == "ghost.txt"),
+        matches!(&err, ArchiveError::UnpairedCaption { file, .. } if file == "ghost.txt"),
         "{err:?}"
     );
 
@@ -362,7 +362,7 @@ fn caption_limits_and_encoding() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::CaptionTooLong { file, bytes: 1025, max: 1024 } if file == "astronaut_01.txt"),
+        matches!(&err, ArchiveError::CaptionTooLong { file, bytes: 1025, max: 1024, .. } if file == "astronaut_01.txt"),
         "{err:?}"
     );
     let archive = ArchiveBuilder::new()
@@ -381,7 +381,7 @@ fn caption_limits_and_encoding() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::CaptionNotUtf8 { file } if file == "astronaut_01.txt"),
+        matches!(&err, ArchiveError::CaptionNotUtf8 { file, .. } if file == "astronaut_01.txt"),
         "{err:?}"
     );
 
@@ -390,7 +390,7 @@ fn caption_limits_and_encoding() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::EmptyCaption { file } if file == "astronaut_01.txt"),
+        matches!(&err, ArchiveError::EmptyCaption { file, .. } if file == "astronaut_01.txt"),
         "{err:?}"
     );
 
@@ -425,7 +425,8 @@ fn too_few_images_then_a_lower_minimum() {
             ArchiveError::TooFewImages {
                 found: 9,
                 min: 10,
-                trainer: None
+                trainer: None,
+                ..
             }
         ),
         "{err:?}"
@@ -446,7 +447,14 @@ fn too_few_images_then_a_lower_minimum() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(err, ArchiveError::TooManyImages { found: 9, max: 8 }),
+        matches!(
+            err,
+            ArchiveError::TooManyImages {
+                found: 9,
+                max: 8,
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -459,7 +467,7 @@ fn duplicate_base_names_are_refused() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::DuplicateName { first, second }
+        matches!(&err, ArchiveError::DuplicateName { first, second, .. }
             if first == "astronaut_01.jpg" && second == "astronaut_01.png"),
         "{err:?}"
     );
@@ -475,7 +483,7 @@ fn oversized_images_are_refused_without_reading_them_whole() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::ImageTooLarge { file, bytes, max: 1000 }
+        matches!(&err, ArchiveError::ImageTooLarge { file, bytes, max: 1000, .. }
             if file == "astronaut_01.jpg" && *bytes == size),
         "{err:?}"
     );
@@ -562,7 +570,8 @@ fn validate_zip_accepts_a_built_archive_and_rejects_a_non_image() {
             ArchiveError::TooFewImages {
                 found: 12,
                 min: 13,
-                trainer: None
+                trainer: None,
+                ..
             }
         ),
         "{err:?}"
@@ -599,7 +608,7 @@ fn validate_zip_accepts_a_built_archive_and_rejects_a_non_image() {
     let bad = make_zip(&entries);
     let err = validate_zip(&bad, 10).unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::NotAnImage { file } if file == "my photos/notes.pdf"),
+        matches!(&err, ArchiveError::NotAnImage { file, .. } if file == "my photos/notes.pdf"),
         "{err:?}"
     );
 
@@ -635,7 +644,7 @@ fn hidden_files_and_subdirectories_are_skipped() {
         .build_from_dir(dir.path())
         .unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::NotAnImage { file } if file == ".DS_Store"),
+        matches!(&err, ArchiveError::NotAnImage { file, .. } if file == ".DS_Store"),
         "{err:?}"
     );
 }
@@ -706,7 +715,7 @@ fn formats_are_recognised_by_content_and_extensions_fixed() {
     builder.add_image("anim.gif", b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec());
     let err = builder.build().unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::UnsupportedImageFormat { file, format } if file == "anim.gif" && format == "GIF"),
+        matches!(&err, ArchiveError::UnsupportedImageFormat { file, format, .. } if file == "anim.gif" && format == "GIF"),
         "{err:?}"
     );
 }
@@ -728,7 +737,8 @@ fn in_memory_names_must_be_plain_file_names() {
             ArchiveError::TooFewImages {
                 found: 0,
                 min: 10,
-                trainer: None
+                trainer: None,
+                ..
             }
         ),
         "{err:?}"
@@ -792,6 +802,7 @@ fn trainers_without_a_trigger_field_need_a_caption_for_every_image() {
             file,
             caption,
             trainer,
+            ..
         } => {
             assert_eq!(file, "astronaut_09.jpg");
             assert_eq!(caption, "astronaut_09.txt");
@@ -879,7 +890,7 @@ fn a_trigger_placeholder_without_a_phrase_is_refused_where_the_trainer_ignores_i
     builder.add_caption("mug_2", "a photo of [trigger]");
     let err = builder.clone().build().unwrap_err();
     assert!(
-        matches!(&err, ArchiveError::UnresolvedTrigger { file, trainer }
+        matches!(&err, ArchiveError::UnresolvedTrigger { file, trainer, .. }
             if file == "mug_2.txt" && trainer == "fal-ai/flux-lora-fast-training"),
         "{err:?}"
     );
@@ -920,6 +931,7 @@ fn each_trainer_has_its_minimum_image_count() {
                 found: 5,
                 min: 10,
                 trainer: Some(t),
+                ..
             }) => {
                 assert!(!ok, "{trainer}");
                 assert_eq!(t, trainer);
@@ -928,4 +940,100 @@ fn each_trainer_has_its_minimum_image_count() {
         }
     }
     assert!(ArchiveRules::for_trainer("fal-ai/unknown-trainer").is_none());
+}
+
+#[test]
+fn the_trigger_phrase_is_matched_as_a_whole_word() {
+    let mut builder = ArchiveBuilder::new()
+        .rules(ArchiveRules::FLUX_LORA_FAST_TRAINING)
+        .trigger("TOK");
+    for (i, caption) in [
+        "TOKYO street at night",
+        "a photo of TOK, smiling",
+        "TOK_anna at the beach",
+        "(TOK) in the rain",
+    ]
+    .iter()
+    .enumerate()
+    {
+        builder.add_image(format!("p{i}.png"), png_bytes(8, 8));
+        builder.add_caption(format!("p{i}.png"), *caption);
+    }
+    let archive = builder.build().unwrap();
+    let captions: Vec<&str> = archive
+        .entries()
+        .iter()
+        .filter_map(|e| e.caption.as_deref())
+        .collect();
+    assert_eq!(
+        captions,
+        [
+            "TOK, TOKYO street at night",
+            "a photo of TOK, smiling",
+            "TOK, TOK_anna at the beach",
+            "(TOK) in the rain"
+        ]
+    );
+}
+
+#[test]
+fn a_checked_zip_must_carry_the_trigger_phrase_in_every_caption() {
+    // Captions without the phrase, as a user might upload them.
+    let mut plain = ArchiveBuilder::new().min_images(1);
+    for i in 0..4 {
+        plain.add_image(format!("p{i}.png"), png_bytes(8, 8));
+        plain.add_caption(format!("p{i}.png"), "a man at the beach");
+    }
+    let zip = plain.build().unwrap();
+    let check = ArchiveBuilder::new()
+        .rules(ArchiveRules::FLUX_LORA_FAST_TRAINING)
+        .trigger("TOK_anna");
+    let err = check.validate_zip(zip.bytes()).unwrap_err();
+    match &err {
+        ArchiveError::MissingTrigger {
+            file,
+            trigger,
+            trainer,
+            ..
+        } => {
+            assert_eq!(file, "p0.txt");
+            assert_eq!(trigger, "TOK_anna");
+            assert_eq!(trainer, "fal-ai/flux-lora-fast-training");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The portrait trainer puts the phrase in itself: nothing to check there.
+    ArchiveBuilder::new()
+        .rules(ArchiveRules::PORTRAIT_TRAINER)
+        .min_images(1)
+        .trigger("TOK_anna")
+        .validate_zip(zip.bytes())
+        .unwrap();
+}
+
+#[test]
+fn blank_default_captions_and_triggers_are_refused() {
+    let mut builder = ArchiveBuilder::new()
+        .rules(ArchiveRules::FLUX_2_TRAINER)
+        .min_images(1);
+    builder.add_image("p.png", png_bytes(8, 8));
+    let blank_caption = builder.clone().trigger("TOK").default_caption("   ");
+    assert!(
+        matches!(blank_caption.build(), Err(ArchiveError::EmptyCaption { ref file, .. }) if file == "default caption")
+    );
+    let blank_trigger = builder.clone().trigger("  ").default_caption("a photo");
+    assert!(matches!(
+        blank_trigger.build(),
+        Err(ArchiveError::InvalidTrigger { .. })
+    ));
+    // A caption the trigger makes too long is refused like any long caption.
+    let long = builder
+        .trigger("TOK")
+        .default_caption("x".repeat(1023))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(long, ArchiveError::CaptionTooLong { ref file, .. } if file == "p.txt"),
+        "{long:?}"
+    );
 }

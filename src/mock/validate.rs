@@ -76,15 +76,9 @@ const DOCUMENTS: [&str; 13] = [
     include_str!("../../tests/fixtures/openapi/flux-pro_v1.1-ultra-finetuned.openapi.json"),
 ];
 
-/// Input fields fal added after the snapshots were taken: `(endpoint, field, schema)`.
-fn newer_fields() -> [(&'static str, &'static str, Value); 1] {
-    [(
-        "fal-ai/flux-lora",
-        "acceleration",
-        // fal-js types of 2026-04-07 and 2026-08-02: "'regular' balances speed and quality".
-        json!({"enum": ["none", "regular"], "type": "string", "default": "none"}),
-    )]
-}
+/// What fal changed in these inputs after the snapshots were taken (fields added and removed,
+/// with sources), applied on top of them.
+const CHANGES: &str = include_str!("../../tests/fixtures/openapi/changes-since-snapshot.json");
 
 /// What an endpoint does, as far as the mock is concerned.
 #[derive(Debug, Clone)]
@@ -164,10 +158,25 @@ fn load(text: &str) -> Result<Model, String> {
     if input.get("properties").is_none() || output.get("properties").is_none() {
         return Err(format!("{endpoint_id}: no input or output schema"));
     }
-    for (endpoint, field, schema) in newer_fields() {
-        if endpoint == endpoint_id {
-            if let Some(props) = input["properties"].as_object_mut() {
-                props.insert(field.to_owned(), schema);
+    let changes: Value = serde_json::from_str(CHANGES).map_err(|e| e.to_string())?;
+    if let Some(props) = input["properties"].as_object_mut() {
+        let of_this = |list: &str| {
+            changes[list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["endpoint_id"] == endpoint_id.as_str())
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        for added in of_this("added") {
+            if let Some(field) = added["field"].as_str() {
+                props.insert(field.to_owned(), added["schema"].clone());
+            }
+        }
+        for removed in of_this("removed") {
+            if let Some(field) = removed["field"].as_str() {
+                props.remove(field);
             }
         }
     }
@@ -306,7 +315,15 @@ impl Walker<'_> {
 
     fn check(&mut self, node: &Value, value: &Value, loc: &[Value]) {
         let node = resolve(self.doc, node);
-        if value.is_null() && is_nullable(node) {
+        if value.is_null() {
+            if !is_nullable(node) {
+                self.err(
+                    loc,
+                    "none is not an allowed value",
+                    "type_error.none.not_allowed",
+                    None,
+                );
+            }
             return;
         }
         if let Some(branches) = node.get("anyOf").and_then(Value::as_array) {
@@ -408,7 +425,9 @@ impl Walker<'_> {
                         "type_error.none.not_allowed",
                         None,
                     ),
-                None | Some(Value::Null) => {}
+                None => {}
+                // `null` is "not given" only where the schema allows it; pydantic refuses it
+                // for a plain optional field with a default (`"steps": null`).
                 Some(v) => self.check(schema, v, &field_loc),
             }
         }
@@ -580,6 +599,15 @@ mod tests {
             ["value_error.number.not_multiple", "value_error.const"]
         );
         assert_eq!(e[0]["msg"], "ensure this value is a multiple of 100");
+        // `null` is "not given" only on nullable fields.
+        let e = check(
+            "fal-ai/flux-2-trainer",
+            json!({"image_data_url": "u", "steps": null}),
+        );
+        assert_eq!(e[0]["type"], "type_error.none.not_allowed");
+        // A field fal removed is ignored like any unknown field.
+        let ultra = json!({"prompt": "p", "finetune_id": "f", "finetune_strength": 1.0, "enable_safety_checker": "x"});
+        assert!(check("fal-ai/flux-pro/v1.1-ultra-finetuned", ultra).is_empty());
         // `acceleration` is newer than the flux-lora snapshot; the mock knows it.
         let e = check(
             "fal-ai/flux-lora",

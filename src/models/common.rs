@@ -107,8 +107,9 @@ impl OutputFormat {
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Acceleration {
-    /// `"none"`: full quality.
-    None,
+    /// `"none"`: full quality. (Named `Off` so that it cannot be mistaken for `Option::None`.)
+    #[serde(rename = "none")]
+    Off,
     /// `"regular"`: balances speed and quality.
     Regular,
     /// `"high"`: fastest (FLUX.2 and Z-Image generators only).
@@ -117,12 +118,12 @@ pub enum Acceleration {
 
 impl Acceleration {
     /// Every level, in wire order.
-    pub const ALL: [Acceleration; 3] = [Self::None, Self::Regular, Self::High];
+    pub const ALL: [Acceleration; 3] = [Self::Off, Self::Regular, Self::High];
 
     /// The wire value: `none`, `regular` or `high`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::None => "none",
+            Self::Off => "none",
             Self::Regular => "regular",
             Self::High => "high",
         }

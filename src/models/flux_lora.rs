@@ -101,7 +101,7 @@ impl FluxLoraInput {
     /// Output formats this endpoint takes.
     pub const OUTPUT_FORMATS: [OutputFormat; 2] = [OutputFormat::Jpeg, OutputFormat::Png];
     /// Acceleration levels this endpoint takes.
-    pub const ACCELERATIONS: [Acceleration; 2] = [Acceleration::None, Acceleration::Regular];
+    pub const ACCELERATIONS: [Acceleration; 2] = [Acceleration::Off, Acceleration::Regular];
 
     /// An input with only the required `prompt` set; every other field is left to the server
     /// default.
@@ -135,7 +135,7 @@ impl FluxLoraInput {
             sync_mode: self.sync_mode.or(Some(false)),
             enable_safety_checker: self.enable_safety_checker.or(Some(true)),
             output_format: self.output_format.or(Some(OutputFormat::Jpeg)),
-            acceleration: self.acceleration.or(Some(Acceleration::None)),
+            acceleration: self.acceleration.or(Some(Acceleration::Off)),
             ..self
         }
     }

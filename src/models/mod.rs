@@ -108,7 +108,7 @@ pub struct Deprecation {
 }
 
 /// The endpoints the crate knows fal has deprecated.
-pub const DEPRECATED: [Deprecation; 1] = [Deprecation {
+pub const DEPRECATED: &[Deprecation] = &[Deprecation {
     endpoint_id: "fal-ai/flux-pro-trainer",
     note: "fal's model page says \"This endpoint is deprecated\" / \"This model is no longer \
            supported\"; its types left fal's JavaScript client on 2025-12-15 and it is missing \
@@ -127,3 +127,26 @@ pub const DEPRECATED: [Deprecation; 1] = [Deprecation {
 pub fn deprecation(endpoint_id: &str) -> Option<&'static Deprecation> {
     DEPRECATED.iter().find(|d| d.endpoint_id == endpoint_id)
 }
+
+/// Output of the FLUX LoRA portrait trainer, renamed: every LoRA trainer returns a
+/// [`LoraTrainingOutput`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed to LoraTrainingOutput (shared by every LoRA trainer)"
+)]
+pub type PortraitTrainerOutput = LoraTrainingOutput;
+
+/// Output of `fal-ai/flux-lora`, renamed: every generator returns a [`GenerationOutput`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed to GenerationOutput (shared by every generator)"
+)]
+pub type FluxLoraOutput = GenerationOutput;
+
+/// Output of `fal-ai/flux-pro/v1.1-ultra-finetuned`, renamed: every generator returns a
+/// [`GenerationOutput`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed to GenerationOutput (shared by every generator)"
+)]
+pub type UltraFinetunedOutput = GenerationOutput;

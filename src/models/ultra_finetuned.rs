@@ -1,5 +1,5 @@
-//! `fal-ai/flux-pro/v1.1-ultra-finetuned`: FLUX1.1 \[pro\] ultra with a finetune from
-//! [`ProTrainer`](crate::models::ProTrainer).
+//! `fal-ai/flux-pro/v1.1-ultra-finetuned`: FLUX1.1 \[pro\] ultra with a finetune made by the
+//! (deprecated) [`ProTrainer`](crate::models::ProTrainer).
 //!
 //! Note the id: `v1.1-ultra-finetuned` with a hyphen (`fal-ai/flux-pro/v1.1-ultra/finetuned` does
 //! not exist). Submit goes to the full id; status, result and cancel use the app id
@@ -28,7 +28,8 @@ use crate::error::{Error, Result};
 ///
 /// Input [`UltraFinetunedInput`] (`prompt`, `finetune_id` and `finetune_strength` are
 /// required), output [`GenerationOutput`]. The `finetune_id` comes from
-/// [`ProTrainerOutput`](crate::models::ProTrainerOutput).
+/// [`ProTrainerOutput`](crate::models::ProTrainerOutput); the pro trainer is deprecated on fal,
+/// so this generator serves finetunes made before, and no new ones.
 ///
 /// ```
 /// use fal_client::models::{AspectRatio, SafetyTolerance, UltraFinetuned, UltraFinetunedInput};
