@@ -17,9 +17,9 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use fal_client::mock::FalMock;
 use fal_client::models::{FluxLora, FluxLoraInput};
 use fal_client::queue::{SubmitOptions, WaitOptions};
+use fal_mock::FalMock;
 use support::{fmt_dur, percentiles};
 
 const JOBS: usize = 100;

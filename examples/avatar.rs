@@ -43,10 +43,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use fal_client::avatar::{AvatarKind, Preset, Trainer, TriggerPhrase};
-use fal_client::mock::{FalMock, Faults};
 use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
 use fal_client::storage::{UploadOptions, UploadProgress};
 use fal_client::{Error, FalClient};
+use fal_mock::{FalMock, Faults};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Train an avatar from the bundled photos and generate two images with it (offline on the
@@ -165,7 +165,10 @@ async fn run(args: Args) -> Result<(), Error> {
         if let Some(addr) = args.mock_addr {
             builder = builder.api_addr(addr);
         }
-        let started = builder.start().await?;
+        let started = builder
+            .start()
+            .await
+            .map_err(|e| Error::Config(format!("cannot start the mock: {e}")))?;
         println!(
             "FAL_KEY is not set: running offline against the bundled FalMock at {}",
             started.queue_url()
@@ -179,7 +182,7 @@ async fn run(args: Args) -> Result<(), Error> {
         if let Some(f) = &faults {
             println!(
                 "the mock faults ~{:.0}% of its answers (seed {})",
-                f.rate_of(fal_client::mock::MockRoute::Status) * 100.0,
+                f.rate_of(fal_mock::MockRoute::Status) * 100.0,
                 f.seed()
             );
         }

@@ -449,7 +449,18 @@ impl ArchiveRules {
         Self::PRO_TRAINER,
     ];
 
-    pub(crate) const fn new(
+    /// Rules for a trainer the crate does not know (`trainer` is its endpoint id, named in
+    /// errors): the fewest images it takes, whether every image needs a caption unless it gets a
+    /// default caption, and where it takes the trigger phrase from.
+    ///
+    /// ```
+    /// use fal_client::archive::{ArchiveRules, TriggerPlacement};
+    ///
+    /// // fal's Qwen-Image 2512 trainer: captions or a default caption, no trigger field.
+    /// let qwen = ArchiveRules::new("fal-ai/qwen-image-2512-trainer", 10, true, TriggerPlacement::InCaptions);
+    /// assert!(ArchiveRules::for_trainer(qwen.trainer).is_none());
+    /// ```
+    pub const fn new(
         trainer: &'static str,
         min_images: usize,
         captions_required: bool,

@@ -88,10 +88,6 @@ pub mod retry;
 pub mod storage;
 pub mod webhook;
 
-#[cfg(feature = "mock")]
-#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
-pub mod mock;
-
 pub use client::{FalClient, FalClientBuilder};
 pub use endpoint::{Endpoint, EndpointId};
 pub use error::{ApiError, Error, Result};

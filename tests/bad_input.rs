@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fal_client::mock::FalMock;
 use fal_client::models::*;
 use fal_client::queue::{CancelOutcome, QueueStatus, RequestHandle, SubmitOptions, WaitOptions};
 use fal_client::retry::RetryPolicy;
 use fal_client::{Endpoint, Error, FalClient};
+use fal_mock::FalMock;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{AvatarKind, AvatarModel, Preset, TriggerPhrase};
-use fal_client::mock::{FalMock, FalMockBuilder, FaultKind, Faults, MockRoute};
 use fal_client::models::{
     FluxLora, FluxLoraFastTraining, FluxLoraInput, GenerationOutput, PortraitTrainer,
 };
 use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
 use fal_client::retry::RetryPolicy;
 use fal_client::{Endpoint, Error, FalClient};
+use fal_mock::{FalMock, FalMockBuilder, FaultKind, Faults, MockRoute};
 use futures::StreamExt;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};

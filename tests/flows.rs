@@ -6,7 +6,6 @@ use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{
     AvatarKind, AvatarModel, Preset, Trainer, TrainingJob, TrainingRequest, TriggerPhrase,
 };
-use fal_client::mock::{FalMock, MockFailure};
 use fal_client::models::{
     FluxLora, FluxLoraInput, LoraTrainingOutput, OutputFormat, PortraitTrainer,
     PortraitTrainerInput, ProTrainer, ProTrainerInput, UltraFinetuned, UltraFinetunedInput,
@@ -15,6 +14,7 @@ use fal_client::queue::{
     CancelOutcome, QueueStatus, RequestHandle, RunOptions, SubmitOptions, WaitEvent, WaitOptions,
 };
 use fal_client::{Error, FalClient};
+use fal_mock::{FalMock, MockFailure};
 
 fn data(kind: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -129,7 +129,7 @@ async fn portrait_avatar_trains_and_generates_decodable_images() {
     let gen = mock.requests();
     assert!(gen
         .iter()
-        .all(|r| r.host_kind != fal_client::mock::HostKind::Cdn || !r.authorization_present));
+        .all(|r| r.host_kind != fal_mock::HostKind::Cdn || !r.authorization_present));
 }
 
 #[tokio::test]

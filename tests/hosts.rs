@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
-use fal_client::mock::{FalMock, HostKind};
 use fal_client::models::{FluxLora, FluxLoraInput, PortraitTrainer, PortraitTrainerInput};
 use fal_client::queue::{RequestHandle, SubmitOptions, WaitOptions};
 use fal_client::retry::RetryPolicy;
 use fal_client::FalClient;
+use fal_mock::{FalMock, HostKind};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use fal_client::mock::{FalMock, HostKind, JobState, MockFailure};
+use fal_mock::{FalMock, HostKind, JobState, MockFailure};
 use futures::StreamExt;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
@@ -1295,6 +1295,7 @@ async fn client_and_env_point_at_the_mock() {
             "FAL_QUEUE_URL",
             "FAL_RUN_URL",
             "FAL_REST_URL",
+            "FAL_CDN_URL",
             "FAL_JWKS_URL"
         ]
     );

@@ -12,10 +12,10 @@ use fal_client::models::{PortraitTrainerInput, UltraFinetunedInput};
 use fal_client::queue::{QueueStatus, RequestHandle};
 use fal_client::retry::RetryPolicy;
 use fal_client::webhook::{
-    verify_headers, WebhookError, WebhookHeaders, WebhookOutcome, WebhookPayload, WebhookSigner,
-    DEFAULT_LEEWAY,
+    verify_headers, WebhookError, WebhookHeaders, WebhookOutcome, WebhookPayload, DEFAULT_LEEWAY,
 };
 use fal_client::{EndpointId, Error, FalClient};
+use fal_mock::WebhookSigner;
 use futures::StreamExt;
 use proptest::prelude::*;
 use serde_json::{json, Value};

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{AvatarKind, AvatarModel, Preset, Trainer, TrainingJob, TriggerPhrase};
-use fal_client::mock::FalMock;
 use fal_client::models::{LoraTrainingOutput, PortraitTrainer, PortraitTrainerInput};
 use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
 use fal_client::{Endpoint, Error};
+use fal_mock::FalMock;
 use serde_json::json;
 
 fn photos() -> PathBuf {

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
-use fal_client::mock::{FalMock, MockFailure};
 use fal_client::models::{FluxLora, FluxLoraInput, PortraitTrainer, PortraitTrainerInput};
 use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
 use fal_client::retry::RetryPolicy;
 use fal_client::{Endpoint, Error, FalClient};
+use fal_mock::{FalMock, MockFailure};
 use futures::StreamExt;
 use serde_json::json;
 use tracing_subscriber::fmt::format::FmtSpan;

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fal_client::mock::{FalMock, HostKind};
 use fal_client::retry::RetryPolicy;
 use fal_client::storage::{UploadOptions, UploadProgress};
 use fal_client::{Error, FalClient};
+use fal_mock::{FalMock, HostKind};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use wiremock::matchers::{header, method, path, path_regex, query_param};

@@ -13,9 +13,10 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use fal_client::error::{ErrorDetail, LocItem};
 use fal_client::webhook::{
     verify, verify_and_parse, verify_headers, DeliveryDeduper, Jwk, Jwks, JwksCache, WebhookError,
-    WebhookHeaders, WebhookOutcome, WebhookPayload, WebhookSigner, WebhookVerifier, DEFAULT_LEEWAY,
+    WebhookHeaders, WebhookOutcome, WebhookPayload, WebhookVerifier, DEFAULT_LEEWAY,
     HEADER_REQUEST_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_USER_ID,
 };
+use fal_mock::WebhookSigner;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

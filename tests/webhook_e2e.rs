@@ -17,11 +17,11 @@ use axum::Router;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
 use fal_client::error::LocItem;
-use fal_client::mock::{sign_webhook, FalMock, MockFailure, WebhookSigner};
 use fal_client::models::{LoraTrainingOutput, PortraitTrainer, PortraitTrainerInput};
 use fal_client::queue::{SubmitOptions, WaitOptions};
 use fal_client::webhook::{DeliveryDeduper, JwksCache, WebhookOutcome, WebhookPayload};
 use fal_client::FalClient;
+use fal_mock::{sign_webhook, FalMock, MockFailure, WebhookSigner};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -157,7 +157,7 @@ fn zip_data_uri() -> String {
     )
 }
 
-fn jwks_fetches(mock: &FalMock) -> Vec<fal_client::mock::RecordedRequest> {
+fn jwks_fetches(mock: &FalMock) -> Vec<fal_mock::RecordedRequest> {
     mock.requests()
         .into_iter()
         .filter(|r| r.path == "/.well-known/jwks.json")

@@ -149,7 +149,7 @@ pub fn serve_if_requested() {
         .build()
         .expect("server runtime");
     rt.block_on(async move {
-        let mock = fal_client::mock::FalMock::builder()
+        let mock = fal_mock::FalMock::builder()
             .queue_time(Duration::ZERO)
             .processing_time(processing)
             .log_lines(0)

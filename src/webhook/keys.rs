@@ -187,11 +187,6 @@ impl Ed25519Key {
     pub(crate) fn verifies(&self, message: &[u8], signature: &Signature) -> bool {
         self.key.verify_strict(message, signature).is_ok()
     }
-
-    #[cfg(any(test, feature = "mock"))]
-    pub(crate) fn from_verifying_key(key: VerifyingKey) -> Self {
-        Ed25519Key { kid: None, key }
-    }
 }
 
 impl fmt::Debug for Ed25519Key {

@@ -85,9 +85,9 @@
 //!
 //! # Testing a handler
 //!
-//! With the `mock` feature, `fal_client::mock::FalMock` delivers signed completions of jobs
+//! With the `mock` feature, `fal_mock::FalMock` delivers signed completions of jobs
 //! submitted with a webhook URL and serves its key set at `FalMock::jwks_url()`; point the
-//! handler's cache there ([`JwksCache::with_url`]). `fal_client::mock::sign_webhook` (or
+//! handler's cache there ([`JwksCache::with_url`]). `fal_mock::sign_webhook` (or
 //! `WebhookSigner`) signs bodies of your own, e.g. to check that a tampered one gets a 401.
 
 use std::time::Duration;
@@ -96,17 +96,12 @@ mod cache;
 mod dedup;
 mod keys;
 mod payload;
-#[cfg(any(test, feature = "mock"))]
-mod signer;
 mod verify;
 
 pub use cache::JwksCache;
 pub use dedup::DeliveryDeduper;
 pub use keys::{Ed25519Key, Jwk, Jwks};
 pub use payload::{WebhookOutcome, WebhookPayload};
-#[cfg(any(test, feature = "mock"))]
-#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
-pub use signer::WebhookSigner;
 pub use verify::{
     verify, verify_and_parse, verify_headers, VerifiedDelivery, WebhookHeaders, WebhookVerifier,
 };

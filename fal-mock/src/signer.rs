@@ -6,9 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signer as _, SigningKey};
 use http::HeaderMap;
 
-use super::keys::{Ed25519Key, Jwk, Jwks};
-use super::verify::{signed_message, WebhookHeaders};
-use super::WebhookError;
+use fal_client::webhook::{Ed25519Key, Jwk, Jwks, WebhookError, WebhookHeaders};
 
 /// Signs webhook deliveries exactly as fal does, with a test key: the counterpart of the
 /// verifier, for tests, fakes and the crate's mock (feature `mock`). Serve
@@ -17,11 +15,12 @@ use super::WebhookError;
 /// This is the test header generator for your own webhook handler: sign a body, `POST` it with
 /// the headers, and check the handler accepts it, and answers 401 once a byte is changed.
 /// `FalMock` signs its deliveries with one (`FalMock::webhook_signer`), and
-/// `fal_client::mock::sign_webhook` signs at the current time.
+/// `fal_mock::sign_webhook` signs at the current time.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use fal_client::webhook::{verify_and_parse, WebhookSigner, DEFAULT_LEEWAY};
+/// use fal_client::webhook::{verify_and_parse, DEFAULT_LEEWAY};
+/// use fal_mock::WebhookSigner;
 ///
 /// let signer = WebhookSigner::from_seed([7; 32]);
 /// let body = br#"{"request_id":"req-1","status":"OK","payload":{"ok":true},"error":null}"#;
@@ -98,14 +97,15 @@ impl WebhookSigner {
         timestamp: &str,
         body: &[u8],
     ) -> WebhookHeaders {
-        let message = signed_message(request_id, user_id, timestamp, body);
-        let signature = self.key.sign(message.as_bytes());
-        WebhookHeaders {
+        let mut headers = WebhookHeaders {
             request_id: request_id.to_owned(),
             user_id: user_id.to_owned(),
             timestamp: timestamp.to_owned(),
-            signature: hex::encode(signature.to_bytes()),
-        }
+            signature: String::new(),
+        };
+        let signature = self.key.sign(headers.signed_message(body).as_bytes());
+        headers.signature = hex::encode(signature.to_bytes());
+        headers
     }
 
     /// [`sign`](Self::sign) at the current time.
@@ -131,7 +131,11 @@ impl WebhookSigner {
 
     /// The public key.
     pub fn verifying_key(&self) -> Ed25519Key {
-        let key = Ed25519Key::from_verifying_key(self.key.verifying_key());
+        let key = match Ed25519Key::from_bytes(&self.key.verifying_key().to_bytes()) {
+            Ok(key) => key,
+            // A signing key's own public key is always a valid point.
+            Err(_) => unreachable!("the public key of a signing key is valid"),
+        };
         match &self.kid {
             Some(kid) => key.with_kid(kid.clone()),
             None => key,
@@ -154,7 +158,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::webhook::{verify_headers, DEFAULT_LEEWAY};
+    use fal_client::webhook::{verify_headers, DEFAULT_LEEWAY};
 
     #[test]
     fn signatures_are_deterministic_and_verify() {

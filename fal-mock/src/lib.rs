@@ -17,8 +17,8 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> fal_client::Result<()> {
-//! use fal_client::mock::FalMock;
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use fal_mock::FalMock;
 //!
 //! let mock = FalMock::start().await?;
 //! let fal = mock.client()?; // a FalClient pointed at the mock, with the mock's key
@@ -40,7 +40,7 @@
 //! - validates the input from the document, like fal (`422 {"detail": [...]}` with pydantic's
 //!   messages, in the order fal's model declares its fields);
 //! - checks a trainer's archive (a data URI or a file on the mock's CDN) by the trainer's
-//!   [`ArchiveRules`](crate::archive::ArchiveRules): a ZIP of at least as many images as the
+//!   [`ArchiveRules`](fal_client::archive::ArchiveRules): a ZIP of at least as many images as the
 //!   trainer takes, each with a caption where the trainer needs one unless `default_caption` is
 //!   set. A bad archive fails the job the way fal reports a failed run: status `COMPLETED` with
 //!   `error`, and the result answers the 422 naming the archive field and the file;
@@ -119,6 +119,7 @@ mod faults;
 mod media;
 mod multipart;
 mod routes;
+mod signer;
 mod state;
 mod validate;
 mod webhook;
@@ -134,10 +135,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, Result};
-#[doc(no_inline)]
-pub use crate::webhook::WebhookSigner;
-use crate::{FalClient, FalClientBuilder};
+use fal_client::{FalClient, FalClientBuilder};
+pub use signer::WebhookSigner;
 use state::{lock, Shared, Timing};
 pub use webhook::WebhookDelivery;
 
@@ -207,12 +206,12 @@ impl MockFailure {
 /// Sign `body` as a webhook delivery for `request_id`, at the current time: the four
 /// `X-Fal-Webhook-*` headers, exactly as fal sends them (PROTOCOL §6.2). The test header
 /// generator for your webhook handler: sign with [`FalMock::webhook_signer`] (or any
-/// [`WebhookSigner`]), point the handler's [`JwksCache`](crate::webhook::JwksCache) at
+/// [`WebhookSigner`]), point the handler's [`JwksCache`](fal_client::webhook::JwksCache) at
 /// [`FalMock::jwks_url`] (or verify against [`WebhookSigner::jwks`]), and `POST` the body with
 /// these headers.
 ///
 /// ```
-/// use fal_client::mock::{sign_webhook, WebhookSigner};
+/// use fal_mock::{sign_webhook, WebhookSigner};
 /// use fal_client::webhook::{verify_and_parse, DEFAULT_LEEWAY};
 ///
 /// let signer = WebhookSigner::from_seed([3; 32]);
@@ -225,13 +224,13 @@ impl MockFailure {
 /// ```
 ///
 /// # Errors
-/// [`WebhookError::InvalidHeader`](crate::webhook::WebhookError::InvalidHeader) when
+/// [`WebhookError::InvalidHeader`](fal_client::webhook::WebhookError::InvalidHeader) when
 /// `request_id` or the signer's user id cannot be a header value.
 pub fn sign_webhook(
     signer: &WebhookSigner,
     request_id: &str,
     body: &[u8],
-) -> std::result::Result<http::HeaderMap, crate::webhook::WebhookError> {
+) -> std::result::Result<http::HeaderMap, fal_client::webhook::WebhookError> {
     signer.sign_now(request_id, body).to_header_map()
 }
 
@@ -316,6 +315,7 @@ pub struct FalMockBuilder {
     key: String,
     timing: Timing,
     api_addr: Option<SocketAddr>,
+    cdn_addr: Option<SocketAddr>,
     webhook: webhook::WebhookConfig,
     faults: Faults,
     store_uploads: bool,
@@ -333,10 +333,11 @@ impl Default for FalMockBuilder {
                 initial_queue_position: 2,
             },
             api_addr: None,
+            cdn_addr: None,
             webhook: webhook::WebhookConfig::default(),
             faults: Faults::none(),
             store_uploads: true,
-            removed: crate::models::DEPRECATED
+            removed: fal_client::models::DEPRECATED
                 .iter()
                 .map(|d| d.endpoint_id.to_owned())
                 .collect(),
@@ -383,6 +384,13 @@ impl FalMockBuilder {
         self
     }
 
+    /// Bind the CDN server (uploads and files) at `addr` instead of an ephemeral port on
+    /// `127.0.0.1`.
+    pub fn cdn_addr(mut self, addr: SocketAddr) -> Self {
+        self.cdn_addr = Some(addr);
+        self
+    }
+
     /// Sign webhook deliveries with the key derived from this 32-byte seed (a stable key set
     /// across runs). Default: a random key per mock.
     pub fn webhook_seed(mut self, seed: [u8; 32]) -> Self {
@@ -420,7 +428,7 @@ impl FalMockBuilder {
 
     /// Endpoints the mock answers as fal answers an app it does not serve: `404
     /// {"detail": "Application '<id>' not found"}` to a submit or sync run. Default: the
-    /// endpoints fal deprecated ([`crate::models::DEPRECATED`], i.e. `fal-ai/flux-pro-trainer`),
+    /// endpoints fal deprecated ([`fal_client::models::DEPRECATED`], i.e. `fal-ai/flux-pro-trainer`),
     /// as fal no longer serves them. Pass an empty list to serve them (tests of legacy flows).
     pub fn removed_endpoints<I, S>(mut self, endpoint_ids: I) -> Self
     where
@@ -435,27 +443,24 @@ impl FalMockBuilder {
     /// is set) and start serving on the current tokio runtime.
     ///
     /// # Errors
-    /// [`Error::Io`] when a listener cannot be bound; [`Error::Config`] when the webhook HTTP
-    /// client cannot be built.
-    pub async fn start(self) -> Result<FalMock> {
+    /// An I/O error when a listener cannot be bound, or when the webhook HTTP client cannot be
+    /// built (e.g. outside a tokio runtime).
+    pub async fn start(self) -> std::io::Result<FalMock> {
         let bind = |at: SocketAddr| async move {
-            let io = |source| Error::Io {
-                path: format!("{at} (mock listener)"),
-                source,
-            };
+            let io = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{at}: {e}"));
             let l = tokio::net::TcpListener::bind(at).await.map_err(io)?;
             let addr = l.local_addr().map_err(io)?;
-            Ok::<_, Error>((l, addr))
+            Ok::<_, std::io::Error>((l, addr))
         };
         let ephemeral = SocketAddr::from(([127, 0, 0, 1], 0));
         let (api, api_addr) = bind(self.api_addr.unwrap_or(ephemeral)).await?;
-        let (cdn, cdn_addr) = bind(ephemeral).await?;
+        let (cdn, cdn_addr) = bind(self.cdn_addr.unwrap_or(ephemeral)).await?;
         let (tx, rx) = watch::channel(false);
         let webhooks = Arc::new(webhook::Webhooks::new(self.webhook, rx.clone())?);
         let shared = Arc::new(Shared {
             key: self.key,
-            api_base: format!("http://{api_addr}/"),
-            cdn_base: format!("http://{cdn_addr}/"),
+            api_base: format!("http://{}/", reachable(api_addr)),
+            cdn_base: format!("http://{}/", reachable(cdn_addr)),
             timing: Mutex::new(self.timing),
             jobs: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
@@ -485,6 +490,50 @@ impl FalMockBuilder {
     }
 }
 
+/// The request with the `//` that joining a base URL ending in `/` with a path starting with `/`
+/// makes (`/rest//storage/...`, `//files/upload`) collapsed to one `/`. Slashes inside an
+/// endpoint id are left alone (`a//b` is not an id).
+fn collapse_slashes(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    let rest = path.trim_start_matches('/');
+    let mut fixed = format!("/{rest}");
+    for prefix in ["/queue/", "/run/", "/rest/"] {
+        if let Some(after) = fixed.strip_prefix(prefix) {
+            if after.starts_with('/') {
+                fixed = format!("{prefix}{}", after.trim_start_matches('/'));
+            }
+            break;
+        }
+    }
+    if fixed == path {
+        return req;
+    }
+    if let Some(q) = req.uri().query() {
+        fixed.push('?');
+        fixed.push_str(q);
+    }
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = fixed.parse().ok();
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+/// The address to put in URLs: a listener on every interface (`0.0.0.0`, `::`) is reached at
+/// the loopback address.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
 async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
@@ -497,7 +546,10 @@ async fn serve(
             }
         }
     };
-    if let Err(e) = axum::serve(listener, router)
+    // Clients that join a base URL ending in `/` with a path starting with `/` (fal's Python
+    // client does for REST and CDN URLs) send `//`: routed as one `/`, like fal's own hosts.
+    let service = tower::ServiceExt::map_request(router, collapse_slashes);
+    if let Err(e) = axum::serve(listener, axum::ServiceExt::into_make_service(service))
         .with_graceful_shutdown(signal)
         .await
     {
@@ -530,8 +582,8 @@ impl FalMock {
     /// Start a mock with the default settings (see [`FalMockBuilder`]).
     ///
     /// # Errors
-    /// [`Error::Io`] when a listener cannot be bound.
-    pub async fn start() -> Result<FalMock> {
+    /// An I/O error when a listener cannot be bound.
+    pub async fn start() -> std::io::Result<FalMock> {
         FalMockBuilder::default().start().await
     }
 
@@ -578,24 +630,36 @@ impl FalMock {
     ///
     /// # Errors
     /// As [`FalClientBuilder::build`].
-    pub fn client(&self) -> Result<FalClient> {
+    pub fn client(&self) -> fal_client::Result<FalClient> {
         self.client_builder().build()
     }
 
-    /// `FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL` and `FAL_JWKS_URL` for a
-    /// child process.
+    /// `FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`, `FAL_CDN_URL` (where fal's
+    /// storage files and uploads are) and `FAL_JWKS_URL`, for a child process or another
+    /// language's client.
     pub fn env_vars(&self) -> Vec<(String, String)> {
         vec![
             ("FAL_KEY".into(), self.key().to_owned()),
             ("FAL_QUEUE_URL".into(), self.queue_url()),
             ("FAL_RUN_URL".into(), self.run_url()),
             ("FAL_REST_URL".into(), self.rest_url()),
+            ("FAL_CDN_URL".into(), self.cdn_url()),
             ("FAL_JWKS_URL".into(), self.jwks_url()),
         ]
     }
 
+    /// The address the API server is bound to.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The address the CDN server is bound to.
+    pub fn cdn_addr(&self) -> SocketAddr {
+        self.cdn_addr
+    }
+
     /// The URL of the mock's webhook key set, e.g. `http://127.0.0.1:P/.well-known/jwks.json`
-    /// (served without auth). Point a [`JwksCache`](crate::webhook::JwksCache) at it with
+    /// (served without auth). Point a [`JwksCache`](fal_client::webhook::JwksCache) at it with
     /// `with_url`, or a receiver with `FAL_JWKS_URL`.
     pub fn jwks_url(&self) -> String {
         format!(
@@ -612,7 +676,7 @@ impl FalMock {
     }
 
     /// The key set served at [`jwks_url`](Self::jwks_url): the signer's public key.
-    pub fn jwks(&self) -> crate::webhook::Jwks {
+    pub fn jwks(&self) -> fal_client::webhook::Jwks {
         self.webhook_signer().jwks()
     }
 

@@ -17,8 +17,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::state::Shared;
-use crate::error::{Error, Result};
-use crate::webhook::WebhookSigner;
+use crate::signer::WebhookSigner;
 
 /// Where the mock's API server serves its webhook key set (like fal's
 /// `https://rest.alpha.fal.ai/.well-known/jwks.json`).
@@ -92,16 +91,21 @@ pub(crate) struct Webhooks {
 impl Webhooks {
     /// Build the signer and the HTTP client. Must run inside a tokio runtime (deliveries are
     /// spawned on it).
-    pub(crate) fn new(config: WebhookConfig, shutdown: watch::Receiver<bool>) -> Result<Self> {
+    pub(crate) fn new(
+        config: WebhookConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-            Error::Config(format!("the mock must start inside a tokio runtime: {e}"))
+            std::io::Error::other(format!("the mock must start inside a tokio runtime: {e}"))
         })?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("fal-client-mock/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| Error::Config(format!("cannot build the mock's webhook client: {e}")))?;
+            .map_err(|e| {
+                std::io::Error::other(format!("cannot build the mock's webhook client: {e}"))
+            })?;
         let signer = match config.seed {
             Some(seed) => WebhookSigner::from_seed(seed),
             None => WebhookSigner::generate(),

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use super::state::{self, Outcome, Phase, Shared, SubmitMeta, UploadSlot};
 use super::validate::{self, Detail};
 use super::{faults, media, HostKind, MockFailure, RecordedRequest};
-use crate::EndpointId;
+use fal_client::EndpointId;
 
 /// Largest API request body (a data-URI training archive can be big).
 const API_BODY_LIMIT: usize = 256 * 1024 * 1024;

@@ -182,7 +182,7 @@ impl fmt::Display for FaultKind {
 ///
 /// ```
 /// use std::time::Duration;
-/// use fal_client::mock::{FaultKind, Faults, MockRoute};
+/// use fal_mock::{FaultKind, Faults, MockRoute};
 ///
 /// // Every status poll has a 10% chance of a 500 and a 5% chance of a reset; 429s say
 /// // `Retry-After: 0` or `1`.

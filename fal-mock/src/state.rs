@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::media::{self, ImageFormat, ImageSpec};
 use super::validate::{self, Detail, ModelKind};
 use super::{JobSnapshot, JobState, MockFailure, RecordedRequest};
-use crate::archive::{ArchiveBuilder, ArchiveRules, TriggerPlacement};
+use fal_client::archive::{ArchiveBuilder, ArchiveRules, TriggerPlacement};
 
 /// Lock a mutex, recovering the data from a poisoned lock (the mock never leaves state
 /// half-updated across a panic point).
@@ -386,7 +386,7 @@ impl Shared {
     /// Accept a queue submit: store the job and schedule its completion.
     pub(crate) fn submit(
         self: &Arc<Self>,
-        endpoint: &crate::EndpointId,
+        endpoint: &fal_client::EndpointId,
         input: Map<String, Value>,
         meta: SubmitMeta,
         injected: Option<MockFailure>,
@@ -590,7 +590,7 @@ impl Shared {
     /// Why the archive at `url` is unusable for `endpoint`, when it is a data URI or on this
     /// mock's CDN: not a ZIP, fewer images than the trainer takes, or an image without a caption
     /// where the trainer needs one and `default_caption` is not set (the trainer's rules, see
-    /// [`ArchiveRules`](crate::archive::ArchiveRules)).
+    /// [`ArchiveRules`](fal_client::archive::ArchiveRules)).
     fn archive_problem(
         &self,
         endpoint: &str,
@@ -638,10 +638,12 @@ impl Shared {
         })?;
         // What fal itself refuses: count and captions. The trigger placeholder is the client's
         // business (fal trains on a literal `[trigger]`), and fal's caption length is unknown.
-        let rules = ArchiveRules {
-            trigger: TriggerPlacement::TrainerField,
-            ..rules
-        };
+        let rules = ArchiveRules::new(
+            rules.trainer,
+            rules.min_images,
+            rules.captions_required,
+            TriggerPlacement::TrainerField,
+        );
         let mut builder = ArchiveBuilder::new()
             .rules(rules)
             .allow_unpaired_captions(true)

@@ -1,0 +1,185 @@
+//! `fal-mock`: a standalone fake of fal for any language's client.
+//!
+//! ```text
+//! cargo run -p fal-mock -- --port 8788
+//! eval "$(cargo run -q -p fal-mock -- --port 8788 | grep ^export)"   # in another shell: the URLs
+//! ```
+//!
+//! On start it prints one `export NAME=value` line per setting a client needs (`FAL_KEY`,
+//! `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`, `FAL_CDN_URL`, `FAL_JWKS_URL`), then one JSON
+//! line with the same values and the bound addresses, and serves until SIGINT or SIGTERM. Logs go
+//! to stderr (`RUST_LOG=fal_mock=debug` for every request).
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use fal_mock::{FalMock, Faults};
+
+/// A fake of fal.ai: the queue (submit, status, status stream, result, cancel), sync runs,
+/// storage uploads and files, signed webhooks, faults on demand. Prints the URLs to point a
+/// client at, then serves until SIGINT or SIGTERM.
+#[derive(Parser, Debug)]
+#[command(name = "fal-mock", version)]
+struct Args {
+    /// Address to listen on (both servers).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port of the API server (queue, run, REST, JWKS); 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Port of the CDN server (uploads and files); 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    cdn_port: u16,
+    /// The key the mock accepts (`Authorization: Key <key>`).
+    #[arg(long, default_value = "mock-key", env = "FAL_MOCK_KEY")]
+    key: String,
+    /// How long a job stays IN_QUEUE (e.g. 300ms, 2s).
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    queue_time: Duration,
+    /// How long a job stays IN_PROGRESS, and how long a sync run takes.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    processing_time: Duration,
+    /// Log lines a job emits while in progress.
+    #[arg(long, default_value_t = 5)]
+    log_lines: usize,
+    /// Queue position right after submit (counts down to 0 during the queue time).
+    #[arg(long, default_value_t = 2)]
+    queue_position: u32,
+    /// Fault about this share (0..=1) of the answers, with the mix a careful client must
+    /// survive (429 with Retry-After, 500, ingress 503, dropped connections, slow answers, cut or
+    /// stalled status streams, broken JSON).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    fault_rate: f64,
+    /// Seed of the fault plan.
+    #[arg(long, default_value_t = 1)]
+    fault_seed: u64,
+    /// An endpoint to answer 404 as fal answers an app it does not serve (repeatable). Default:
+    /// the endpoints fal deprecated (fal-ai/flux-pro-trainer).
+    #[arg(long = "removed", value_name = "ENDPOINT_ID")]
+    removed: Vec<String>,
+    /// Serve every endpoint, the deprecated ones too.
+    #[arg(long, conflicts_with = "removed")]
+    serve_all: bool,
+    /// Sign webhook deliveries with the key of this 32-byte seed (64 hex digits), for a stable
+    /// key set across runs. Default: a random key.
+    #[arg(long, value_parser = parse_seed)]
+    webhook_seed: Option<[u8; 32]>,
+    /// Also deliver webhooks to hosts that are not loopback.
+    #[arg(long)]
+    webhook_allow_remote: bool,
+    /// Re-deliveries of a webhook after a non-2xx answer or a connection failure.
+    #[arg(long, default_value_t = 3)]
+    webhook_retries: u32,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 300ms, 2s or 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: the unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| format!("{s:?} is not a number in 0..=1"))
+}
+
+fn parse_seed(s: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(s.trim()).map_err(|e| format!("not hex: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("the seed is 32 bytes (64 hex digits), not {}", b.len()))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("fal_mock=info")),
+        )
+        .init();
+    let args = Args::parse();
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fal-mock: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> std::io::Result<()> {
+    let mut builder = FalMock::builder()
+        .key(&args.key)
+        .api_addr(SocketAddr::new(args.host, args.port))
+        .cdn_addr(SocketAddr::new(args.host, args.cdn_port))
+        .queue_time(args.queue_time)
+        .processing_time(args.processing_time)
+        .log_lines(args.log_lines)
+        .initial_queue_position(args.queue_position)
+        .webhook_retries(args.webhook_retries)
+        .webhook_allow_remote(args.webhook_allow_remote);
+    if args.fault_rate > 0.0 {
+        builder = builder.faults(Faults::uniform(args.fault_seed, args.fault_rate));
+    }
+    if args.serve_all {
+        builder = builder.removed_endpoints(Vec::<String>::new());
+    } else if !args.removed.is_empty() {
+        builder = builder.removed_endpoints(args.removed.clone());
+    }
+    if let Some(seed) = args.webhook_seed {
+        builder = builder.webhook_seed(seed);
+    }
+    let mock = builder.start().await?;
+    let vars = mock.env_vars();
+    for (name, value) in &vars {
+        println!("export {name}={value}");
+    }
+    let mut line = serde_json::Map::new();
+    for (name, value) in &vars {
+        line.insert(name.clone(), value.clone().into());
+    }
+    line.insert("api_addr".into(), mock.api_addr().to_string().into());
+    line.insert("cdn_addr".into(), mock.cdn_addr().to_string().into());
+    println!("{}", serde_json::Value::Object(line));
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    tracing::info!(api = %mock.api_addr(), cdn = %mock.cdn_addr(), "fal-mock serving; SIGINT or SIGTERM stops it");
+
+    stop_signal().await?;
+    tracing::info!("stopping");
+    mock.shutdown().await;
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
