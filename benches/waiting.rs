@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use fal_client::models::{FluxLora, FluxLoraInput};
-use fal_client::queue::{SubmitOptions, WaitOptions};
 use fal_mock::FalMock;
 use support::{fmt_dur, percentiles};
 
@@ -36,7 +35,8 @@ struct Outcome {
     wall: Duration,
 }
 
-async fn run(options: WaitOptions) -> Outcome {
+/// `poll`: `None` waits on the status stream, `Some(interval)` polls only.
+async fn run(poll: Option<Duration>) -> Outcome {
     let mock = Arc::new(
         FalMock::builder()
             .queue_time(Duration::ZERO)
@@ -52,7 +52,6 @@ async fn run(options: WaitOptions) -> Outcome {
     let tasks: Vec<_> = (0..JOBS)
         .map(|_| {
             let fal = fal.clone();
-            let options = options.clone();
             let mock = mock.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(0..SPREAD_MS))).await;
@@ -61,10 +60,14 @@ async fn run(options: WaitOptions) -> Outcome {
                     PROCESSING + Duration::from_millis(fastrand::u64(0..PROCESSING_RANDOM_MS)),
                 );
                 let job = fal
-                    .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+                    .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
                     .await
                     .expect("submit");
-                let out = job.wait(options).await.expect("wait");
+                let wait = match poll {
+                    None => job.wait(),
+                    Some(every) => job.wait().stream(false).poll_interval(every),
+                };
+                let out = wait.await.expect("wait");
                 let in_hand = SystemTime::now();
                 assert_eq!(out.images.len(), 1);
                 (job.request_id().to_owned(), in_hand)
@@ -102,16 +105,11 @@ fn main() {
         .build()
         .expect("runtime");
     let variants = [
-        ("SSE status stream", WaitOptions::default()),
-        (
-            "polling every 50 ms",
-            WaitOptions::default()
-                .stream(false)
-                .poll_interval(Duration::from_millis(50)),
-        ),
+        ("SSE status stream", None),
+        ("polling every 50 ms", Some(Duration::from_millis(50))),
         (
             "polling every 500 ms (default)",
-            WaitOptions::default().stream(false),
+            Some(fal_client::queue::DEFAULT_POLL_INTERVAL),
         ),
     ];
     println!(
@@ -123,8 +121,8 @@ fn main() {
         "{:<32} {:>13} {:>12} {:>12} {:>12} {:>10}",
         "variant", "requests/job", "median", "p90", "max", "wall"
     );
-    for (name, options) in variants {
-        let mut o = rt.block_on(run(options));
+    for (name, poll) in variants {
+        let mut o = rt.block_on(run(poll));
         let (p50, p90, max) = percentiles(&mut o.latencies);
         println!(
             "{:<32} {:>13.2} {:>12} {:>12} {:>12} {:>10}",

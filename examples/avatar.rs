@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use fal_client::avatar::{AvatarKind, Preset, Trainer, TriggerPhrase};
-use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
-use fal_client::storage::{UploadOptions, UploadProgress};
+use fal_client::queue::WaitEvent;
+use fal_client::storage::UploadProgress;
 use fal_client::{Error, FalClient};
 use fal_mock::{FalMock, Faults};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -151,7 +151,10 @@ async fn run(args: Args) -> Result<(), Error> {
     let mut mock = None;
     let fal = if std::env::var_os("FAL_KEY").is_some() || std::env::var_os("FAL_KEY_ID").is_some() {
         let fal = FalClient::from_env()?;
-        println!("FAL_KEY is set: using the queue at {}", fal.queue_url());
+        println!(
+            "FAL_KEY is set: using the queue at {}",
+            fal.config().queue_url()
+        );
         fal
     } else {
         let faults = mock_faults()?;
@@ -227,7 +230,9 @@ async fn run(args: Args) -> Result<(), Error> {
     );
     let shown = bar.clone();
     let quarters = Arc::new(AtomicU64::new(0));
-    let upload = UploadOptions::default()
+    let zip_url = fal
+        .storage()
+        .upload_bytes(archive.into_bytes())
         .content_type("application/zip")
         .file_name(name)
         .on_progress(move |p: UploadProgress| {
@@ -240,10 +245,7 @@ async fn run(args: Args) -> Result<(), Error> {
             } else {
                 shown.set_position(p.sent);
             }
-        });
-    let zip_url = fal
-        .storage()
-        .upload_bytes_with(archive.into_bytes(), upload)
+        })
         .await;
     bar.finish_and_clear();
     let zip_url = zip_url?;
@@ -259,12 +261,12 @@ async fn run(args: Args) -> Result<(), Error> {
     );
 
     // 5. Submit. The request id is the way back to a paid job: print (store) it at once.
-    let mut options = SubmitOptions::default();
+    let mut submit = plan.submit(&fal);
     if let Some(hook) = &args.webhook {
         println!("webhook: {hook}");
-        options = options.webhook(hook.clone());
+        submit = submit.webhook(hook.clone());
     }
-    let job = plan.submit(&fal, options).await?;
+    let job = submit.await?;
     println!(
         "submitted: request id {} on {}",
         job.request_id(),
@@ -277,55 +279,51 @@ async fn run(args: Args) -> Result<(), Error> {
     bar.set_message("submitted");
     let progress = bar.clone();
     let avatar = job
-        .wait_with(
-            WaitOptions::default()
-                .timeout(Duration::from_secs(45 * 60))
-                .cancel_on_timeout(false),
-            move |event| match event {
-                WaitEvent::Queued { position } => {
-                    progress.set_message(format!("in queue, position {position}"))
-                }
-                WaitEvent::Started => {
-                    progress.set_style(
-                        ProgressStyle::with_template(
-                            "{spinner} training [{bar:30}] {pos}/{len} {msg}",
-                        )
+        .wait()
+        .timeout(Duration::from_secs(45 * 60))
+        .cancel_on_timeout(false)
+        .on_event(move |event| match event {
+            WaitEvent::Queued { position } => {
+                progress.set_message(format!("in queue, position {position}"))
+            }
+            WaitEvent::Started => {
+                progress.set_style(
+                    ProgressStyle::with_template("{spinner} training [{bar:30}] {pos}/{len} {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> "),
-                    );
-                    progress.set_message("started");
+                );
+                progress.set_message("started");
+            }
+            WaitEvent::Log(line) => {
+                if let Some((done, total)) = step_of(&line.message) {
+                    progress.set_length(total);
+                    progress.set_position(done);
                 }
-                WaitEvent::Log(line) => {
-                    if let Some((done, total)) = step_of(&line.message) {
-                        progress.set_length(total);
-                        progress.set_position(done);
-                    }
-                    if progress.is_hidden() {
-                        println!("  log: {}", line.message); // not a terminal: plain lines
-                    } else {
-                        progress.println(format!("  log: {}", line.message));
-                    }
+                if progress.is_hidden() {
+                    println!("  log: {}", line.message); // not a terminal: plain lines
+                } else {
+                    progress.println(format!("  log: {}", line.message));
                 }
-                WaitEvent::PollingFallback => {
-                    progress.set_message("status stream unavailable, polling")
-                }
-                WaitEvent::Completed => progress.set_message("completed"),
-                _ => {}
-            },
-        )
+            }
+            WaitEvent::PollingFallback => {
+                progress.set_message("status stream unavailable, polling")
+            }
+            WaitEvent::Completed => progress.set_message("completed"),
+            _ => {}
+        })
         .await;
     bar.finish_and_clear();
     let avatar = avatar?;
-    println!("trained: {:?}", avatar.model);
+    println!("trained: {:?}", avatar.model());
 
     // 7. Generate two images with the trained model and download them.
     let prompt = args.prompt.unwrap_or_else(|| match args.kind {
         AvatarKind::Portrait => format!(
             "{}, portrait in a white spacesuit, studio light",
-            avatar.trigger
+            avatar.trigger()
         ),
-        AvatarKind::Product => format!("{} on a marble counter, morning light", avatar.trigger),
-        _ => format!("{}, a lighthouse on a cliff at dusk", avatar.trigger),
+        AvatarKind::Product => format!("{} on a marble counter, morning light", avatar.trigger()),
+        _ => format!("{}, a lighthouse on a cliff at dusk", avatar.trigger()),
     });
     let generation = avatar.generation(&prompt, 2)?;
     println!(
@@ -333,10 +331,8 @@ async fn run(args: Args) -> Result<(), Error> {
         generation.endpoint_id()
     );
     let images = generation
-        .run(
-            &fal,
-            WaitOptions::default().timeout(Duration::from_secs(600)),
-        )
+        .generate(&fal)
+        .timeout(Duration::from_secs(600))
         .await?;
     let dir = args.out.join(args.kind.as_str());
     tokio::fs::create_dir_all(&dir)

@@ -124,7 +124,12 @@ fn main() {
     let (cpu0, t0) = (support::cpu_time(), Instant::now());
     let url = rt.block_on(async {
         match variant {
-            "crate" => fal.storage().upload_file(&path).await.expect("upload"),
+            "crate" => fal
+                .storage()
+                .upload_file(&path)
+                .await
+                .expect("upload")
+                .into(),
             _ => bare_upload(&server, &path, len).await,
         }
     });

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fal_client::queue::WaitOptions;
 use support::jobs::{Setup, Variant};
 use support::{fmt_dur, ServerConfig};
 
@@ -55,7 +54,7 @@ fn main() {
         ..ServerConfig::default()
     });
     if mode == "poll" {
-        setup.wait = WaitOptions::default().stream(false);
+        setup.poll = Some(fal_client::queue::DEFAULT_POLL_INTERVAL);
     }
     let rss_before = support::rss_mib();
     let fds_before = open_fds();

@@ -37,8 +37,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use clap::Parser;
 use fal_client::models::{GenerationOutput, LoraTrainingOutput, ProTrainerOutput};
-use fal_client::webhook::{DeliveryDeduper, JwksCache, WebhookOutcome, WebhookPayload};
+use fal_client::webhook::{DeliveryDeduper, WebhookOutcome, WebhookPayload, WebhookVerifier};
+use fal_client::FalClientBuilder;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -54,7 +56,7 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 
 #[derive(Clone)]
 struct App {
-    keys: JwksCache,
+    keys: WebhookVerifier,
     seen: Arc<DeliveryDeduper>,
     work: mpsc::Sender<WebhookPayload>,
 }
@@ -80,14 +82,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let addr = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(addr).await {
+    let args = Args::parse();
+    match run(args.addr).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -96,41 +92,25 @@ async fn main() -> ExitCode {
     }
 }
 
-fn parse_args() -> Result<SocketAddr, String> {
-    let mut addr = SocketAddr::from(([127, 0, 0, 1], 8787));
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--addr" => {
-                let value = it
-                    .next()
-                    .ok_or("--addr needs a value, e.g. 127.0.0.1:8787")?;
-                addr = value
-                    .parse()
-                    .map_err(|e| format!("--addr {value:?}: {e} (expected HOST:PORT)"))?;
-            }
-            "-h" | "--help" => {
-                return Err(
-                    "usage: webhook_receiver [--addr HOST:PORT]   (default 127.0.0.1:8787; \
-                            keys from FAL_JWKS_URL, default fal's)"
-                        .into(),
-                )
-            }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
-        }
-    }
-    Ok(addr)
+/// A webhook receiver for fal deliveries (keys from FAL_JWKS_URL, default fal's).
+#[derive(Debug, Parser)]
+#[command(name = "webhook_receiver")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "HOST:PORT")]
+    addr: SocketAddr,
 }
 
 async fn run(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    // No fal key is needed to receive webhooks: the key set is public.
-    let http = reqwest::Client::builder().build()?;
+    // No fal key is needed to receive webhooks: the key set is public (FAL_JWKS_URL, default
+    // fal's).
+    let fal = FalClientBuilder::from_env().build()?;
     // Refresh at most once a second on an unknown signature: a rotated key is picked up at
     // once, and concurrent unknown signatures still share one fetch.
-    let keys = JwksCache::from_env(http)?.with_min_refresh_interval(Duration::from_secs(1));
+    let keys = fal.webhooks().min_refresh_interval(Duration::from_secs(1));
     let (work, queue) = mpsc::channel(QUEUE);
     let app = App {
-        keys: keys.clone(),
+        keys,
         seen: Arc::new(DeliveryDeduper::new(REMEMBERED)),
         work,
     };
@@ -145,7 +125,7 @@ async fn run(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let local = listener.local_addr()?;
     tracing::info!(
         "listening on http://{local}{PATH}, verifying with the keys at {}",
-        keys.url()
+        fal.config().jwks_url()
     );
 
     let worker = tokio::spawn(process(queue));
@@ -165,7 +145,11 @@ async fn run(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
 /// `POST /webhook/fal/status`: verify, deduplicate, queue, answer.
 async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> StatusCode {
     // The raw bytes, exactly as received, are what fal signed.
-    let delivery = match app.keys.verify::<Value>(&headers, &body).await {
+    let verified = match app.keys.verify(&headers, &body).await {
+        Ok(d) => d.parse::<Value>(),
+        Err(e) => Err(e),
+    };
+    let delivery = match verified {
         Ok(d) => d,
         Err(e) => {
             let status = e.status_code(); // 401 forged, 400 undecodable, 5xx no keys

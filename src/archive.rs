@@ -78,10 +78,11 @@
 //!
 //! let mut builder = ArchiveBuilder::new();
 //! for i in 0..10 {
-//!     builder.add_image(format!("photo_{i:02}.png"), PNG);
+//!     builder = builder.image(format!("photo_{i:02}.png"), PNG);
 //! }
-//! builder.add_caption("photo_00.png", "a photo of [trigger] at the beach");
-//! let archive = builder.build()?;
+//! let archive = builder
+//!     .caption("photo_00.png", "a photo of [trigger] at the beach")
+//!     .build()?;
 //!
 //! assert_eq!(archive.image_count(), 10);
 //! assert_eq!(archive.captioned_count(), 1);
@@ -130,7 +131,7 @@ const CAPTION_DEFLATE_LEVEL: i64 = 6;
 /// Everything that can make a training archive unusable.
 ///
 /// Every variant that concerns one file names it (`file`): the file name inside the folder, the
-/// name given to [`ArchiveBuilder::add_image`] / [`ArchiveBuilder::add_caption`], or the entry path
+/// name given to [`ArchiveBuilder::image`] / [`ArchiveBuilder::caption`], or the entry path
 /// inside a ZIP given to [`validate_zip`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -740,9 +741,8 @@ pub fn validate_zip(bytes: &[u8], min_images: usize) -> Result<ArchiveReport, Ar
 /// Builds a [`TrainingArchive`] from a folder or from images held in memory, checking it on the
 /// way (see the [module docs](self)).
 ///
-/// Options take and return the builder; [`add_image`](Self::add_image) and
-/// [`add_caption`](Self::add_caption) take `&mut self` so they fit in a loop. Problems with added
-/// files are reported when building.
+/// Every method takes and returns the builder (in a loop: `builder = builder.image(..)`).
+/// Problems with added files are reported when building.
 #[derive(Clone)]
 pub struct ArchiveBuilder {
     min_images: usize,
@@ -869,7 +869,7 @@ impl ArchiveBuilder {
     /// Adds an image held in memory. `name` is its file name (`photo_01.jpg`); the extension is
     /// corrected from the content if needed, so `photo_01` works too. The content is checked when
     /// building.
-    pub fn add_image(&mut self, name: impl Into<String>, bytes: impl Into<Bytes>) -> &mut Self {
+    pub fn image(mut self, name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
         self.added.push(Input {
             name: name.into(),
             source: Source::Image(bytes.into()),
@@ -877,11 +877,11 @@ impl ArchiveBuilder {
         self
     }
 
-    /// Adds the caption of an image added with [`add_image`](Self::add_image) (or found in the
+    /// Adds the caption of an image added with [`image`](Self::image) (or found in the
     /// folder). `name` is the caption's file name (`photo_01.txt`), the image's
     /// (`photo_01.jpg`) or its base name (`photo_01`): captions pair by the part before the last
     /// `.`. The text may contain [`TRIGGER_PLACEHOLDER`].
-    pub fn add_caption(&mut self, name: impl Into<String>, text: impl Into<String>) -> &mut Self {
+    pub fn caption(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
         let name = name.into();
         let name = format!("{}.txt", split_name(&name).0);
         self.added.push(Input {

@@ -41,7 +41,6 @@
 //! ```no_run
 //! # async fn demo() -> fal_client::Result<()> {
 //! use fal_client::avatar::{AvatarKind, Preset, TriggerPhrase};
-//! use fal_client::queue::{SubmitOptions, WaitOptions};
 //!
 //! let fal = fal_client::FalClient::from_env()?;
 //! let kind = AvatarKind::Product;
@@ -51,11 +50,16 @@
 //!     .archive_builder(kind, &trigger)
 //!     .build_from_dir_async("photos/mug")
 //!     .await?;
-//! let zip_url = fal.storage().upload_bytes(archive.into_bytes(), "application/zip", Some("mug.zip")).await?;
+//! let zip_url = fal
+//!     .storage()
+//!     .upload_bytes(archive.into_bytes())
+//!     .content_type("application/zip")
+//!     .file_name("mug.zip")
+//!     .await?;
 //! let plan = kind.plan(Preset::Balanced, zip_url, trigger);
-//! let job = plan.submit(&fal, SubmitOptions::default()).await?;
+//! let job = plan.submit(&fal).await?;
 //! // store job.endpoint_id() and job.request_id() now
-//! let avatar = job.wait(WaitOptions::default()).await?;
+//! let avatar = job.wait().await?;
 //! let images = avatar.generate(&fal, "TOK_mug on a marble counter, morning light", 2).await?;
 //! # Ok(()) }
 //! ```
@@ -77,7 +81,7 @@ use crate::models::{
     UltraFinetuned, UltraFinetunedInput, ZImageTrainer, ZImageTrainerInput, ZImageTrainingType,
     ZImageTurboLora, ZImageTurboLoraInput,
 };
-use crate::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
+use crate::queue::{OnEvent, RequestHandle, Submit, SubmitOptions, Wait, WaitOptions};
 
 /// What an avatar is of; decides the default trainer and how the trainer is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -743,30 +747,43 @@ impl TrainingPlan {
         self.request.validate()
     }
 
-    /// Validate and submit to the trainer's queue.
+    /// Submit to the trainer's queue: a [`Submit`] builder (webhook, priority, runner hint,
+    /// start timeout, headers) that validates the input and sends it when awaited, and returns
+    /// the [`TrainingJob`].
     ///
-    /// # Errors
+    /// # Errors (when awaited)
     /// As [`FalClient::submit`]; [`Error::EndpointNotFound`] when fal no longer serves the
     /// trainer (the legacy pro trainer).
-    pub async fn submit(&self, fal: &FalClient, options: SubmitOptions) -> Result<TrainingJob> {
+    pub fn submit(&self, fal: &FalClient) -> Submit<TrainingJob> {
+        let (fal, plan) = (fal.clone(), self.clone());
+        Submit::new(move |options| Box::pin(async move { plan.send(&fal, options).await }))
+    }
+
+    async fn send(&self, fal: &FalClient, options: SubmitOptions) -> Result<TrainingJob> {
         let handle = match &self.request {
-            TrainingRequest::FluxLoraPortrait(i) => {
-                TrainingHandle::Lora(fal.submit::<PortraitTrainer>(i, options).await?)
-            }
-            TrainingRequest::FluxLoraFast(i) => {
-                TrainingHandle::Lora(fal.submit::<FluxLoraFastTraining>(i, options).await?)
-            }
+            TrainingRequest::FluxLoraPortrait(i) => TrainingHandle::Lora(
+                fal.submit::<PortraitTrainer>(i)
+                    .with_options(options)
+                    .await?,
+            ),
+            TrainingRequest::FluxLoraFast(i) => TrainingHandle::Lora(
+                fal.submit::<FluxLoraFastTraining>(i)
+                    .with_options(options)
+                    .await?,
+            ),
             TrainingRequest::Flux2(i) => {
-                TrainingHandle::Lora(fal.submit::<Flux2Trainer>(i, options).await?)
+                TrainingHandle::Lora(fal.submit::<Flux2Trainer>(i).with_options(options).await?)
             }
-            TrainingRequest::Flux2V2(i) => {
-                TrainingHandle::Lora(fal.submit::<Flux2TrainerV2>(i, options).await?)
-            }
+            TrainingRequest::Flux2V2(i) => TrainingHandle::Lora(
+                fal.submit::<Flux2TrainerV2>(i)
+                    .with_options(options)
+                    .await?,
+            ),
             TrainingRequest::ZImage(i) => {
-                TrainingHandle::Lora(fal.submit::<ZImageTrainer>(i, options).await?)
+                TrainingHandle::Lora(fal.submit::<ZImageTrainer>(i).with_options(options).await?)
             }
             TrainingRequest::FluxPro(i) => {
-                TrainingHandle::Finetune(fal.submit::<ProTrainer>(i, options).await?)
+                TrainingHandle::Finetune(fal.submit::<ProTrainer>(i).with_options(options).await?)
             }
         };
         Ok(TrainingJob {
@@ -812,9 +829,7 @@ impl TrainingJob {
         request_id: &str,
     ) -> Result<Self> {
         let handle = match trainer {
-            Trainer::FluxPro => {
-                TrainingHandle::Finetune(fal.resume_endpoint::<ProTrainer>(request_id)?)
-            }
+            Trainer::FluxPro => TrainingHandle::Finetune(fal.resume(ProTrainer::ID, request_id)?),
             lora => TrainingHandle::Lora(fal.resume(lora.endpoint_id(), request_id)?),
         };
         Ok(Self {
@@ -872,40 +887,34 @@ impl TrainingJob {
         }
     }
 
-    /// Wait for the training to finish.
+    /// Wait for the training to finish: a [`Wait`] builder (deadline, progress events,
+    /// polling) that returns the [`TrainedAvatar`] when awaited.
     ///
-    /// # Errors
+    /// # Errors (when awaited)
     /// As [`RequestHandle::wait`].
-    pub async fn wait(&self, options: WaitOptions) -> Result<TrainedAvatar> {
-        self.wait_with(options, |_| {}).await
-    }
-
-    /// Wait, reporting progress (queue position, log lines).
-    ///
-    /// # Errors
-    /// As [`RequestHandle::wait`].
-    pub async fn wait_with<F>(&self, options: WaitOptions, on_event: F) -> Result<TrainedAvatar>
-    where
-        F: FnMut(WaitEvent<'_>) + Send,
-    {
-        let model = match &self.handle {
-            TrainingHandle::Lora(h) => {
-                let out = h.wait_with(options, on_event).await?;
-                AvatarModel::Lora {
-                    url: out.diffusers_lora_file.url,
-                    config_url: Some(out.config_file.url),
-                }
-            }
-            TrainingHandle::Finetune(h) => AvatarModel::Finetune {
-                id: h.wait_with(options, on_event).await?.finetune_id,
-            },
-        };
-        Ok(TrainedAvatar {
-            kind: self.kind,
-            trainer: self.trainer,
-            trigger: self.trigger.clone(),
-            training_request_id: Some(self.request_id().to_owned()),
-            model,
+    pub fn wait(&self) -> Wait<'_, TrainedAvatar> {
+        Wait::new(move |options, on_event| {
+            Box::pin(async move {
+                let model = match &self.handle {
+                    TrainingHandle::Lora(h) => {
+                        let out = h.wait_for(options, on_event).await?;
+                        AvatarModel::Lora {
+                            url: out.diffusers_lora_file.url,
+                            config_url: Some(out.config_file.url),
+                        }
+                    }
+                    TrainingHandle::Finetune(h) => AvatarModel::Finetune {
+                        id: h.wait_for(options, on_event).await?.finetune_id,
+                    },
+                };
+                Ok(TrainedAvatar {
+                    kind: self.kind,
+                    trainer: self.trainer,
+                    trigger: self.trigger.clone(),
+                    training_request_id: Some(self.request_id().to_owned()),
+                    model,
+                })
+            })
         })
     }
 }
@@ -938,17 +947,57 @@ pub enum AvatarModel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "StoredAvatar")]
 pub struct TrainedAvatar {
-    /// The avatar kind.
-    pub kind: AvatarKind,
-    /// The trainer that made it; decides the generator ([`Trainer::generator`]).
-    pub trainer: Trainer,
-    /// The trigger phrase used in training; prompts should contain it.
-    pub trigger: TriggerPhrase,
-    /// The training's request id, when known.
+    kind: AvatarKind,
+    trainer: Trainer,
+    trigger: TriggerPhrase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub training_request_id: Option<String>,
+    training_request_id: Option<String>,
+    model: AvatarModel,
+}
+
+impl TrainedAvatar {
+    /// An avatar from what a training produced (for avatars trained elsewhere, or rebuilt from
+    /// your own storage); [`TrainingJob::wait`] makes one for you.
+    pub fn new(
+        kind: AvatarKind,
+        trainer: Trainer,
+        trigger: TriggerPhrase,
+        model: AvatarModel,
+        training_request_id: Option<String>,
+    ) -> Self {
+        Self {
+            kind,
+            trainer,
+            trigger,
+            training_request_id,
+            model,
+        }
+    }
+
+    /// The avatar kind.
+    pub fn kind(&self) -> AvatarKind {
+        self.kind
+    }
+
+    /// The trainer that made it; decides the generator ([`Trainer::generator`]).
+    pub fn trainer(&self) -> Trainer {
+        self.trainer
+    }
+
+    /// The trigger phrase used in training; prompts should contain it.
+    pub fn trigger(&self) -> &TriggerPhrase {
+        &self.trigger
+    }
+
+    /// The training's request id, when known.
+    pub fn training_request_id(&self) -> Option<&str> {
+        self.training_request_id.as_deref()
+    }
+
     /// The trained model.
-    pub model: AvatarModel,
+    pub fn model(&self) -> &AvatarModel {
+        &self.model
+    }
 }
 
 /// [`TrainedAvatar`] as stored, with `trainer` optional (0.1 did not store it).
@@ -1031,35 +1080,50 @@ impl GenerationRequest {
         }
     }
 
-    /// Submit, wait and return the images.
+    /// Submit to the generator's queue and wait for the images: a [`Wait`] builder (deadline,
+    /// progress events) that returns them when awaited. The deadline defaults to
+    /// [`TrainedAvatar::DEFAULT_GENERATION_TIMEOUT`] (10 minutes; then the request is cancelled
+    /// on fal and [`Error::Timeout`] carries its id).
     ///
-    /// # Errors
+    /// # Errors (when awaited)
     /// As [`FalClient::submit`] and [`RequestHandle::wait`].
-    pub async fn run(&self, fal: &FalClient, options: WaitOptions) -> Result<Vec<Image>> {
-        let submit = SubmitOptions::default();
+    pub fn generate(&self, fal: &FalClient) -> Wait<'static, Vec<Image>> {
+        let (fal, request) = (fal.clone(), self.clone());
+        Wait::new(move |options, on_event| {
+            Box::pin(async move { request.send(&fal, options, on_event).await })
+        })
+        .timeout(TrainedAvatar::DEFAULT_GENERATION_TIMEOUT)
+    }
+
+    async fn send(
+        &self,
+        fal: &FalClient,
+        options: WaitOptions,
+        on_event: OnEvent<'_>,
+    ) -> Result<Vec<Image>> {
         let output = match self {
             GenerationRequest::FluxLora(i) => {
-                fal.submit::<FluxLora>(i, submit)
+                fal.submit::<FluxLora>(i)
                     .await?
-                    .wait(options)
+                    .wait_for(options, on_event)
                     .await?
             }
             GenerationRequest::Flux2Lora(i) => {
-                fal.submit::<Flux2Lora>(i, submit)
+                fal.submit::<Flux2Lora>(i)
                     .await?
-                    .wait(options)
+                    .wait_for(options, on_event)
                     .await?
             }
             GenerationRequest::ZImageTurboLora(i) => {
-                fal.submit::<ZImageTurboLora>(i, submit)
+                fal.submit::<ZImageTurboLora>(i)
                     .await?
-                    .wait(options)
+                    .wait_for(options, on_event)
                     .await?
             }
             GenerationRequest::UltraFinetuned(i) => {
-                fal.submit::<UltraFinetuned>(i, submit)
+                fal.submit::<UltraFinetuned>(i)
                     .await?
-                    .wait(options)
+                    .wait_for(options, on_event)
                     .await?
             }
         };
@@ -1146,32 +1210,24 @@ impl TrainedAvatar {
         Ok(request)
     }
 
-    /// How long [`generate`](Self::generate) waits for the images: 10 minutes (then the request
-    /// is cancelled on fal and [`Error::Timeout`] carries its id).
+    /// How long [`generate`](Self::generate) waits for the images by default: 10 minutes
+    /// (then the request is cancelled on fal and [`Error::Timeout`] carries its id).
     pub const DEFAULT_GENERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
-    /// Generate `n` images (1..=4) of `prompt` with the avatar and wait for them, at most
-    /// [`DEFAULT_GENERATION_TIMEOUT`](Self::DEFAULT_GENERATION_TIMEOUT).
+    /// Generate `n` images (1..=4) of `prompt` with the avatar: a [`Wait`] builder (deadline,
+    /// default [`DEFAULT_GENERATION_TIMEOUT`](Self::DEFAULT_GENERATION_TIMEOUT); progress
+    /// events) that returns the images when awaited. Same as
+    /// `avatar.generation(prompt, n)?.generate(fal)`, with the prompt checked when awaited.
     ///
-    /// # Errors
-    /// As [`generation`](Self::generation) and [`GenerationRequest::run`].
-    pub async fn generate(&self, fal: &FalClient, prompt: &str, n: u32) -> Result<Vec<Image>> {
-        let wait = WaitOptions::default().timeout(Self::DEFAULT_GENERATION_TIMEOUT);
-        self.generate_with(fal, prompt, n, wait).await
-    }
-
-    /// [`generate`](Self::generate) with your own wait options (deadline, progress, polling).
-    ///
-    /// # Errors
-    /// As [`generate`](Self::generate).
-    pub async fn generate_with(
-        &self,
-        fal: &FalClient,
-        prompt: &str,
-        n: u32,
-        wait: WaitOptions,
-    ) -> Result<Vec<Image>> {
-        self.generation(prompt, n)?.run(fal, wait).await
+    /// # Errors (when awaited)
+    /// As [`generation`](Self::generation) and [`GenerationRequest::generate`].
+    pub fn generate(&self, fal: &FalClient, prompt: &str, n: u32) -> Wait<'static, Vec<Image>> {
+        let fal = fal.clone();
+        let request = self.generation(prompt, n);
+        Wait::new(move |options, on_event| {
+            Box::pin(async move { request?.send(&fal, options, on_event).await })
+        })
+        .timeout(Self::DEFAULT_GENERATION_TIMEOUT)
     }
 }
 

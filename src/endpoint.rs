@@ -4,10 +4,10 @@
 //! (owner `fal-ai`, alias `flux-pro`, path `v1.1-ultra-finetuned`), `workflows/fal-ai/my-wf`
 //! (namespace `workflows`), or a legacy numeric id `110602490-lora` (normalized to
 //! `110602490/lora`). The grammar follows fal-js `utils.ts` and fal's Python client
-//! (`AppId.from_endpoint_id`); see PROTOCOL.md §1.2.
+//! (`AppId.from_endpoint_id`).
 //!
 //! Submit and sync run use the **full** id; status, result and cancel use only
-//! `[namespace/]owner/alias` (§1.3, <https://docs.fal.ai/model-endpoints/queue>).
+//! `[namespace/]owner/alias` (<https://docs.fal.ai/model-endpoints/queue>).
 
 use std::fmt;
 use std::str::FromStr;

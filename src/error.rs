@@ -59,7 +59,7 @@ pub enum Error {
     #[error("transport error on {method} {url}: {source}")]
     Transport {
         /// HTTP method of the failed call.
-        method: String,
+        method: http::Method,
         /// URL of the failed call, without its query string.
         url: String,
         /// Request id, when the call concerned a known request.
@@ -75,7 +75,7 @@ pub enum Error {
     #[error("{method} {url}: the answer stalled (nothing for {idle:?}){}", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
     Stalled {
         /// HTTP method of the call.
-        method: String,
+        method: http::Method,
         /// URL of the call, without its query string.
         url: String,
         /// Request id, when known.
@@ -129,6 +129,17 @@ pub enum Error {
         message: String,
         /// fal's category (e.g. `runner_disconnected`), when given.
         error_type: Option<String>,
+    },
+
+    /// A queue status (a poll's answer or a status-stream event) carried a `status` this crate
+    /// does not know (fal's are `IN_QUEUE`, `IN_PROGRESS` and `COMPLETED`). A wait ends with it
+    /// at once, as in fal's Python client: asking again would only repeat it.
+    #[error("unknown queue status {status:?}{}", request_id.as_deref().map(|id| format!(" for request {id}")).unwrap_or_default())]
+    UnknownQueueStatus {
+        /// The status as sent.
+        status: String,
+        /// The request id, when known.
+        request_id: Option<String>,
     },
 
     /// An answer could not be decoded into the expected type.
@@ -266,6 +277,7 @@ impl Error {
                 Some(request_id)
             }
             Error::Timeout { request_id, .. }
+            | Error::UnknownQueueStatus { request_id, .. }
             | Error::Decode { request_id, .. }
             | Error::ResponseTooLarge { request_id, .. }
             | Error::Transport { request_id, .. }
@@ -277,7 +289,7 @@ impl Error {
     }
 
     /// The HTTP status for [`Error::Api`] and [`Error::EndpointNotFound`], else `None`.
-    pub fn status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<http::StatusCode> {
         self.as_api().map(|e| e.status)
     }
 
@@ -315,6 +327,7 @@ impl Error {
         match &mut self {
             Error::Transport { request_id, .. }
             | Error::Decode { request_id, .. }
+            | Error::UnknownQueueStatus { request_id, .. }
             | Error::ResponseTooLarge { request_id, .. }
                 if request_id.is_none() =>
             {
@@ -332,9 +345,9 @@ impl Error {
 #[non_exhaustive]
 pub struct ApiError {
     /// HTTP status code.
-    pub status: u16,
+    pub status: http::StatusCode,
     /// HTTP method of the call.
-    pub method: String,
+    pub method: http::Method,
     /// URL of the call, without its query string.
     pub url: String,
     /// `x-fal-request-id` response header, or the request id the call concerned.
@@ -375,18 +388,19 @@ impl ApiError {
 
     /// `true` for a 504 caused by the caller's own start timeout (`X-Fal-Request-Timeout`).
     pub fn is_user_timeout(&self) -> bool {
-        self.status == 504 && self.timeout_type.as_deref() == Some("user")
+        self.status == http::StatusCode::GATEWAY_TIMEOUT
+            && self.timeout_type.as_deref() == Some("user")
     }
 
-    /// See [`Error::is_retryable`].
+    /// See [`Error::is_retryable`]: the retry policy's own decision for an idempotent call.
     pub fn is_retryable(&self) -> bool {
-        if self.is_user_timeout() {
-            return false;
+        crate::retry::StatusFacts {
+            status: self.status,
+            user_timeout: self.timeout_type.as_deref() == Some("user"),
+            retryable: self.retryable,
+            from_fal: self.request_id.is_some(),
         }
-        if self.retryable == Some(false) {
-            return false;
-        }
-        matches!(self.status, 408 | 429 | 500 | 502 | 503 | 504)
+        .retried(crate::retry::CallKind::Idempotent)
     }
 }
 
@@ -395,7 +409,9 @@ impl fmt::Display for ApiError {
         write!(
             f,
             "fal answered {} to {} {}",
-            self.status, self.method, self.url
+            self.status.as_u16(),
+            self.method,
+            self.url
         )?;
         if let Some(t) = &self.error_type {
             write!(f, " [{t}]")?;
@@ -761,8 +777,8 @@ mod tests {
     #[test]
     fn user_timeout_is_not_retryable() {
         let mut e = ApiError {
-            status: 504,
-            method: "GET".into(),
+            status: http::StatusCode::GATEWAY_TIMEOUT,
+            method: http::Method::GET,
             url: "u".into(),
             request_id: None,
             error_type: None,
@@ -775,7 +791,7 @@ mod tests {
         assert!(!e.is_retryable());
         e.timeout_type = None;
         assert!(e.is_retryable());
-        e.status = 400;
+        e.status = http::StatusCode::BAD_REQUEST;
         assert!(!e.is_retryable());
     }
 }

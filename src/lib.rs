@@ -3,7 +3,7 @@
 //! verification, typed models for fal's LoRA trainers (FLUX.1, FLUX.2, Z-Image) and their
 //! generators, an avatar adapter that trains a personal model from photos on a trainer fal serves
 //! today and generates with the matching generator, a training-archive builder that knows each
-//! trainer's rules, and (feature `mock`) an in-process fake of fal for offline examples and tests.
+//! trainer's rules. Its companion crate `fal-mock` is a fake of fal for offline examples and tests.
 //!
 //! # A tour
 //!
@@ -11,7 +11,7 @@
 //! # async fn tour() -> fal_client::Result<()> {
 //! use std::time::Duration;
 //! use fal_client::avatar::{AvatarKind, Preset, TriggerPhrase};
-//! use fal_client::queue::{SubmitOptions, WaitEvent, WaitOptions};
+//! use fal_client::queue::WaitEvent;
 //! use fal_client::FalClient;
 //!
 //! // FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET); base URLs from FAL_QUEUE_URL/FAL_RUN_URL/FAL_REST_URL.
@@ -24,15 +24,22 @@
 //! // A training zip from a folder of photos (+ NAME.txt captions), checked against the trainer's
 //! // rules before upload.
 //! let archive = trainer.archive_builder(kind, &trigger).build_from_dir_async("photos/anna").await?;
-//! let zip_url = fal.storage().upload_bytes(archive.into_bytes(), "application/zip", Some("anna.zip")).await?;
+//! let zip_url = fal
+//!     .storage()
+//!     .upload_bytes(archive.into_bytes())
+//!     .content_type("application/zip")
+//!     .file_name("anna.zip")
+//!     .await?;
 //!
 //! // The plan applies the preset to the trainer's own parameters; inspect it before paying.
 //! let plan = trainer.plan(kind, Preset::Balanced, zip_url, trigger);
-//! let job = plan.submit(&fal, SubmitOptions::default()).await?;
+//! let job = plan.submit(&fal).await?;
 //! println!("store this: {} {}", job.endpoint_id(), job.request_id());
 //!
 //! let avatar = job
-//!     .wait_with(WaitOptions::default().timeout(Duration::from_secs(1800)), |event| {
+//!     .wait()
+//!     .timeout(Duration::from_secs(1800))
+//!     .on_event(|event| {
 //!         if let WaitEvent::Log(line) = event {
 //!             println!("{}", line.message);
 //!         }
@@ -44,15 +51,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Any endpoint works untyped, or typed by implementing [`Endpoint`]:
+//! Any endpoint works untyped, or typed by implementing [`Endpoint`]. Every call is a builder
+//! ([`queue::Submit`], [`queue::Run`], [`queue::Wait`], [`storage::Upload`]): set what you need,
+//! then `.await` it.
 //!
 //! ```no_run
 //! # async fn untyped(fal: fal_client::FalClient) -> fal_client::Result<()> {
-//! use fal_client::queue::{SubmitOptions, WaitOptions};
 //! let job = fal
-//!     .submit_json("fal-ai/fast-sdxl", &serde_json::json!({"prompt": "a cat"}), SubmitOptions::default())
+//!     .submit_json("fal-ai/fast-sdxl", &serde_json::json!({"prompt": "a cat"}))
 //!     .await?;
-//! let output: serde_json::Value = job.wait(WaitOptions::default()).await?;
+//! let output: serde_json::Value = job.wait().await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -67,8 +75,9 @@
 //!
 //! - `rustls` (default): TLS through rustls.
 //! - `native-tls`: TLS through the platform library.
-//! - `mock`: `mock::FalMock`, an in-process fake of fal (signed webhooks, multipart uploads,
-//!   fault injection) for offline examples and tests.
+//!
+//! The fake of fal used by the examples and tests is its own crate, `fal-mock` (a library for
+//! tests and a standalone `fal-mock` server for any language's client).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -79,18 +88,22 @@
 pub mod archive;
 pub mod avatar;
 mod client;
+pub mod config;
 pub mod endpoint;
 pub mod error;
-mod http;
 pub mod models;
 pub mod queue;
 pub mod retry;
 pub mod storage;
+mod transport;
 pub mod webhook;
 
-pub use client::{FalClient, FalClientBuilder};
+pub use client::FalClient;
+pub use config::{Config, FalClientBuilder};
 pub use endpoint::{Endpoint, EndpointId};
 pub use error::{ApiError, Error, Result};
+/// The HTTP types in [`Error`] (`http` 1.x, the ones reqwest uses).
+pub use http::{Method, StatusCode};
 
 /// The README's examples, compiled as doctests so the README stays true.
 #[cfg(doctest)]

@@ -1,7 +1,9 @@
 //! The retry policy: which failures are tried again, and after how long.
 //!
-//! One policy applies to every call of a client ([`FalClientBuilder::retry`](crate::FalClientBuilder::retry)),
-//! and can be replaced per submit ([`SubmitOptions::retry`](crate::queue::SubmitOptions::retry)).
+//! One policy applies to every call of a client: set it with
+//! [`FalClientBuilder::retry`](crate::FalClientBuilder::retry). (A part of a service that wants
+//! another policy builds a second client; clones of one client share its connection pool and
+//! its policy.)
 //!
 //! # Decision table
 //!
@@ -39,7 +41,7 @@
 //! has to cover the network between the caller and fal. A submit that may have reached fal is
 //! never repeated behind the caller's back, because a second training job costs money; the
 //! official clients disagree here (JS retries 502/503/504 on submit whatever their origin, Python
-//! retries only ingress errors) and neither reads `Retry-After` (PROTOCOL.md §4, §9).
+//! retries only ingress errors) and neither reads `Retry-After`.
 //!
 //! Delays grow exponentially: `min(base_delay * 2^attempt, max_delay)`, then ±`jitter`
 //! (default ±25%, as fal-js). A `Retry-After` header (seconds or an HTTP date) replaces the
@@ -48,7 +50,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 
 /// How often and how patiently failed calls are tried again.
 ///
@@ -164,19 +166,49 @@ pub(crate) enum CallKind {
     Submit,
 }
 
-/// Whether an HTTP status answer should be retried.
-pub(crate) fn should_retry_status(kind: CallKind, status: u16, headers: &HeaderMap) -> bool {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if status == 504 && header("x-fal-request-timeout-type") == Some("user") {
-        return false;
+/// What an HTTP error answer says about retrying it: the one classifier behind both the retry
+/// loop and [`ApiError::is_retryable`](crate::ApiError::is_retryable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatusFacts {
+    pub(crate) status: StatusCode,
+    /// `x-fal-request-timeout-type: user`: the caller's own start timeout expired.
+    pub(crate) user_timeout: bool,
+    /// `x-fal-retryable`, when present.
+    pub(crate) retryable: Option<bool>,
+    /// `x-fal-request-id` was sent: the answer comes from fal's queue, not from ingress.
+    pub(crate) from_fal: bool,
+}
+
+impl StatusFacts {
+    pub(crate) fn from_answer(status: StatusCode, headers: &HeaderMap) -> Self {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            status,
+            user_timeout: header("x-fal-request-timeout-type") == Some("user"),
+            retryable: header("x-fal-retryable").and_then(|v| {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                }
+            }),
+            from_fal: headers.contains_key("x-fal-request-id"),
+        }
     }
-    if header("x-fal-retryable").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
-        return false;
-    }
-    let from_fal = headers.contains_key("x-fal-request-id");
-    match kind {
-        CallKind::Idempotent => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
-        CallKind::Submit => status == 429 || ((502..=504).contains(&status) && !from_fal),
+
+    /// Whether a call of `kind` that got this answer is tried again (the decision table).
+    pub(crate) fn retried(&self, kind: CallKind) -> bool {
+        if self.status == StatusCode::GATEWAY_TIMEOUT && self.user_timeout {
+            return false;
+        }
+        if self.retryable == Some(false) {
+            return false;
+        }
+        let s = self.status.as_u16();
+        match kind {
+            CallKind::Idempotent => matches!(s, 408 | 429 | 500 | 502 | 503 | 504),
+            CallKind::Submit => s == 429 || ((502..=504).contains(&s) && !self.from_fal),
+        }
     }
 }
 
@@ -256,26 +288,30 @@ mod tests {
         );
         let mut no = HeaderMap::new();
         no.insert("x-fal-retryable", HeaderValue::from_static("false"));
+        let retried = |kind, status: u16, headers: &HeaderMap| {
+            let status = StatusCode::from_u16(status).unwrap();
+            StatusFacts::from_answer(status, headers).retried(kind)
+        };
 
         use CallKind::*;
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(should_retry_status(Idempotent, s, &empty), "{s}");
+            assert!(retried(Idempotent, s, &empty), "{s}");
         }
         for s in [400, 401, 403, 404, 409, 422, 501] {
-            assert!(!should_retry_status(Idempotent, s, &empty), "{s}");
+            assert!(!retried(Idempotent, s, &empty), "{s}");
         }
-        assert!(!should_retry_status(Idempotent, 504, &user));
-        assert!(!should_retry_status(Idempotent, 503, &no));
+        assert!(!retried(Idempotent, 504, &user));
+        assert!(!retried(Idempotent, 503, &no));
 
-        assert!(should_retry_status(Submit, 429, &empty));
-        assert!(should_retry_status(Submit, 429, &fal));
+        assert!(retried(Submit, 429, &empty));
+        assert!(retried(Submit, 429, &fal));
         for s in [502, 503, 504] {
-            assert!(should_retry_status(Submit, s, &empty), "{s}");
-            assert!(!should_retry_status(Submit, s, &fal), "{s} with request id");
+            assert!(retried(Submit, s, &empty), "{s}");
+            assert!(!retried(Submit, s, &fal), "{s} with request id");
         }
-        assert!(!should_retry_status(Submit, 504, &user));
+        assert!(!retried(Submit, 504, &user));
         for s in [400, 408, 422, 500] {
-            assert!(!should_retry_status(Submit, s, &empty), "{s}");
+            assert!(!retried(Submit, s, &empty), "{s}");
         }
     }
 }

@@ -1,14 +1,15 @@
 //! fal storage: upload bytes and files, download result files, and data URIs.
 //!
-//! Uploads follow fal-js (PROTOCOL.md §5.2): `POST {rest}/storage/upload/initiate?storage_type=fal-cdn-v3`
-//! with `{"content_type", "file_name"}` answers `{"upload_url", "file_url"}`; the bytes then go
-//! to `upload_url` with a `PUT` that carries **no** fal key (the URL is pre-signed), and the
-//! returned `file_url` is what model inputs take (`images_data_url`, `data_url`, `image_url`).
-//! Files stream from disk; they are never read whole into memory.
+//! Uploads follow fal's JavaScript client (<https://docs.fal.ai/model-apis/fal-cdn>):
+//! `POST {rest}/storage/upload/initiate?storage_type=fal-cdn-v3` with `{"content_type",
+//! "file_name"}` answers `{"upload_url", "file_url"}`; the bytes then go to `upload_url` with a
+//! `PUT` that carries **no** fal key (the URL is pre-signed), and the returned `file_url` is what
+//! model inputs take (`images_data_url`, `image_data_url`, `image_url`). Files stream from disk;
+//! they are never read whole into memory.
 //!
 //! Uploads larger than 90 MiB use fal's multipart flow (`initiate-multipart`, parts of 10 MiB
-//! sent a few at a time and retried one by one, then `complete`); [`UploadOptions`] changes the
-//! threshold, part size and concurrency, and reports progress ([`UploadProgress`], in bytes).
+//! sent a few at a time and retried one by one, then `complete`); the [`Upload`] builder changes
+//! the threshold, part size and concurrency, and reports progress ([`UploadProgress`], in bytes).
 //!
 //! ```no_run
 //! # async fn demo() -> fal_client::Result<()> {
@@ -16,44 +17,43 @@
 //! let url = fal.storage().upload_file("photos.zip").await?;
 //! let big = fal
 //!     .storage()
-//!     .upload_file_with(
-//!         "dataset.tar",
-//!         fal_client::storage::UploadOptions::default()
-//!             .on_progress(|p| eprintln!("{:.0}%", p.fraction() * 100.0)),
-//!     )
+//!     .upload_file("dataset.tar")
+//!     .on_progress(|p| eprintln!("{:.0}%", p.fraction() * 100.0))
 //!     .await?;
 //! let inline = fal_client::storage::data_uri(b"\x89PNG...", "image/png");
 //! # Ok(()) }
 //! ```
 
+use std::fmt;
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::{HeaderValue, Method};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 use url::Url;
 
 use crate::client::FalClient;
 use crate::error::{Error, Result};
-use crate::http::{redact_url, Call, CallBody, Meter};
 use crate::queue::join;
+use crate::transport::{redact_url, Body, Meter, Op, Request};
 
 mod multipart;
 mod options;
 
+use options::UploadOptions;
 pub use options::{
-    UploadOptions, UploadProgress, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD,
-    DEFAULT_PART_SIZE,
+    UploadProgress, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
 
 /// `storage_type` query value of the initiate call (fal-js).
 const STORAGE_TYPE: &str = "fal-cdn-v3";
 
-/// Upload and download calls of a [`FalClient`] (`fal.storage()`).
+/// Uploads and downloads of a [`FalClient`] (`fal.storage()`), on its connection pool.
 #[derive(Debug, Clone)]
 pub struct Storage {
     client: FalClient,
@@ -71,135 +71,98 @@ struct InitiateResponse {
     file_url: String,
 }
 
-impl FalClient {
-    /// Storage calls (uploads, downloads) sharing this client's connection pool.
-    pub fn storage(&self) -> Storage {
-        Storage {
-            client: self.clone(),
-        }
-    }
-}
-
 impl Storage {
-    /// Upload bytes and return their fal file URL.
-    ///
-    /// `file_name` defaults to `upload.{ext}` with the extension from `content_type`. Above
-    /// 90 MiB the multipart flow is used (see [`upload_bytes_with`](Self::upload_bytes_with)).
-    ///
-    /// # Errors
-    /// [`Error::Api`] from the initiate call or the `PUT`, [`Error::Upload`] for a malformed
-    /// initiate answer, [`Error::Transport`] after retries.
-    pub async fn upload_bytes(
-        &self,
-        data: impl Into<Bytes>,
-        content_type: &str,
-        file_name: Option<&str>,
-    ) -> Result<String> {
-        let mut options = UploadOptions::default().content_type(content_type);
-        options.file_name = file_name.map(str::to_owned);
-        self.upload_bytes_with(data, options).await
+    pub(crate) fn new(client: FalClient) -> Self {
+        Self { client }
     }
 
-    /// Upload bytes with [`UploadOptions`] (content type, file name, multipart settings,
-    /// progress) and return their fal file URL.
+    /// Upload bytes: an [`Upload`] builder (content type, file name, multipart settings,
+    /// progress) that uploads when awaited and returns the file's fal URL.
     ///
     /// The content type defaults to `application/octet-stream`, the file name to `upload.{ext}`
     /// with the extension from the content type. Multipart parts are zero-copy slices of `data`.
-    ///
-    /// # Errors
-    /// As [`upload_file_with`](Self::upload_file_with), without the I/O errors.
-    pub async fn upload_bytes_with(
-        &self,
-        data: impl Into<Bytes>,
-        options: UploadOptions,
-    ) -> Result<String> {
-        let data = data.into();
-        let content_type = options
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "application/octet-stream".to_owned());
-        let name = options
-            .file_name
-            .clone()
-            .unwrap_or_else(|| default_name(&content_type));
-        let len = data.len() as u64;
-        self.upload(Source::Bytes(data), len, &content_type, &name, &options)
-            .await
+    pub fn upload_bytes(&self, data: impl Into<Bytes>) -> Upload {
+        Upload::new(self.clone(), Source::Bytes(data.into()))
     }
 
-    /// Upload a file from disk, streamed (memory does not grow with the file size). The content
+    /// Upload a file from disk, streamed (memory does not grow with the file size): an
+    /// [`Upload`] builder that uploads when awaited and returns the file's fal URL. The content
     /// type is guessed from the extension (`application/octet-stream` when unknown); the file
-    /// name is the path's last component. Above 90 MiB the multipart flow is used (see
-    /// [`upload_file_with`](Self::upload_file_with)).
-    ///
-    /// # Errors
-    /// [`Error::Io`] when the file cannot be read, then as [`upload_bytes`](Self::upload_bytes).
-    pub async fn upload_file(&self, path: impl AsRef<Path>) -> Result<String> {
-        self.upload_file_with(path, UploadOptions::default()).await
+    /// name is the path's last component.
+    pub fn upload_file(&self, path: impl AsRef<Path>) -> Upload {
+        Upload::new(self.clone(), Source::File(path.as_ref().to_path_buf()))
     }
 
-    /// Upload a file from disk with [`UploadOptions`] and return its fal file URL.
-    ///
-    /// The file is streamed from disk in 256 KiB chunks and never read whole into memory.
-    /// Files up to [`multipart_threshold`](UploadOptions::multipart_threshold) bytes (default
-    /// 90 MiB) go up in one `PUT` to the initiate answer's `upload_url`. Larger files use fal's
-    /// multipart flow (PROTOCOL.md §5.2): `POST {rest}/storage/upload/initiate-multipart`, parts
-    /// of [`part_size`](UploadOptions::part_size) bytes (default 10 MiB, 1-based numbers) each
-    /// `PUT` to `{upload_url path}/{n}` with the query string kept, at most
-    /// [`concurrency`](UploadOptions::concurrency) at once (default 4), then
-    /// `POST {upload_url path}/complete` with every part's ETag. Each part is retried on its
-    /// own under the client's [`RetryPolicy`](crate::retry::RetryPolicy) (a part `PUT` is
-    /// idempotent); only the failed part is sent again. The fal key is never sent to the upload,
-    /// part or complete URLs (they are pre-signed).
+    /// Download a file (e.g. a result image or LoRA; the URL as a `&str`, `String` or [`Url`])
+    /// into memory, up to the client's
+    /// [`max_response_bytes`](crate::Config::max_response_bytes). No fal key is sent.
     ///
     /// # Errors
-    /// - [`Error::Io`] when the file cannot be read (or is not a regular file);
-    /// - [`Error::InvalidInput`] for a part size of 0;
-    /// - [`Error::Api`] when fal or its CDN refuses the initiate call, a part or the complete
-    ///   call (after retries for retryable statuses), [`Error::Transport`] after retries;
-    /// - [`Error::Upload`] for a malformed initiate answer, a part answer without an ETag
-    ///   (naming the part), parts that do not add up to the file, or a file that changed size
-    ///   during the upload. Nothing is completed in those cases.
-    pub async fn upload_file_with(
+    /// [`Error::InvalidInput`] for a URL that is not `http(s)`; [`Error::Api`] for a
+    /// non-success answer, [`Error::Transport`] after retries, [`Error::ResponseTooLarge`].
+    pub async fn download(&self, url: impl AsRef<str>) -> Result<Bytes> {
+        let req = Request::new(Op::Download, Method::GET, parse_url(url.as_ref())?);
+        let (_, body) = self.client.transport().bytes(&req).await?;
+        Ok(body)
+    }
+
+    /// Download a file to `path`, streamed (memory does not grow with the file size); returns
+    /// the number of bytes written. No fal key is sent.
+    ///
+    /// The bytes go to `path` with `.part` appended and are renamed to `path` only when the
+    /// whole body arrived (and matched its `Content-Length`), so `path` never holds a cut-short
+    /// file. A body that breaks on the way is downloaded again from the start, under the
+    /// client's retry policy.
+    ///
+    /// # Errors
+    /// As [`download`](Self::download), plus [`Error::Io`] when `path` cannot be written.
+    pub async fn download_to_file(
         &self,
+        url: impl AsRef<str>,
         path: impl AsRef<Path>,
-        options: UploadOptions,
-    ) -> Result<String> {
-        let path = path.as_ref();
-        let meta = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| Error::io(path.display(), e))?;
-        if !meta.is_file() {
-            return Err(Error::io(
-                path.display(),
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
-        }
-        let content_type = options.content_type.clone().unwrap_or_else(|| {
-            mime_guess::from_path(path)
-                .first_raw()
-                .unwrap_or("application/octet-stream")
-                .to_owned()
-        });
-        let name = options.file_name.clone().unwrap_or_else(|| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| default_name(&content_type))
-        });
-        let source = Source::File(PathBuf::from(path));
-        self.upload(source, meta.len(), &content_type, &name, &options)
-            .await
+    ) -> Result<u64> {
+        let req = Request::new(Op::Download, Method::GET, parse_url(url.as_ref())?);
+        self.client.transport().to_file(&req, path.as_ref()).await
     }
 
-    async fn upload(
-        &self,
-        source: Source,
-        len: u64,
-        content_type: &str,
-        file_name: &str,
-        options: &UploadOptions,
-    ) -> Result<String> {
+    async fn upload(&self, source: Source, options: UploadOptions) -> Result<Url> {
+        let (len, content_type, name) = match &source {
+            Source::Bytes(data) => {
+                let ct = options
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".to_owned());
+                let name = options
+                    .file_name
+                    .clone()
+                    .unwrap_or_else(|| default_name(&ct));
+                (data.len() as u64, ct, name)
+            }
+            Source::File(path) => {
+                let meta = tokio::fs::metadata(path)
+                    .await
+                    .map_err(|e| Error::io(path.display(), e))?;
+                if !meta.is_file() {
+                    return Err(Error::io(
+                        path.display(),
+                        std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+                    ));
+                }
+                let ct = options.content_type.clone().unwrap_or_else(|| {
+                    mime_guess::from_path(path)
+                        .first_raw()
+                        .unwrap_or("application/octet-stream")
+                        .to_owned()
+                });
+                let name = options.file_name.clone().unwrap_or_else(|| {
+                    path.file_name()
+                        .and_then(|n| n.to_str())
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| default_name(&ct))
+                });
+                (meta.len(), ct, name)
+            }
+        };
         let multipart = len > options.multipart_threshold;
         let parts = if multipart {
             multipart::plan(len, options.part_size)?
@@ -208,16 +171,16 @@ impl Storage {
         };
         let span = tracing::info_span!(
             "fal.upload",
-            file_name,
+            file_name = %name,
             bytes = len,
             parts = parts.len().max(1)
         );
         async {
-            let tracker = options::tracker(options, len);
+            let tracker = options::tracker(&options, len);
             let meter = tracker.clone().map(|t| t as Arc<dyn Meter>);
             let target = if multipart {
                 let target = self
-                    .initiate("storage/upload/initiate-multipart", content_type, file_name)
+                    .initiate("storage/upload/initiate-multipart", &content_type, &name)
                     .await?;
                 multipart::upload(
                     &self.client,
@@ -232,25 +195,25 @@ impl Storage {
                 target
             } else {
                 let target = self
-                    .initiate("storage/upload/initiate", content_type, file_name)
+                    .initiate("storage/upload/initiate", &content_type, &name)
                     .await?;
-                let mut put = Call::new(Method::PUT, target.upload_url.clone(), "upload");
-                put.auth = false; // pre-signed URL: the fal key never goes there
+                // A pre-signed URL: the op never carries the fal key.
+                let mut put = Request::new(Op::Upload, Method::PUT, target.upload_url.clone());
                 put.headers.insert(
                     http::header::CONTENT_TYPE,
-                    HeaderValue::from_str(content_type)
+                    HeaderValue::from_str(&content_type)
                         .unwrap_or(HeaderValue::from_static("application/octet-stream")),
                 );
                 put.body = Some(source.body(0, len));
                 put.meter = meter;
-                self.client.execute(put).await?;
+                self.client.transport().send(&put).await?;
                 target
             };
             if let Some(t) = &tracker {
                 t.finish();
             }
             tracing::info!(file_url = %redact_url(&target.file_url), "uploaded");
-            Ok(target.file_url.to_string())
+            Ok(target.file_url)
         }
         .instrument(span)
         .await
@@ -263,7 +226,7 @@ impl Storage {
         content_type: &str,
         file_name: &str,
     ) -> Result<UploadTarget> {
-        let mut url = join(&self.client.inner.rest_url, route)?;
+        let mut url = join(self.client.config().rest_url(), route)?;
         url.query_pairs_mut()
             .append_pair("storage_type", STORAGE_TYPE);
         let body = serde_json::to_vec(&InitiateRequest {
@@ -271,11 +234,11 @@ impl Storage {
             file_name,
         })
         .map_err(|e| Error::Upload(format!("cannot encode the initiate request: {e}")))?;
-        let mut call = Call::new(Method::POST, url, "upload_initiate").json_body(body.into());
-        call.timeout = Some(self.client.inner.request_timeout);
+        let req = Request::new(Op::UploadInitiate, Method::POST, url).json_body(body.into());
         let answer: InitiateResponse = self
             .client
-            .execute_json(call, "upload initiate answer")
+            .transport()
+            .json(&req, "upload initiate answer")
             .await?;
         let parse = |what: &str, s: &str| {
             Url::parse(s)
@@ -292,120 +255,133 @@ impl Storage {
             file_url: parse("file_url", &answer.file_url)?,
         })
     }
+}
 
-    /// Download a file (e.g. a result image or LoRA) into memory. No fal key is sent.
-    ///
-    /// # Errors
-    /// [`Error::Api`] for a non-success answer, [`Error::Transport`] after retries.
-    pub async fn download(&self, url: &str) -> Result<Bytes> {
-        let url = parse_url(url)?;
-        let mut call = Call::new(Method::GET, url, "download");
-        call.auth = false;
-        let (_, body) = self.client.execute_bytes(call).await?;
-        Ok(body)
+/// An upload, sent when awaited: from [`Storage::upload_bytes`] and [`Storage::upload_file`].
+/// Returns the file's fal URL, the one model inputs take.
+///
+/// Files up to [`multipart_threshold`](Self::multipart_threshold) bytes (default 90 MiB) go up in
+/// one `PUT` to the initiate answer's `upload_url`. Larger ones use fal's multipart flow:
+/// `POST {rest}/storage/upload/initiate-multipart`, parts of [`part_size`](Self::part_size)
+/// bytes (default 10 MiB, 1-based numbers) each `PUT` to `{upload_url path}/{n}` with the query
+/// string kept, at most [`concurrency`](Self::concurrency) at once (default 4), then
+/// `POST {upload_url path}/complete` with every part's ETag. Each part is retried on its own
+/// under the client's [`RetryPolicy`](crate::retry::RetryPolicy) (a part `PUT` is idempotent);
+/// only the failed part is sent again. The fal key is never sent to the upload, part or
+/// complete URLs (they are pre-signed).
+///
+/// ```no_run
+/// # async fn demo(fal: fal_client::FalClient, zip: bytes::Bytes) -> fal_client::Result<()> {
+/// let url = fal
+///     .storage()
+///     .upload_bytes(zip)
+///     .content_type("application/zip")
+///     .file_name("anna.zip")
+///     .on_progress(|p| eprintln!("{}/{} bytes", p.sent, p.total))
+///     .await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors (when awaited)
+/// - [`Error::Io`] when the file cannot be read (or is not a regular file);
+/// - [`Error::InvalidInput`] for a part size of 0, or more than 10,000 parts;
+/// - [`Error::Api`] when fal or its CDN refuses the initiate call, a part or the complete
+///   call (after retries for retryable statuses), [`Error::Transport`] after retries;
+/// - [`Error::Upload`] for a malformed initiate answer, a part answer without an ETag (naming
+///   the part), parts that do not add up to the file, or a file that changed size during the
+///   upload. Nothing is completed in those cases.
+#[must_use = "an upload does nothing until it is awaited"]
+pub struct Upload {
+    storage: Storage,
+    source: Source,
+    options: UploadOptions,
+}
+
+impl fmt::Debug for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upload")
+            .field("source", &self.source)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Upload {
+    fn new(storage: Storage, source: Source) -> Self {
+        Self {
+            storage,
+            source,
+            options: UploadOptions::default(),
+        }
     }
 
-    /// Download a file to `path`, streamed (memory does not grow with the file size); returns
-    /// the number of bytes written. No fal key is sent.
-    ///
-    /// The bytes go to `path` with `.part` appended and are renamed to `path` only when the
-    /// whole body arrived (and matched its `Content-Length`), so `path` never holds a cut-short
-    /// file. A body that breaks on the way is downloaded again from the start, under the
-    /// client's retry policy.
-    ///
-    /// # Errors
-    /// As [`download`](Self::download), plus [`Error::Io`] when `path` cannot be written.
-    pub async fn download_to_file(&self, url: &str, path: impl AsRef<Path>) -> Result<u64> {
-        let path = path.as_ref();
-        let url = parse_url(url)?;
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".part");
-        let partial = PathBuf::from(partial);
-        let policy = &self.client.inner.retry;
-        let mut attempt = 0;
-        loop {
-            match self.download_once(&url, &partial).await {
-                Ok(written) => {
-                    tokio::fs::rename(&partial, path)
-                        .await
-                        .map_err(|e| Error::io(path.display(), e))?;
-                    return Ok(written);
-                }
-                // The answer head came and its body broke or stalled: start again. (A failure
-                // before the head was already retried inside `execute`.)
-                Err((e, true)) if attempt < policy.max_retries => {
-                    let delay = policy.delay(attempt, None);
-                    attempt += 1;
-                    tracing::warn!(op = "download", attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying fal call");
-                    tokio::time::sleep(delay).await;
-                }
-                Err((e, _)) => {
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    return Err(e);
-                }
-            }
-        }
+    /// Content type announced to fal and sent with a single `PUT`, instead of the guess from
+    /// the file name (or `application/octet-stream` for bytes).
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.options.content_type = Some(content_type.into());
+        self
     }
 
-    /// One download; the flag says whether the failure came after the answer head (a body
-    /// that broke or stalled), which is worth a fresh attempt.
-    async fn download_once(
-        &self,
-        url: &Url,
-        partial: &Path,
-    ) -> std::result::Result<u64, (Error, bool)> {
-        use futures::StreamExt;
-        let shown = redact_url(url);
-        let mut call = Call::new(Method::GET, url.clone(), "download");
-        call.auth = false;
-        let idle = self.client.inner.read_idle_timeout;
-        let method = call.method.clone();
-        let resp = self.client.execute(call).await.map_err(|e| (e, false))?;
-        let declared = resp.content_length();
-        let mut file = tokio::fs::File::create(partial)
-            .await
-            .map_err(|e| (Error::io(partial.display(), e), false))?;
-        let mut written = 0u64;
-        let mut stream = resp.bytes_stream();
-        loop {
-            let chunk = match tokio::time::timeout(idle, stream.next()).await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(_) => {
-                    let e = Error::Stalled {
-                        method: method.to_string(),
-                        url: shown.clone(),
-                        request_id: None,
-                        idle,
-                    };
-                    return Err((e, true));
-                }
-            };
-            let chunk = chunk.map_err(|source| {
-                let e = Error::Transport {
-                    method: "GET".into(),
-                    url: shown.clone(),
-                    request_id: None,
-                    source: source.without_url(),
-                };
-                (e, true)
-            })?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| (Error::io(partial.display(), e), false))?;
-            written += chunk.len() as u64;
-        }
-        file.flush()
-            .await
-            .map_err(|e| (Error::io(partial.display(), e), false))?;
-        if let Some(n) = declared.filter(|n| *n != written) {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("the answer declared {n} bytes but {written} arrived"),
-            );
-            return Err((Error::io(shown, e), true));
-        }
-        Ok(written)
+    /// File name announced to fal (it ends the file URL), instead of the path's last component
+    /// (or `upload.{ext}` for bytes).
+    pub fn file_name(mut self, name: impl Into<String>) -> Self {
+        self.options.file_name = Some(name.into());
+        self
+    }
+
+    /// Uploads **larger than** `bytes` use the multipart flow; others go up in one `PUT`.
+    /// Default [`DEFAULT_MULTIPART_THRESHOLD`] (90 MiB). `u64::MAX` disables multipart.
+    pub fn multipart_threshold(mut self, bytes: u64) -> Self {
+        self.options.multipart_threshold = bytes;
+        self
+    }
+
+    /// Size of each multipart part in bytes (the last part holds the rest). Default
+    /// [`DEFAULT_PART_SIZE`] (10 MiB).
+    ///
+    /// The client enforces no minimum so that tests and mocks can use small parts, but fal's CDN
+    /// follows S3-style multipart rules, which refuse parts under 5 MiB other than the last:
+    /// keep at least 5 MiB against fal. A part size of 0 makes the upload fail with
+    /// [`Error::InvalidInput`].
+    pub fn part_size(mut self, bytes: u64) -> Self {
+        self.options.part_size = bytes;
+        self
+    }
+
+    /// How many parts of a multipart upload are sent at once (at least 1). Default
+    /// [`DEFAULT_CONCURRENCY`] (4). Each part in flight holds one connection and a read buffer
+    /// of 256 KiB, so memory stays bounded whatever the file size.
+    pub fn concurrency(mut self, parts: usize) -> Self {
+        self.options.concurrency = parts.max(1);
+        self
+    }
+
+    /// Call `f` as the upload progresses.
+    ///
+    /// - The first report is `sent == 0` (made before any byte is sent, when `total > 0`).
+    /// - Reports follow as body chunks (256 KiB) are handed to the connection, across all parts
+    ///   in flight; `sent` only ever grows.
+    /// - When an attempt fails and is retried (a part, or a single `PUT`), its bytes are taken
+    ///   back internally and reports resume only once the retry has sent more than was
+    ///   reported before: bytes are never counted twice, and `sent` never goes down.
+    /// - `sent == total` is reported exactly once, last, after fal accepted the upload (the
+    ///   single `PUT` answered, or the multipart `complete` call succeeded); until then reports
+    ///   stop at `total - 1`. A failed upload never reports `sent == total`.
+    ///
+    /// `f` runs on the tasks that send the body, under a lock that keeps reports in order: keep
+    /// it cheap (update a progress bar, send on a channel).
+    pub fn on_progress(mut self, f: impl Fn(UploadProgress) + Send + Sync + 'static) -> Self {
+        self.options.progress = Some(Arc::new(f));
+        self
+    }
+}
+
+impl IntoFuture for Upload {
+    type Output = Result<Url>;
+    type IntoFuture = BoxFuture<'static, Result<Url>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.storage.upload(self.source, self.options).await })
     }
 }
 
@@ -423,9 +399,9 @@ enum Source {
 
 impl Source {
     /// A re-sendable body for `len` bytes from `offset`.
-    fn body(&self, offset: u64, len: u64) -> CallBody {
+    fn body(&self, offset: u64, len: u64) -> Body {
         match self {
-            Source::File(path) => CallBody::File {
+            Source::File(path) => Body::File {
                 path: path.clone(),
                 offset,
                 len,
@@ -435,7 +411,7 @@ impl Source {
                 let end = usize::try_from(offset.saturating_add(len))
                     .unwrap_or(usize::MAX)
                     .min(b.len());
-                CallBody::Bytes(b.slice(start..end))
+                Body::Bytes(b.slice(start..end))
             }
         }
     }

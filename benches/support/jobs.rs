@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fal_client::models::{FluxLora, FluxLoraInput, GenerationOutput};
-use fal_client::queue::{SubmitOptions, WaitOptions};
 use fal_client::FalClient;
 use futures::StreamExt;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -73,17 +72,20 @@ impl Bare {
     }
 }
 
+/// Submit and wait through the crate: status stream first when `poll` is `None`, else polling
+/// only, every `poll`.
 pub async fn crate_job(
     fal: &FalClient,
     input: &FluxLoraInput,
-    wait: WaitOptions,
+    poll: Option<Duration>,
 ) -> GenerationOutput {
-    fal.submit::<FluxLora>(input, SubmitOptions::default())
-        .await
-        .expect("submit")
-        .wait(wait)
-        .await
-        .expect("wait")
+    let job = fal.submit::<FluxLora>(input).await.expect("submit");
+    let wait = job.wait();
+    let wait = match poll {
+        None => wait,
+        Some(every) => wait.stream(false).poll_interval(every),
+    };
+    wait.await.expect("wait")
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -114,8 +116,9 @@ pub struct Setup {
     fal: FalClient,
     bare: Arc<Bare>,
     input: Arc<FluxLoraInput>,
-    /// How the crate variant waits (default: status stream first).
-    pub wait: WaitOptions,
+    /// How the crate variant waits: `None` (the default) status stream first, `Some(interval)`
+    /// polling only.
+    pub poll: Option<Duration>,
     _server: ServerProcess,
 }
 
@@ -141,7 +144,7 @@ impl Setup {
             fal,
             bare,
             input: Arc::new(FluxLoraInput::new("a red fox in the snow")),
-            wait: WaitOptions::default(),
+            poll: None,
             _server: server,
         }
     }
@@ -158,11 +161,11 @@ impl Setup {
                     let fal = self.fal.clone();
                     let bare = self.bare.clone();
                     let input = self.input.clone();
-                    let wait = self.wait.clone();
+                    let poll = self.poll;
                     tokio::spawn(async move {
                         while next.fetch_add(1, Ordering::Relaxed) < n {
                             let out = match variant {
-                                Variant::Crate => crate_job(&fal, &input, wait.clone()).await,
+                                Variant::Crate => crate_job(&fal, &input, poll).await,
                                 Variant::Bare => bare.job(&input).await,
                             };
                             assert_eq!(out.images.len(), 1);

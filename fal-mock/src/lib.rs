@@ -1,7 +1,10 @@
-//! [`FalMock`]: an in-process fake of fal.ai for examples and tests (feature `mock`).
+//! A fake of [fal.ai](https://fal.ai) for tests and offline development: [`FalMock`] runs it
+//! in-process (for `fal-client`'s examples and tests, and yours), and the `fal-mock` binary runs
+//! it as a standalone server that any client can use, fal's Python and JavaScript clients
+//! included.
 //!
-//! The mock speaks fal's wire protocol (see the crate's `PROTOCOL.md` notes) on two local
-//! listeners bound to `127.0.0.1` on ephemeral ports:
+//! The mock speaks fal's wire protocol (<https://docs.fal.ai/model-endpoints/queue>) on two local
+//! listeners, by default bound to `127.0.0.1` on ephemeral ports:
 //!
 //! - an **API server** serving the queue under `/queue/`, synchronous runs under `/run/` and the
 //!   REST storage routes under `/rest/`; every route requires `Authorization: Key <key>` and
@@ -28,10 +31,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The standalone server
+//!
+//! ```text
+//! cargo run -p fal-mock -- --port 8788 --cdn-port 8789
+//! ```
+//!
+//! prints `export` lines (`FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`,
+//! `FAL_CDN_URL`, `FAL_JWKS_URL`) and one JSON line with the same values, then serves until
+//! SIGINT or SIGTERM. `--help` lists the flags: the key, queue and processing times, log lines,
+//! a seeded fault rate, endpoints to answer 404 for, the webhook signing seed and retries.
+//!
 //! # Endpoints
 //!
-//! The mock knows fal's endpoints from fal's own OpenAPI documents (the crate's
-//! `tests/fixtures/openapi/`): the trainers `fal-ai/flux-lora-portrait-trainer`,
+//! The mock knows fal's endpoints from fal's own OpenAPI documents (the crate's `openapi/`
+//! folder, a dated snapshot): the trainers `fal-ai/flux-lora-portrait-trainer`,
 //! `fal-ai/flux-lora-fast-training`, `fal-ai/flux-2-trainer[-v2]`, `fal-ai/z-image-trainer`,
 //! `fal-ai/z-image-turbo-trainer-v2`, `fal-ai/qwen-image-2512-trainer` and the generators
 //! `fal-ai/flux-lora`, `fal-ai/flux-2/lora`, `fal-ai/z-image/turbo/lora`,
@@ -72,7 +86,8 @@
 //!
 //! # Webhooks
 //!
-//! A job submitted with `fal_webhook` is delivered like fal does it (PROTOCOL §6): once it
+//! A job submitted with `fal_webhook` is delivered like fal does it
+//! (<https://docs.fal.ai/model-apis/model-endpoints/webhooks>): once it
 //! completes, a background task `POST`s `{"request_id", "gateway_request_id", "status": "OK" |
 //! "ERROR", "payload", "error"}` to the URL, signed with the mock's own Ed25519 key in the four
 //! `X-Fal-Webhook-*` headers and without any `Authorization` header. The public key is served at
@@ -144,6 +159,11 @@ pub use faults::{FaultCounts, FaultKind, Faults, MockRoute};
 
 pub use multipart::MultipartRecord;
 
+/// The README's examples, compiled as doctests so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// A failure to inject with [`FalMock::fail_next`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -204,23 +224,27 @@ impl MockFailure {
 }
 
 /// Sign `body` as a webhook delivery for `request_id`, at the current time: the four
-/// `X-Fal-Webhook-*` headers, exactly as fal sends them (PROTOCOL §6.2). The test header
-/// generator for your webhook handler: sign with [`FalMock::webhook_signer`] (or any
-/// [`WebhookSigner`]), point the handler's [`JwksCache`](fal_client::webhook::JwksCache) at
-/// [`FalMock::jwks_url`] (or verify against [`WebhookSigner::jwks`]), and `POST` the body with
-/// these headers.
+/// `X-Fal-Webhook-*` headers, exactly as fal sends them
+/// (<https://docs.fal.ai/model-apis/model-endpoints/webhooks>). The test header generator for your
+/// webhook handler: sign with [`FalMock::webhook_signer`] (or any [`WebhookSigner`]), give the
+/// handler a client whose key set is [`FalMock::jwks_url`] (`FAL_JWKS_URL`; [`FalMock::client`]
+/// does it) or a verifier on [`WebhookSigner::jwks`], and `POST` the body with these headers.
 ///
 /// ```
+/// # futures::executor::block_on(async {
+/// use fal_client::webhook::WebhookVerifier;
 /// use fal_mock::{sign_webhook, WebhookSigner};
-/// use fal_client::webhook::{verify_and_parse, DEFAULT_LEEWAY};
 ///
 /// let signer = WebhookSigner::from_seed([3; 32]);
 /// let body = br#"{"request_id":"r-1","status":"OK","payload":{"finetune_id":"ft-1"},"error":null}"#;
 /// let headers = sign_webhook(&signer, "r-1", body)?;
-/// let now = std::time::SystemTime::now();
-/// let delivery = verify_and_parse::<serde_json::Value>(&headers, body, &signer.jwks(), now, DEFAULT_LEEWAY)?;
+/// let delivery = WebhookVerifier::from_jwks(&signer.jwks())
+///     .verify(&headers, body)
+///     .await?
+///     .parse::<serde_json::Value>()?;
 /// assert_eq!(delivery.output().map(|o| o["finetune_id"] == "ft-1"), Some(true));
 /// # Ok::<(), fal_client::webhook::WebhookError>(())
+/// # }).unwrap();
 /// ```
 ///
 /// # Errors
@@ -624,6 +648,7 @@ impl FalMock {
             .queue_url(self.queue_url())
             .run_url(self.run_url())
             .rest_url(self.rest_url())
+            .jwks_url(self.jwks_url())
     }
 
     /// A [`FalClient`] pointed at the mock with its key.
@@ -659,8 +684,9 @@ impl FalMock {
     }
 
     /// The URL of the mock's webhook key set, e.g. `http://127.0.0.1:P/.well-known/jwks.json`
-    /// (served without auth). Point a [`JwksCache`](fal_client::webhook::JwksCache) at it with
-    /// `with_url`, or a receiver with `FAL_JWKS_URL`.
+    /// (served without auth). [`client`](Self::client) verifies webhooks against it; point another
+    /// receiver at it with `FAL_JWKS_URL` or
+    /// [`FalClientBuilder::jwks_url`](fal_client::FalClientBuilder::jwks_url).
     pub fn jwks_url(&self) -> String {
         format!(
             "{}{}",
@@ -719,8 +745,8 @@ impl FalMock {
 
     /// The content type and bytes of a file on the mock CDN, by its URL: an upload (after its
     /// PUT) or a generated output file.
-    pub fn uploaded(&self, file_url: &str) -> Option<(String, Bytes)> {
-        let path = self.shared.cdn_path(file_url)?;
+    pub fn uploaded(&self, file_url: impl AsRef<str>) -> Option<(String, Bytes)> {
+        let path = self.shared.cdn_path(file_url.as_ref())?;
         self.shared.file(&path)
     }
 

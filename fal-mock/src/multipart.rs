@@ -1,4 +1,4 @@
-//! The mock's multipart upload flow (PROTOCOL.md §5.2):
+//! The mock's multipart upload flow (fal's own clients' `initiate-multipart` flow):
 //!
 //! - `POST /rest/storage/upload/initiate-multipart?storage_type=fal-cdn-v3` (API server, key
 //!   required) with `{"content_type", "file_name"}` answers
@@ -113,7 +113,8 @@ impl FalMock {
     }
 
     /// The completed multipart upload whose file URL is `file_url`.
-    pub fn multipart_upload(&self, file_url: &str) -> Option<MultipartRecord> {
+    pub fn multipart_upload(&self, file_url: impl AsRef<str>) -> Option<MultipartRecord> {
+        let file_url = file_url.as_ref();
         lock(&self.shared.multipart.done).get(file_url).cloned()
     }
 }

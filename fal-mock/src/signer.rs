@@ -8,8 +8,9 @@ use http::HeaderMap;
 
 use fal_client::webhook::{Ed25519Key, Jwk, Jwks, WebhookError, WebhookHeaders};
 
-/// Signs webhook deliveries exactly as fal does, with a test key: the counterpart of the
-/// verifier, for tests, fakes and the crate's mock (feature `mock`). Serve
+/// Signs webhook deliveries exactly as fal does, with a test key: the counterpart of
+/// [`WebhookVerifier`](fal_client::webhook::WebhookVerifier), for tests, fakes and
+/// [`FalMock`](crate::FalMock). Serve
 /// [`jwks`](Self::jwks) as the key set and send [`headers`](Self::headers) with the body.
 ///
 /// This is the test header generator for your own webhook handler: sign a body, `POST` it with
@@ -18,17 +19,25 @@ use fal_client::webhook::{Ed25519Key, Jwk, Jwks, WebhookError, WebhookHeaders};
 /// `fal_mock::sign_webhook` signs at the current time.
 ///
 /// ```
-/// use std::time::{Duration, UNIX_EPOCH};
-/// use fal_client::webhook::{verify_and_parse, DEFAULT_LEEWAY};
+/// # futures::executor::block_on(async {
+/// use fal_client::webhook::WebhookVerifier;
 /// use fal_mock::WebhookSigner;
 ///
 /// let signer = WebhookSigner::from_seed([7; 32]);
 /// let body = br#"{"request_id":"req-1","status":"OK","payload":{"ok":true},"error":null}"#;
-/// let headers = signer.headers("req-1", 1_752_019_770, body)?;
-/// let now = UNIX_EPOCH + Duration::from_secs(1_752_019_771);
-/// let delivery = verify_and_parse::<serde_json::Value>(&headers, body, &signer.jwks(), now, DEFAULT_LEEWAY)?;
+/// let headers = signer.sign_now("req-1", body).to_header_map()?;
+/// let verifier = WebhookVerifier::from_jwks(&signer.jwks());
+/// let delivery = verifier.verify(&headers, body).await?.parse::<serde_json::Value>()?;
 /// assert_eq!(delivery.output().map(|o| o["ok"] == true), Some(true));
+///
+/// // Signed an hour ago: outside the verifier's leeway.
+/// let old = signer.headers("req-1", delivery_time() - 3600, body)?;
+/// assert!(verifier.verify(&old, body).await.is_err());
 /// # Ok::<(), fal_client::webhook::WebhookError>(())
+/// # }).unwrap();
+/// # fn delivery_time() -> u64 {
+/// #     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct WebhookSigner {
@@ -155,10 +164,8 @@ impl WebhookSigner {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use fal_client::webhook::{verify_headers, DEFAULT_LEEWAY};
+    use fal_client::webhook::WebhookVerifier;
 
     #[test]
     fn signatures_are_deterministic_and_verify() {
@@ -166,8 +173,10 @@ mod tests {
         let a = s.sign("req", 100, b"{}");
         assert_eq!(a, s.sign("req", 100, b"{}"));
         assert_eq!(a.signature.len(), 128);
-        let now = UNIX_EPOCH + Duration::from_secs(100);
-        let d = verify_headers(&a, b"{}", &s.jwks(), now, DEFAULT_LEEWAY).unwrap();
+        let now = s.sign_now("req", b"{}");
+        let verifier = WebhookVerifier::from_jwks(&s.jwks());
+        let map = now.to_header_map().unwrap();
+        let d = futures::executor::block_on(verifier.verify(&map, b"{}")).unwrap();
         assert_eq!((d.user_id(), d.key_id()), ("test-user", Some("k")));
     }
 

@@ -925,7 +925,7 @@ impl Shared {
     }
 }
 
-/// The body fal POSTs to a webhook for a completed job (PROTOCOL §6.1).
+/// The body fal POSTs to a webhook for a completed job (<https://docs.fal.ai/model-apis/model-endpoints/webhooks>).
 pub(crate) fn webhook_body(job: &Job, completion: &Completion) -> Value {
     match &completion.outcome {
         Outcome::Ok(out) => json!({

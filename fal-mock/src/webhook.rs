@@ -1,7 +1,8 @@
 //! Signed webhook deliveries from the mock, and the key set it serves.
 //!
 //! When a job submitted with `fal_webhook` completes, the mock `POST`s the completion body
-//! (PROTOCOL §6.1) to that URL, signed like fal (§6.2) with the mock's own Ed25519 key, from a
+//! to that URL, signed like fal (<https://docs.fal.ai/model-apis/model-endpoints/webhooks>) with
+//! the mock's own Ed25519 key, from a
 //! background task; it re-delivers on a non-2xx answer or a connection failure. The public key is
 //! served as a JWKS at `GET {api}/.well-known/jwks.json`, without auth.
 

@@ -1,4 +1,4 @@
-//! Queue status bodies (PROTOCOL.md §3.2; <https://docs.fal.ai/model-endpoints/queue>).
+//! Queue status bodies (<https://docs.fal.ai/model-endpoints/queue>).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,11 +39,12 @@ impl QueueStatus {
     /// Parse a status body.
     ///
     /// # Errors
-    /// [`Error::Decode`] for malformed JSON, a missing `status`, or a status other than
-    /// `IN_QUEUE`, `IN_PROGRESS`, `COMPLETED`.
+    /// [`Error::Decode`] for malformed JSON or a missing `status`;
+    /// [`Error::UnknownQueueStatus`] for a status other than `IN_QUEUE`, `IN_PROGRESS`,
+    /// `COMPLETED`.
     pub fn from_slice(body: &[u8]) -> Result<Self> {
         let raw: RawStatus = decode_json("queue status", body, None)?;
-        raw.into_status(|| crate::error::excerpt(body))
+        raw.into_status()
     }
 
     /// `true` for [`QueueStatus::Completed`] (successful or failed).
@@ -126,8 +127,8 @@ pub(crate) struct RawStatus {
 }
 
 impl RawStatus {
-    /// The typed status; `body_excerpt` goes into the error for an unknown status.
-    pub(crate) fn into_status(self, body_excerpt: impl FnOnce() -> String) -> Result<QueueStatus> {
+    /// The typed status; [`Error::UnknownQueueStatus`] for a status this crate does not know.
+    pub(crate) fn into_status(self) -> Result<QueueStatus> {
         Ok(match self.status.as_str() {
             "IN_QUEUE" => QueueStatus::InQueue {
                 queue_position: self.queue_position.unwrap_or(0),
@@ -140,13 +141,8 @@ impl RawStatus {
                 error_type: self.error_type.filter(|e| !e.is_empty()),
             },
             other => {
-                return Err(Error::Decode {
-                    what: "queue status".into(),
-                    path: "status".into(),
-                    message: format!(
-                        "unknown status {other:?} (expected IN_QUEUE, IN_PROGRESS or COMPLETED)"
-                    ),
-                    body_excerpt: body_excerpt(),
+                return Err(Error::UnknownQueueStatus {
+                    status: other.to_owned(),
                     request_id: None,
                 })
             }
@@ -279,7 +275,7 @@ mod tests {
     fn unknown_status_is_an_error() {
         let err = QueueStatus::from_slice(br#"{"status":"FOO"}"#).unwrap_err();
         assert!(
-            matches!(err, Error::Decode { ref path, ref message, .. } if path == "status" && message.contains("FOO")),
+            matches!(err, Error::UnknownQueueStatus { ref status, .. } if status == "FOO"),
             "{err}"
         );
         assert!(QueueStatus::from_slice(b"not json").is_err());

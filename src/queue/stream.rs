@@ -1,26 +1,19 @@
-//! The SSE status stream (PROTOCOL.md §3.3): `GET .../requests/{id}/status/stream?logs=0|1`,
-//! one JSON [`QueueStatus`] per event's `data`, closed by fal after `COMPLETED`.
+//! The SSE status stream: `GET .../requests/{id}/status/stream?logs=0|1`, one JSON
+//! [`QueueStatus`] per event's `data`, closed by fal after `COMPLETED`
+//! (<https://docs.fal.ai/model-endpoints/queue>).
 
-use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use http::{HeaderValue, Method};
 
 use super::{QueueStatus, RequestHandle};
 use crate::error::{Error, Result};
-use crate::http::{redact_url, BodyLimit, Call};
-
-/// Most bytes one status event may take before it is refused: 1 MiB (or the client's control
-/// body limit, when lower). A refused stream only makes a wait fall back to polling (whose
-/// answers may take 8 MiB).
-const MAX_EVENT_BYTES: u64 = 1024 * 1024;
-
-type Body = BoxStream<'static, reqwest::Result<Bytes>>;
+use crate::transport::{redact_url, BodyBreak, BodyReader, Op};
 
 enum State<O> {
     Start(Box<RequestHandle<O>>),
     Open {
         handle: Box<RequestHandle<O>>,
-        body: Body,
+        body: BodyReader,
         sse: SseParser,
         limit: u64,
     },
@@ -36,11 +29,11 @@ impl<O: 'static> RequestHandle<O> {
     ///
     /// # Errors (as items)
     /// [`Error::Api`] when the stream cannot be opened, [`Error::Transport`] when it breaks,
-    /// [`Error::Decode`] when the server closes it before a `COMPLETED` status,
-    /// [`Error::Decode`] for an event that is not a status, [`Error::ResponseTooLarge`] when
-    /// more than 1 MiB arrives without completing an event, [`Error::StreamIdle`].
+    /// [`Error::Decode`] when the server closes it before a `COMPLETED` status or sends an
+    /// event that is not a status, [`Error::UnknownQueueStatus`], [`Error::ResponseTooLarge`]
+    /// when more than 1 MiB arrives without completing an event, [`Error::StreamIdle`].
     pub fn events(&self, logs: bool) -> BoxStream<'static, Result<QueueStatus>> {
-        let idle = self.client.inner.sse_idle_timeout;
+        let idle = self.client.config().sse_idle_timeout();
         stream::unfold(
             State::Start(Box::new(self.clone())),
             move |state| async move {
@@ -48,10 +41,7 @@ impl<O: 'static> RequestHandle<O> {
                     State::Done => return None,
                     State::Start(handle) => match handle.open_stream(logs).await {
                         Ok(body) => {
-                            let limit = handle
-                                .client
-                                .body_limit(BodyLimit::Control)
-                                .min(MAX_EVENT_BYTES);
+                            let limit = handle.client.transport().event_limit();
                             (handle, body, SseParser::default(), limit)
                         }
                         Err(e) => return Some((Err(e), State::Done)),
@@ -89,8 +79,8 @@ impl<O: 'static> RequestHandle<O> {
                             };
                             return Some((Err(e), State::Done));
                         }
-                        Ok(None) => match tokio::time::timeout_at(deadline, body.next()).await {
-                            Err(_) => {
+                        Ok(None) => match body.next(Some(deadline)).await {
+                            Err(BodyBreak::Stalled(_)) => {
                                 let e = Error::StreamIdle {
                                     request_id: handle.request_id.clone(),
                                     idle,
@@ -109,13 +99,13 @@ impl<O: 'static> RequestHandle<O> {
                                 };
                                 return Some((Err(e), State::Done));
                             }
-                            Ok(Some(Ok(chunk))) => {
+                            Ok(Some(chunk)) => {
                                 sse.feed(&chunk);
                                 continue;
                             }
-                            Ok(Some(Err(source))) => {
+                            Err(BodyBreak::Broken(source)) => {
                                 let e = Error::Transport {
-                                    method: "GET".into(),
+                                    method: Method::GET,
                                     url: redact_url(&handle.status_url),
                                     request_id: Some(handle.request_id.clone()),
                                     source: source.without_url(),
@@ -149,34 +139,31 @@ impl<O: 'static> RequestHandle<O> {
         .boxed()
     }
 
-    async fn open_stream(&self, logs: bool) -> Result<Body> {
+    async fn open_stream(&self, logs: bool) -> Result<BodyReader> {
         let mut url = self.status_url.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty().push("stream");
         }
         url.query_pairs_mut()
             .append_pair("logs", if logs { "1" } else { "0" });
-        let mut call = Call::new(Method::GET, url, "status_stream");
-        call.request_id = Some(&self.request_id);
-        call.endpoint = Some(self.endpoint.as_str());
-        call.retry = self.retry.as_deref();
-        call.headers.insert(
+        let mut req = self.request(Op::StatusStream, Method::GET, url);
+        req.headers.insert(
             http::header::ACCEPT,
             HeaderValue::from_static("text/event-stream"),
         );
-        // No overall timeout: the stream lives as long as the request; idleness is checked per
-        // event, and the answer head (with its retries) must come within the same idle time,
-        // else a server that accepts the connection and never answers would hold the wait for
-        // the whole read timeout, on every retry.
-        call.timeout = None;
-        let idle = self.client.inner.sse_idle_timeout;
-        let resp = tokio::time::timeout(idle, self.client.execute(call))
+        // The stream lives as long as the request; idleness is checked per event, and the
+        // answer head (with its retries) must come within the same idle time, else a server
+        // that accepts the connection and never answers would hold the wait for the whole read
+        // timeout, on every retry.
+        let idle = self.client.config().sse_idle_timeout();
+        let transport = self.client.transport();
+        let resp = tokio::time::timeout(idle, transport.send(&req))
             .await
             .map_err(|_| Error::StreamIdle {
                 request_id: self.request_id.clone(),
                 idle,
             })??;
-        Ok(resp.bytes_stream().boxed())
+        Ok(transport.reader(resp))
     }
 }
 
@@ -190,8 +177,9 @@ impl<O: 'static> RequestHandle<O> {
 /// parser cost ~14 k instructions per event, ~12 k per job — about 5% of what a bare reqwest
 /// loop spends on the same three requests, against a target of at most 25% overhead in all —
 /// and it rescanned its whole buffer on every chunk (a 1 MiB event took ~1.2 s in a debug
-/// build; here an unfinished line is rescanned with `memchr`, milliseconds for the capped 1 MiB). The status stream needs only `data` lines; this parser
-/// is covered by the unit tests below and the property tests in `tests/proptests.rs`.
+/// build; here an unfinished line is rescanned with `memchr`, milliseconds for the capped
+/// 1 MiB). The status stream needs only `data` lines; this parser is covered by the unit tests
+/// below and the property tests in `tests/reliability/proptests.rs`.
 #[derive(Default)]
 struct SseParser {
     /// Bytes received and not yet consumed as lines.

@@ -8,99 +8,10 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::status::LogCursor;
-use super::{QueueStatus, RequestHandle, RequestLog};
+use super::{OnEvent, QueueStatus, RequestHandle, RequestLog, WaitOptions};
 use crate::error::{Error, ErrorDetail, Result};
-use crate::retry::RetryPolicy;
 
-/// How a [`RequestHandle::wait`] runs.
-///
-/// Defaults: no deadline, logs requested, status stream first, the client's poll interval
-/// (500 ms), cancel on fal when the deadline passes, and — only when there is no deadline —
-/// giving up after 20 consecutive failed status polls (each already retried by the retry
-/// policy).
-#[derive(Debug, Clone)]
-pub struct WaitOptions {
-    deadline: Option<Deadline>,
-    logs: bool,
-    stream: bool,
-    poll_interval: Option<Duration>,
-    cancel_on_timeout: bool,
-    max_missed_polls: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Deadline {
-    After(Duration),
-    At(Instant),
-}
-
-impl Default for WaitOptions {
-    fn default() -> Self {
-        Self {
-            deadline: None,
-            logs: true,
-            stream: true,
-            poll_interval: None,
-            cancel_on_timeout: true,
-            max_missed_polls: 20,
-        }
-    }
-}
-
-impl WaitOptions {
-    /// Give up (and, by default, cancel on fal) after this long, counted from the start of the
-    /// wait. The error is [`Error::Timeout`] carrying the request id.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.deadline = Some(Deadline::After(t));
-        self
-    }
-
-    /// Give up at this instant.
-    pub fn deadline(mut self, at: Instant) -> Self {
-        self.deadline = Some(Deadline::At(at));
-        self
-    }
-
-    /// Ask for runner logs (default `true`); they reach the caller as [`WaitEvent::Log`].
-    pub fn logs(mut self, on: bool) -> Self {
-        self.logs = on;
-        self
-    }
-
-    /// Use the SSE status stream first (default `true`); `false` polls only.
-    pub fn stream(mut self, on: bool) -> Self {
-        self.stream = on;
-        self
-    }
-
-    /// Interval between status polls (default: the client's, 500 ms).
-    pub fn poll_interval(mut self, t: Duration) -> Self {
-        self.poll_interval = Some(t);
-        self
-    }
-
-    /// Whether to cancel the request on fal when the deadline passes (default `true`). Set
-    /// `false` for paid training jobs you want to [`resume`](crate::FalClient::resume) later.
-    pub fn cancel_on_timeout(mut self, on: bool) -> Self {
-        self.cancel_on_timeout = on;
-        self
-    }
-
-    /// Consecutive failed polls after which a wait *without deadline* gives up (default 20).
-    pub fn max_missed_polls(mut self, n: u32) -> Self {
-        self.max_missed_polls = n.max(1);
-        self
-    }
-
-    fn deadline_from(&self, start: Instant) -> Option<Instant> {
-        self.deadline.map(|d| match d {
-            Deadline::After(t) => start + t,
-            Deadline::At(at) => at,
-        })
-    }
-}
-
-/// Progress of a wait, reported to the callback of [`RequestHandle::wait_with`].
+/// Progress of a wait, reported to [`Wait::on_event`](super::Wait::on_event).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum WaitEvent<'a> {
@@ -156,53 +67,18 @@ impl Tracker {
     }
 }
 
-impl<O: DeserializeOwned + 'static> RequestHandle<O> {
-    /// Wait for the request to complete and return its typed output.
-    ///
-    /// Uses the status stream (submit, stream, result: three requests when the stream works)
-    /// and falls back to polling when the stream fails or stalls. A failed status poll counts
-    /// as a missed poll, not as a failure of the wait.
-    ///
-    /// # Errors
-    /// - [`Error::Timeout`] when the deadline passes (carries the request id; the request is
-    ///   cancelled on fal unless [`WaitOptions::cancel_on_timeout`] is off);
-    /// - [`Error::Api`] with fal's field details when the request failed validation (422), or
-    ///   the model's error; [`Error::RequestFailed`] when `COMPLETED` carries an `error`;
-    /// - [`Error::Decode`] when the output does not match `O` (names the JSON path);
-    /// - [`Error::Api`] for a non-retryable status answer (401, 403, 404).
-    ///
-    /// Every error of a wait carries the request id ([`Error::request_id`]).
-    pub async fn wait(&self, options: WaitOptions) -> Result<O> {
-        self.wait_with(options, |_| {}).await
-    }
-
-    /// [`wait`](Self::wait), reporting progress (queue position, start, each new log line) to
-    /// `on_event`.
-    ///
-    /// ```no_run
-    /// # async fn demo(job: fal_client::queue::RequestHandle<fal_client::models::LoraTrainingOutput>) -> fal_client::Result<()> {
-    /// use fal_client::queue::{WaitEvent, WaitOptions};
-    /// let out = job
-    ///     .wait_with(WaitOptions::default(), |event| match event {
-    ///         WaitEvent::Queued { position } => println!("queue position {position}"),
-    ///         WaitEvent::Log(line) => println!("{}", line.message),
-    ///         _ => {}
-    ///     })
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`wait`](Self::wait).
-    pub async fn wait_with<F>(&self, options: WaitOptions, mut on_event: F) -> Result<O>
-    where
-        F: FnMut(WaitEvent<'_>) + Send,
-    {
+impl<O: DeserializeOwned + Send + 'static> RequestHandle<O> {
+    /// The wait behind [`RequestHandle::wait`].
+    pub(crate) async fn wait_for(
+        &self,
+        options: WaitOptions,
+        mut on_event: OnEvent<'_>,
+    ) -> Result<O> {
         let start = Instant::now();
         let deadline = options.deadline_from(start);
         let span = tracing::info_span!("fal.wait", endpoint = %self.endpoint, request_id = %self.request_id);
         let run = tracing::Instrument::instrument(
-            self.wait_inner(&options, &mut on_event, deadline.is_some()),
+            self.wait_inner(&options, &mut *on_event, deadline.is_some()),
             span,
         );
         let outcome = match deadline {
@@ -234,9 +110,11 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
                             break;
                         }
                     }
-                    // Any stream failure falls back to polling, even a 404 or 405: a server (or
-                    // proxy) may lack the stream route, and a request that is really unknown is
-                    // then reported by the first status poll.
+                    // An unknown status ends the wait at once, as a poll's would.
+                    Err(e @ Error::UnknownQueueStatus { .. }) => return Err(e),
+                    // Any other stream failure falls back to polling, even a 404 or 405: a
+                    // server (or proxy) may lack the stream route, and a request that is really
+                    // unknown is then reported by the first status poll.
                     Err(e) => {
                         tracing::info!(error = %e, "status stream failed; polling instead");
                         break;
@@ -259,8 +137,7 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
             // The result call returns the model's own error (e.g. 422 with field details).
             // It is final, so it is asked once, without retries; an answer without details
             // (an ingress page, a dropped connection) leaves fal's status message as the error.
-            let once = RetryPolicy::none();
-            return Err(match self.result_bytes_with(Some(&once)).await {
+            return Err(match self.result_bytes_once().await {
                 Err(Error::Api(api))
                     if api.detail != ErrorDetail::None || api.error_type.is_some() =>
                 {
@@ -284,9 +161,7 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
         on_event: &mut (dyn FnMut(WaitEvent<'_>) + Send),
         has_deadline: bool,
     ) -> Result<QueueStatus> {
-        let interval = options
-            .poll_interval
-            .unwrap_or(self.client.inner.poll_interval);
+        let interval = options.poll_interval;
         let mut missed = 0u32;
         loop {
             match self.status(options.logs).await {
@@ -339,8 +214,7 @@ impl<O: DeserializeOwned + 'static> RequestHandle<O> {
 fn is_fatal(e: &Error) -> bool {
     match e {
         Error::Api(api) => !api.is_retryable(),
-        // The error `QueueStatus` parsing gives for an unknown status (status.rs).
-        Error::Decode { what, path, .. } => what == "queue status" && path == "status",
+        Error::UnknownQueueStatus { .. } => true,
         _ => false,
     }
 }

@@ -1,4 +1,4 @@
-//! The multipart flow (PROTOCOL.md §5.2, fal-js): parts `PUT` to
+//! The multipart flow (fal-js): parts `PUT` to
 //! `{origin}{pathname}/{partNumber}{search}` of the initiate answer's `upload_url`, then a
 //! `POST {origin}{pathname}/complete{search}` listing every part's ETag.
 
@@ -13,7 +13,7 @@ use url::Url;
 use super::{Source, UploadTarget};
 use crate::client::FalClient;
 use crate::error::{Error, Result};
-use crate::http::{header_str, Call, Meter};
+use crate::transport::{header_str, Meter, Op, Request};
 
 /// One part: 1-based number and the byte range of the source it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,14 +113,14 @@ pub(super) async fn upload(
 
     let body = serde_json::to_vec(&CompleteRequest { parts: &done })
         .map_err(|e| Error::Upload(format!("cannot encode the complete request: {e}")))?;
-    let mut call = Call::new(
+    // A pre-signed URL: the op never carries the fal key.
+    let req = Request::new(
+        Op::UploadComplete,
         Method::POST,
         sub_url(&target.upload_url, "complete"),
-        "upload_complete",
     )
     .json_body(body.into());
-    call.auth = false; // pre-signed URL: the fal key never goes there
-    client.execute_bytes(call).await?;
+    client.transport().bytes(&req).await?;
     tracing::debug!(parts = count, "multipart upload completed");
     Ok(())
 }
@@ -133,25 +133,25 @@ async fn put_part(
     count: usize,
     meter: Option<Arc<dyn Meter>>,
 ) -> Result<CompletedPart> {
-    let mut call = Call::new(
+    // A pre-signed URL: the op never carries the fal key.
+    let mut req = Request::new(
+        Op::UploadPart,
         Method::PUT,
         sub_url(&target.upload_url, &part.number.to_string()),
-        "upload_part",
     );
-    call.auth = false; // pre-signed URL: the fal key never goes there
-    call.headers.insert(
+    req.headers.insert(
         http::header::ACCEPT,
         HeaderValue::from_static("application/json"),
     );
     // No compressed answer: a re-encoding proxy may drop the ETag header (fal's Python client
     // sends the same for the same reason).
-    call.headers.insert(
+    req.headers.insert(
         http::header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
-    call.body = Some(source.body(part.offset, part.len));
-    call.meter = meter;
-    let (headers, body) = client.execute_bytes(call).await?;
+    req.body = Some(source.body(part.offset, part.len));
+    req.meter = meter;
+    let (headers, body) = client.transport().bytes(&req).await?;
     let answer = serde_json::from_slice::<PartAnswer>(&body).ok();
     let n = part.number;
     if let Some(other) = answer.as_ref().and_then(|a| a.part_number) {

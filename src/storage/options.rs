@@ -1,11 +1,11 @@
-//! [`UploadOptions`] and upload progress ([`UploadProgress`]).
+//! Upload options and progress ([`UploadProgress`]).
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::http::Meter;
+use crate::transport::Meter;
 
-/// Size above which an upload uses the multipart flow: 90 MiB, as fal-js (PROTOCOL.md §5.2).
+/// Size above which an upload uses the multipart flow: 90 MiB, as fal-js.
 /// An upload of exactly this size still goes up in one `PUT`.
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 90 * 1024 * 1024;
 
@@ -16,11 +16,12 @@ pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
 /// Python client ten at a time; four keeps a fast link busy without many open connections.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 
-type ProgressFn = Arc<dyn Fn(UploadProgress) + Send + Sync>;
+pub(crate) type ProgressFn = Arc<dyn Fn(UploadProgress) + Send + Sync>;
 
 /// How far an upload is, in bytes of the file (or buffer) being uploaded.
 ///
-/// Reports come from [`UploadOptions::on_progress`]; see there for when they are made.
+/// Reports come from [`Upload::on_progress`](super::Upload::on_progress); see there for when
+/// they are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UploadProgress {
@@ -46,25 +47,9 @@ impl UploadProgress {
     }
 }
 
-/// Options of [`Storage::upload_file_with`](super::Storage::upload_file_with) and
-/// [`Storage::upload_bytes_with`](super::Storage::upload_bytes_with).
-///
-/// Defaults: multipart above [`DEFAULT_MULTIPART_THRESHOLD`] (90 MiB), parts of
-/// [`DEFAULT_PART_SIZE`] (10 MiB), [`DEFAULT_CONCURRENCY`] (4) parts in flight, the content type
-/// guessed from the file name (bytes: `application/octet-stream`), the file's own name (bytes:
-/// `upload.{ext}` from the content type), no progress reports.
-///
-/// ```
-/// use fal_client::storage::{UploadOptions, UploadProgress};
-///
-/// let options = UploadOptions::default()
-///     .concurrency(8)
-///     .content_type("application/zip")
-///     .on_progress(|p: UploadProgress| eprintln!("{}/{} bytes", p.sent, p.total));
-/// # drop(options);
-/// ```
+/// The options of an upload (set through [`Upload`](super::Upload)).
 #[derive(Clone)]
-pub struct UploadOptions {
+pub(crate) struct UploadOptions {
     pub(crate) multipart_threshold: u64,
     pub(crate) part_size: u64,
     pub(crate) concurrency: usize,
@@ -96,68 +81,6 @@ impl fmt::Debug for UploadOptions {
             .field("file_name", &self.file_name)
             .field("on_progress", &self.progress.is_some())
             .finish()
-    }
-}
-
-impl UploadOptions {
-    /// Uploads **larger than** `bytes` use the multipart flow; others go up in one `PUT`.
-    /// Default [`DEFAULT_MULTIPART_THRESHOLD`] (90 MiB). `u64::MAX` disables multipart.
-    pub fn multipart_threshold(mut self, bytes: u64) -> Self {
-        self.multipart_threshold = bytes;
-        self
-    }
-
-    /// Size of each multipart part in bytes (the last part holds the rest). Default
-    /// [`DEFAULT_PART_SIZE`] (10 MiB).
-    ///
-    /// The client enforces no minimum so that tests and mocks can use small parts, but fal's CDN
-    /// follows S3-style multipart rules, which refuse parts under 5 MiB other than the last:
-    /// keep at least 5 MiB against fal. A part size of 0 makes the upload fail with
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput).
-    pub fn part_size(mut self, bytes: u64) -> Self {
-        self.part_size = bytes;
-        self
-    }
-
-    /// How many parts of a multipart upload are sent at once (at least 1). Default
-    /// [`DEFAULT_CONCURRENCY`] (4). Each part in flight holds one connection and a read buffer
-    /// of 256 KiB, so memory stays bounded whatever the file size.
-    pub fn concurrency(mut self, parts: usize) -> Self {
-        self.concurrency = parts.max(1);
-        self
-    }
-
-    /// Content type announced to fal and sent with a single `PUT`, instead of the guess from
-    /// the file name (or `application/octet-stream` for bytes).
-    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
-        self.content_type = Some(content_type.into());
-        self
-    }
-
-    /// File name announced to fal (it ends the file URL), instead of the path's last component
-    /// (or `upload.{ext}` for bytes).
-    pub fn file_name(mut self, name: impl Into<String>) -> Self {
-        self.file_name = Some(name.into());
-        self
-    }
-
-    /// Call `f` as the upload progresses.
-    ///
-    /// - The first report is `sent == 0` (made before any byte is sent, when `total > 0`).
-    /// - Reports follow as body chunks (256 KiB) are handed to the connection, across all parts
-    ///   in flight; `sent` only ever grows.
-    /// - When an attempt fails and is retried (a part, or a single `PUT`), its bytes are taken
-    ///   back internally and reports resume only once the retry has sent more than was
-    ///   reported before: bytes are never counted twice, and `sent` never goes down.
-    /// - `sent == total` is reported exactly once, last, after fal accepted the upload (the
-    ///   single `PUT` answered, or the multipart `complete` call succeeded); until then reports
-    ///   stop at `total - 1`. A failed upload never reports `sent == total`.
-    ///
-    /// `f` runs on the tasks that send the body, under a lock that keeps reports in order: keep
-    /// it cheap (update a progress bar, send on a channel).
-    pub fn on_progress(mut self, f: impl Fn(UploadProgress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Arc::new(f));
-        self
     }
 }
 

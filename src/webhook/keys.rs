@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::WebhookError;
 
-/// A JSON Web Key Set, as served at [`DEFAULT_JWKS_URL`](super::DEFAULT_JWKS_URL):
+/// A JSON Web Key Set, as served at [`DEFAULT_JWKS_URL`](crate::config::DEFAULT_JWKS_URL):
 /// `{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "<base64url>", "kid": "…"}]}`.
 ///
 /// Keys of other types are kept (and ignored by verification).

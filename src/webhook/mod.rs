@@ -1,17 +1,18 @@
-//! Webhook deliveries: typed bodies, Ed25519/JWKS signature verification, key caching and
-//! duplicate suppression.
+//! Webhook deliveries: typed bodies, Ed25519/JWKS signature verification and duplicate
+//! suppression.
 //!
-//! When a queue request is submitted with a webhook URL (`?fal_webhook=`), fal `POST`s the
-//! outcome there once the request finishes
+//! When a queue request is submitted with a webhook URL
+//! ([`Submit::webhook`](crate::queue::Submit::webhook), the `fal_webhook` query parameter), fal
+//! `POST`s the outcome there once the request finishes
 //! (<https://docs.fal.ai/model-apis/model-endpoints/webhooks>). This module turns such a delivery
 //! into a [`WebhookPayload<T>`], but only after checking that fal sent it.
 //!
 //! # Verifying a delivery
 //!
-//! fal signs every delivery with Ed25519 and publishes its public keys as a JWKS at
-//! [`DEFAULT_JWKS_URL`]. Four headers come with the body: `X-Fal-Webhook-Request-Id`,
-//! `X-Fal-Webhook-User-Id`, `X-Fal-Webhook-Timestamp` (Unix seconds) and
-//! `X-Fal-Webhook-Signature` (hex). The signed message is
+//! fal signs every delivery with Ed25519 and publishes its public keys as a JWKS. Four headers
+//! come with the body: `X-Fal-Webhook-Request-Id`, `X-Fal-Webhook-User-Id`,
+//! `X-Fal-Webhook-Timestamp` (Unix seconds) and `X-Fal-Webhook-Signature` (hex). The signed
+//! message is
 //!
 //! ```text
 //! request_id + "\n" + user_id + "\n" + timestamp + "\n" + lowercase_hex(sha256(raw body))
@@ -20,20 +21,15 @@
 //! and a delivery is genuine when the signature verifies (strict Ed25519) with any key of the
 //! set and the timestamp is within a leeway of the current time ([`DEFAULT_LEEWAY`], 300 s).
 //!
-//! - [`JwksCache`] does it all for a server: it fetches fal's keys (no credentials are sent),
-//!   keeps them for 24 h, refreshes once when no cached key verifies (key rotation, rate-limited),
-//!   coalesces concurrent fetches and keeps serving its keys when a refresh fails. Get one with
-//!   [`FalClient::jwks_cache`](crate::FalClient::jwks_cache) (it shares the client's connection
-//!   pool) or [`JwksCache::from_env`]; both read `FAL_JWKS_URL` (default [`DEFAULT_JWKS_URL`]).
-//! - [`verify`], [`verify_headers`], [`verify_and_parse`] and [`WebhookVerifier`] are the pure
-//!   core: they take the keys and the current time explicitly (pinned keys, tests, other
-//!   runtimes).
+//! [`WebhookVerifier`] does it, with one method, [`verify`](WebhookVerifier::verify). Get the
+//! one that fetches and caches fal's keys from [`FalClient::webhooks`](crate::FalClient::webhooks),
+//! or one for a fixed key set from [`WebhookVerifier::from_jwks`].
 //!
 //! Always verify the **raw body bytes** as received: never re-serialize the JSON first. Parsing
-//! happens only after verification, so an answer can tell the two apart:
-//! [`WebhookError::status_code`] gives 401 for a delivery that failed authentication, 400 for a
-//! genuine delivery whose body could not be decoded, and 5xx when the keys are unavailable (fal
-//! then delivers again later).
+//! happens only after verification ([`VerifiedDelivery::parse`]), so an answer can tell the two
+//! apart: [`WebhookError::status_code`] gives 401 for a delivery that failed authentication, 400
+//! for a genuine delivery whose body could not be decoded, and 5xx when the keys are unavailable
+//! (fal then delivers again later).
 //!
 //! # Duplicates
 //!
@@ -48,21 +44,25 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use axum::{body::Bytes, extract::State, http::{HeaderMap, StatusCode}, routing::post, Router};
-//! use fal_client::webhook::{DeliveryDeduper, JwksCache, WebhookOutcome};
+//! use fal_client::webhook::{DeliveryDeduper, WebhookOutcome, WebhookVerifier};
 //!
 //! #[derive(Clone)]
-//! struct App { keys: JwksCache, seen: Arc<DeliveryDeduper> }
+//! struct App { webhooks: WebhookVerifier, seen: Arc<DeliveryDeduper> }
 //!
 //! async fn fal_webhook(State(app): State<App>, headers: HeaderMap, body: Bytes) -> StatusCode {
 //!     // Verify against the raw bytes, then parse (any `T: DeserializeOwned`).
-//!     let delivery = match app.keys.verify::<serde_json::Value>(&headers, &body).await {
+//!     let delivery = match app.webhooks.verify(&headers, &body).await {
 //!         Ok(delivery) => delivery,
-//!         Err(e) => return e.status_code(), // 401 forged, 400 undecodable, 5xx no keys
+//!         Err(e) => return e.status_code(), // 401 forged, 5xx no keys
 //!     };
-//!     if !app.seen.first_time(delivery.request_id()) {
+//!     let payload = match delivery.parse::<serde_json::Value>() {
+//!         Ok(payload) => payload,
+//!         Err(e) => return e.status_code(), // 400 genuine but undecodable
+//!     };
+//!     if !app.seen.first_time(payload.request_id()) {
 //!         return StatusCode::OK; // a re-delivery: already handled
 //!     }
-//!     match &delivery.outcome {
+//!     match &payload.outcome {
 //!         WebhookOutcome::Success(output) => tracing::info!(%output, "fal request done"),
 //!         WebhookOutcome::Error { message, .. } => tracing::warn!(error = %message, "fal request failed"),
 //!         other => tracing::warn!(?other, "fal could not serialize the output"),
@@ -72,8 +72,9 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let fal = fal_client::FalClient::from_env()?; // or JwksCache::from_env(reqwest::Client::new())
-//!     let app = App { keys: fal.jwks_cache()?, seen: Arc::new(DeliveryDeduper::new(10_000)) };
+//!     // No key needed to verify: FAL_JWKS_URL (optional) names the key set.
+//!     let fal = fal_client::FalClientBuilder::from_env().build()?;
+//!     let app = App { webhooks: fal.webhooks(), seen: Arc::new(DeliveryDeduper::new(10_000)) };
 //!     let router = Router::new().route("/webhook/fal/status", post(fal_webhook)).with_state(app);
 //!     axum::serve(tokio::net::TcpListener::bind("0.0.0.0:3000").await?, router).await?;
 //!     Ok(())
@@ -85,10 +86,10 @@
 //!
 //! # Testing a handler
 //!
-//! With the `mock` feature, `fal_mock::FalMock` delivers signed completions of jobs
-//! submitted with a webhook URL and serves its key set at `FalMock::jwks_url()`; point the
-//! handler's cache there ([`JwksCache::with_url`]). `fal_mock::sign_webhook` (or
-//! `WebhookSigner`) signs bodies of your own, e.g. to check that a tampered one gets a 401.
+//! The `fal-mock` crate delivers signed completions of jobs submitted with a webhook URL and
+//! serves its key set at `FalMock::jwks_url()`; point the client at it with
+//! [`FalClientBuilder::jwks_url`](crate::FalClientBuilder::jwks_url). Its `WebhookSigner` signs
+//! bodies of your own, e.g. to check that a tampered one gets a 401.
 
 use std::time::Duration;
 
@@ -96,28 +97,24 @@ mod cache;
 mod dedup;
 mod keys;
 mod payload;
+mod verifier;
 mod verify;
 
-pub use cache::JwksCache;
+pub(crate) use cache::KeyCache;
 pub use dedup::DeliveryDeduper;
 pub use keys::{Ed25519Key, Jwk, Jwks};
 pub use payload::{WebhookOutcome, WebhookPayload};
-pub use verify::{
-    verify, verify_and_parse, verify_headers, VerifiedDelivery, WebhookHeaders, WebhookVerifier,
-};
-
-/// fal's public webhook keys (JWKS), fetched without credentials. Override with
-/// [`JwksCache::with_url`] or the `FAL_JWKS_URL` environment variable ([`JwksCache::from_env`]).
-pub const DEFAULT_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
+pub use verifier::WebhookVerifier;
+pub use verify::{VerifiedDelivery, WebhookHeaders};
 
 /// How far a delivery's timestamp may be from the current time, either way: 300 s (the value of
 /// fal's documented example).
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(300);
 
-/// How long [`JwksCache`] keeps fetched keys before fetching them again: 24 h.
+/// How long [`WebhookVerifier`] keeps fetched keys before fetching them again: 24 h.
 pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// The shortest time between two key refreshes [`JwksCache`] makes because no cached key
+/// The shortest time between two key refreshes [`WebhookVerifier`] makes because no cached key
 /// verified a delivery (or after a failed fetch): 10 s. Short enough that a key rotated right
 /// after a forged delivery is picked up within seconds; long enough that forged deliveries
 /// cannot turn the receiver into a JWKS-fetching loop (concurrent ones share one fetch).

@@ -21,10 +21,10 @@ use crate::error::{parse_error_body, ErrorDetail, ValidationDetail};
 ///  "payload_error": "…"}
 /// ```
 ///
-/// Parse it with [`from_slice`](Self::from_slice) only after verifying the delivery (or let
-/// [`JwksCache::verify`](super::JwksCache::verify) / [`verify_and_parse`](super::verify_and_parse)
-/// do both). `T` is any `DeserializeOwned` type: an endpoint's output struct, or
-/// [`serde_json::Value`] (the default) to take any endpoint's output as is.
+/// Get it from a verified delivery ([`VerifiedDelivery::parse`](super::VerifiedDelivery::parse));
+/// parse bytes with [`from_slice`](Self::from_slice) only after verifying them. `T` is any
+/// `DeserializeOwned` type: an endpoint's output struct, or [`serde_json::Value`] (the default)
+/// to take any endpoint's output as is.
 ///
 /// It serializes back to the same wire shape (for tests and fakes).
 #[derive(Debug, Clone, PartialEq)]

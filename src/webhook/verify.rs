@@ -1,4 +1,4 @@
-//! The pure verification core: headers, signed message, timestamp window, signature check.
+//! The verification core: headers, signed message, timestamp window, signature check.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,15 +8,12 @@ use http::HeaderMap;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::keys::{Ed25519Key, Jwks};
+use super::keys::Ed25519Key;
 use super::payload::WebhookPayload;
-use super::{
-    WebhookError, DEFAULT_LEEWAY, HEADER_REQUEST_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-    HEADER_USER_ID,
-};
+use super::{WebhookError, HEADER_REQUEST_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_USER_ID};
 
-/// The four signature headers of a delivery, as plain strings (for frameworks that do not use
-/// [`http::HeaderMap`]).
+/// The four signature headers of a delivery, as plain strings: what fal sends with a delivery
+/// (and what a signer of test deliveries produces).
 ///
 /// `Debug` does not print the signature.
 #[derive(Clone, PartialEq, Eq)]
@@ -326,102 +323,6 @@ fn check_window(timestamp: u64, now: SystemTime, leeway: Duration) -> Result<(),
     }
 }
 
-/// Verifies deliveries against a fixed key set (pinned keys, or keys you fetch and cache
-/// yourself). Parses the JWKS once; cheap to clone.
-///
-/// ```
-/// use std::time::SystemTime;
-/// use fal_client::webhook::{Jwks, WebhookVerifier, WebhookError};
-///
-/// let jwks = Jwks::from_slice(br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#)?;
-/// let verifier = WebhookVerifier::new(&jwks);
-/// let err = verifier.verify(&http::HeaderMap::new(), b"{}", SystemTime::now()).unwrap_err();
-/// assert!(matches!(err, WebhookError::MissingHeader("x-fal-webhook-request-id")));
-/// # Ok::<(), WebhookError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct WebhookVerifier {
-    keys: Vec<Ed25519Key>,
-    leeway: Duration,
-}
-
-impl WebhookVerifier {
-    /// A verifier for the usable Ed25519 keys of `jwks` (others are skipped), with the default
-    /// leeway of 300 s.
-    pub fn new(jwks: &Jwks) -> Self {
-        Self::from_keys(jwks.ed25519_keys())
-    }
-
-    /// A verifier for already parsed keys.
-    pub fn from_keys(keys: impl IntoIterator<Item = Ed25519Key>) -> Self {
-        WebhookVerifier {
-            keys: keys.into_iter().collect(),
-            leeway: DEFAULT_LEEWAY,
-        }
-    }
-
-    /// How far the timestamp may be from `now`, either way (default
-    /// [`DEFAULT_LEEWAY`](super::DEFAULT_LEEWAY), 300 s).
-    pub fn with_leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
-        self
-    }
-
-    /// The keys in use.
-    pub fn keys(&self) -> &[Ed25519Key] {
-        &self.keys
-    }
-
-    /// The leeway in use.
-    pub fn leeway(&self) -> Duration {
-        self.leeway
-    }
-
-    /// Verify a delivery from its headers and raw body at time `now`.
-    ///
-    /// # Errors
-    /// See [`verify_headers`].
-    pub fn verify<'a>(
-        &self,
-        headers: &HeaderMap,
-        body: &'a [u8],
-        now: SystemTime,
-    ) -> Result<VerifiedDelivery<'a>, WebhookError> {
-        let headers = WebhookHeaders::from_header_map(headers)?;
-        self.verify_headers(&headers, body, now)
-    }
-
-    /// Verify a delivery from plain header values.
-    ///
-    /// # Errors
-    /// See [`verify_headers`].
-    pub fn verify_headers<'a>(
-        &self,
-        headers: &WebhookHeaders,
-        body: &'a [u8],
-        now: SystemTime,
-    ) -> Result<VerifiedDelivery<'a>, WebhookError> {
-        let prepared =
-            prepare(headers, body, now, self.leeway).inspect_err(|e| log_rejection(headers, e))?;
-        let kid = check_keys(&prepared, &self.keys).inspect_err(|e| log_rejection(headers, e))?;
-        log_accepted(headers, kid.as_deref());
-        Ok(prepared.into_delivery(body, kid))
-    }
-
-    /// Verify, then decode the body as [`WebhookPayload<T>`].
-    ///
-    /// # Errors
-    /// See [`verify_and_parse`].
-    pub fn verify_and_parse<T: DeserializeOwned>(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<WebhookPayload<T>, WebhookError> {
-        self.verify(headers, body, now)?.parse()
-    }
-}
-
 pub(crate) fn log_rejection(headers: &WebhookHeaders, error: &WebhookError) {
     tracing::debug!(
         request_id = %headers.request_id,
@@ -436,67 +337,6 @@ pub(crate) fn log_accepted(headers: &WebhookHeaders, kid: Option<&str>) {
         kid = kid.unwrap_or(""),
         "webhook signature verified"
     );
-}
-
-/// Verify a delivery: its [`http::HeaderMap`], its raw body, fal's key set and the current
-/// time. Nothing is parsed; decode with [`VerifiedDelivery::parse`].
-///
-/// This parses the JWKS on every call; build a [`WebhookVerifier`] (or use a
-/// [`JwksCache`](super::JwksCache)) to verify many deliveries.
-///
-/// # Errors
-/// See [`verify_headers`].
-pub fn verify<'a>(
-    headers: &HeaderMap,
-    body: &'a [u8],
-    keys: &Jwks,
-    now: SystemTime,
-    leeway: Duration,
-) -> Result<VerifiedDelivery<'a>, WebhookError> {
-    WebhookVerifier::new(keys)
-        .with_leeway(leeway)
-        .verify(headers, body, now)
-}
-
-/// Verify a delivery given as plain header values. The steps, in order:
-///
-/// 1. every header is present and non-empty, else [`WebhookError::MissingHeader`];
-/// 2. the timestamp is decimal digits, else [`WebhookError::InvalidTimestamp`];
-/// 3. the signature is hex of 64 bytes, else [`WebhookError::InvalidSignatureEncoding`];
-/// 4. `|now - timestamp| <= leeway`, else [`WebhookError::StaleTimestamp`] /
-///    [`WebhookError::FutureTimestamp`];
-/// 5. the key set has a usable Ed25519 key, else [`WebhookError::NoKeys`];
-/// 6. the signature of [`WebhookHeaders::signed_message`] verifies (strict Ed25519) with one of
-///    the keys, else [`WebhookError::SignatureMismatch`].
-///
-/// # Errors
-/// As listed above.
-pub fn verify_headers<'a>(
-    headers: &WebhookHeaders,
-    body: &'a [u8],
-    keys: &Jwks,
-    now: SystemTime,
-    leeway: Duration,
-) -> Result<VerifiedDelivery<'a>, WebhookError> {
-    WebhookVerifier::new(keys)
-        .with_leeway(leeway)
-        .verify_headers(headers, body, now)
-}
-
-/// Verify a delivery, then decode its body as [`WebhookPayload<T>`].
-///
-/// # Errors
-/// The verification errors of [`verify_headers`] (answer 401,
-/// [`WebhookError::is_signature_error`]); after verification, [`WebhookError::Json`],
-/// [`WebhookError::UnknownStatus`] and [`WebhookError::RequestIdMismatch`] (answer 400).
-pub fn verify_and_parse<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: &[u8],
-    keys: &Jwks,
-    now: SystemTime,
-    leeway: Duration,
-) -> Result<WebhookPayload<T>, WebhookError> {
-    verify(headers, body, keys, now, leeway)?.parse()
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ pub const PNG_1X1: &[u8] = &[
 pub fn training_zip() -> Vec<u8> {
     let mut builder = ArchiveBuilder::new();
     for i in 0..10 {
-        builder.add_image(format!("photo_{i:02}.png"), PNG_1X1);
-        builder.add_caption(format!("photo_{i:02}.png"), "a photo of TOK");
+        builder = builder.image(format!("photo_{i:02}.png"), PNG_1X1);
+        builder = builder.caption(format!("photo_{i:02}.png"), "a photo of TOK");
     }
     builder
         .build()

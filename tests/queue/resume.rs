@@ -8,7 +8,7 @@ use std::time::Duration;
 use fal_client::archive::ArchiveBuilder;
 use fal_client::avatar::{AvatarKind, AvatarModel, Preset, Trainer, TrainingJob, TriggerPhrase};
 use fal_client::models::{LoraTrainingOutput, PortraitTrainer, PortraitTrainerInput};
-use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
+use fal_client::queue::{RequestHandle, WaitEvent};
 use fal_client::{Endpoint, Error};
 use fal_mock::FalMock;
 use serde_json::json;
@@ -41,9 +41,12 @@ async fn upload_photos(mock: &FalMock) -> String {
     mock.client()
         .unwrap()
         .storage()
-        .upload_bytes(archive.into_bytes(), "application/zip", Some("photos.zip"))
+        .upload_bytes(archive.into_bytes())
+        .content_type("application/zip")
+        .file_name("photos.zip")
         .await
         .unwrap()
+        .into()
 }
 
 #[tokio::test]
@@ -53,11 +56,11 @@ async fn a_training_resumes_with_a_new_client_from_the_stored_ids() {
     let row = {
         let fal = mock.client().unwrap();
         let job = fal
-            .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip), SubmitOptions::default())
+            .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip))
             .await
             .unwrap();
         serde_json::to_string(&Row {
-            endpoint_id: job.endpoint().to_string(),
+            endpoint_id: job.endpoint_id().to_owned(),
             request_id: job.request_id().to_owned(),
             kind: "portrait".into(),
             trigger: String::new(),
@@ -74,7 +77,8 @@ async fn a_training_resumes_with_a_new_client_from_the_stored_ids() {
     assert_eq!(job.request_id(), row.request_id);
     let mut events = Vec::new();
     let out = job
-        .wait_with(WaitOptions::default(), |e| {
+        .wait()
+        .on_event(|e| {
             events.push(match e {
                 WaitEvent::Log(_) => "log".to_owned(),
                 other => format!("{other:?}"),
@@ -90,9 +94,9 @@ async fn a_training_resumes_with_a_new_client_from_the_stored_ids() {
         .await
         .unwrap();
     assert!(!lora.is_empty());
-    // The typed shortcut reaches the same request.
+    // The model's own id reaches the same request.
     let again = fal
-        .resume_endpoint::<PortraitTrainer>(&row.request_id)
+        .resume::<LoraTrainingOutput>(PortraitTrainer::ID, &row.request_id)
         .unwrap()
         .result()
         .await
@@ -113,14 +117,12 @@ async fn a_timed_out_wait_resumes_from_the_error() {
     let zip = upload_photos(&mock).await;
     let err = {
         let fal = mock.client().unwrap();
-        fal.submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip), SubmitOptions::default())
+        fal.submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip))
             .await
             .unwrap()
-            .wait(
-                WaitOptions::default()
-                    .timeout(Duration::from_millis(50))
-                    .cancel_on_timeout(false),
-            )
+            .wait()
+            .timeout(Duration::from_millis(50))
+            .cancel_on_timeout(false)
             .await
             .unwrap_err()
     };
@@ -140,7 +142,7 @@ async fn a_timed_out_wait_resumes_from_the_error() {
     let out: LoraTrainingOutput = fal
         .resume(endpoint, id.clone())
         .unwrap()
-        .wait(WaitOptions::default())
+        .wait()
         .await
         .unwrap();
     assert!(!out.diffusers_lora_file.url.is_empty());
@@ -168,7 +170,7 @@ async fn avatar_training_jobs_resume_for_every_trainer() {
                 zip.clone(),
                 TriggerPhrase::new("TOK_anna").unwrap(),
             );
-            let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
+            let job = plan.submit(&fal).await.unwrap();
             json!({
                 "trainer": job.endpoint_id(),
                 "kind": kind.as_str(),
@@ -186,11 +188,11 @@ async fn avatar_training_jobs_resume_for_every_trainer() {
         let id = row["request_id"].as_str().unwrap();
         let job = TrainingJob::resume(&fal, stored, kind, trigger, id).unwrap();
         assert_eq!(job.request_id(), id);
-        let avatar = job.wait(WaitOptions::default()).await.unwrap();
-        assert_eq!((avatar.kind, avatar.trainer), (kind, trainer));
-        assert_eq!(avatar.training_request_id.as_deref(), Some(id));
-        let AvatarModel::Lora { url, .. } = &avatar.model else {
-            panic!("{trainer} trained {:?}", avatar.model)
+        let avatar = job.wait().await.unwrap();
+        assert_eq!((avatar.kind(), avatar.trainer()), (kind, trainer));
+        assert_eq!(avatar.training_request_id(), Some(id));
+        let AvatarModel::Lora { url, .. } = avatar.model() else {
+            panic!("{trainer} trained {:?}", avatar.model())
         };
         assert!(!url.is_empty());
         let images = avatar
@@ -216,18 +218,17 @@ async fn a_dropped_wait_leaves_nothing_running() {
         .start()
         .await
         .unwrap();
-    let fal = mock
-        .client_builder()
-        .poll_interval(Duration::from_millis(5))
-        .build()
-        .unwrap();
+    let fal = mock.client().unwrap();
     let zip = upload_photos(&mock).await;
     let job = fal
-        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip), SubmitOptions::default())
+        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip))
         .await
         .unwrap();
     for stream in [true, false] {
-        let wait = job.wait(WaitOptions::default().stream(stream));
+        let wait = job
+            .wait()
+            .stream(stream)
+            .poll_interval(Duration::from_millis(5));
         assert!(tokio::time::timeout(Duration::from_millis(100), wait)
             .await
             .is_err());

@@ -1,9 +1,7 @@
 //! Webhooks end to end: `FalMock` delivers signed completions to an in-test axum receiver that
-//! verifies them with a `JwksCache` on the mock's key set, the way a real service receives fal's.
+//! verifies them with the client's `WebhookVerifier` on the mock's key set, the way a real service receives fal's.
 //!
 //! Every wait is bounded (`WAIT`); nothing sleeps for a fixed time.
-
-mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,9 +16,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
 use fal_client::error::LocItem;
 use fal_client::models::{LoraTrainingOutput, PortraitTrainer, PortraitTrainerInput};
-use fal_client::queue::{SubmitOptions, WaitOptions};
-use fal_client::webhook::{DeliveryDeduper, JwksCache, WebhookOutcome, WebhookPayload};
-use fal_client::FalClient;
+use fal_client::webhook::{DeliveryDeduper, WebhookOutcome, WebhookPayload, WebhookVerifier};
 use fal_mock::{sign_webhook, FalMock, MockFailure, WebhookSigner};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -52,7 +48,7 @@ struct Raw {
 
 /// The receiver's state: the handler shape of `examples/webhook_receiver.rs`, with knobs.
 struct Hook<T> {
-    keys: JwksCache,
+    keys: WebhookVerifier,
     seen: DeliveryDeduper,
     /// Verified, first-time deliveries (the "act" of the handler).
     acted: mpsc::UnboundedSender<WebhookPayload<T>>,
@@ -95,7 +91,11 @@ async fn receive<T: DeserializeOwned + Send + 'static>(
         headers: headers.clone(),
         body: body.clone(),
     };
-    let status = match hook.keys.verify::<T>(&headers, &body).await {
+    let verified = match hook.keys.verify(&headers, &body).await {
+        Ok(delivery) => delivery.parse::<T>(),
+        Err(e) => Err(e),
+    };
+    let status = match verified {
         Err(e) => e.status_code(),
         Ok(delivery) => {
             if hook.seen.first_time(&delivery.request_id) {
@@ -119,7 +119,9 @@ async fn receive<T: DeserializeOwned + Send + 'static>(
 }
 
 /// An axum receiver on `127.0.0.1:0` at `/webhook/fal/status`.
-async fn receiver<T: DeserializeOwned + Send + Sync + 'static>(keys: JwksCache) -> Receiver<T> {
+async fn receiver<T: DeserializeOwned + Send + Sync + 'static>(
+    keys: WebhookVerifier,
+) -> Receiver<T> {
     let (tx, rx) = mpsc::unbounded_channel();
     let hook = Arc::new(Hook {
         keys,
@@ -141,16 +143,9 @@ async fn receiver<T: DeserializeOwned + Send + Sync + 'static>(keys: JwksCache) 
     }
 }
 
-/// The client's key cache, pointed at the mock's key set.
-fn keys(fal: &FalClient, mock: &FalMock) -> JwksCache {
-    fal.jwks_cache()
-        .unwrap()
-        .with_url(mock.jwks_url().parse().unwrap())
-}
-
 /// A training archive as a data URI (the mock checks it like a trainer would).
 fn zip_data_uri() -> String {
-    let zip = common::training_zip();
+    let zip = crate::common::training_zip();
     format!(
         "data:application/zip;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(zip)
@@ -164,7 +159,7 @@ fn jwks_fetches(mock: &FalMock) -> Vec<fal_mock::RecordedRequest> {
         .collect()
 }
 
-/// Check a delivery with nothing but PROTOCOL §6.2 and the served JWKS: sha256 hex of the raw
+/// Check a delivery with nothing but fal's documented algorithm and the served JWKS: sha256 hex of the raw
 /// body, the four-line message, a hex signature, a base64url key.
 fn verify_by_the_spec(raw: &Raw, jwks: &Value) {
     let h = |n: &str| raw.headers.get(n).unwrap().to_str().unwrap().to_owned();
@@ -191,19 +186,14 @@ fn verify_by_the_spec(raw: &Raw, jwks: &Value) {
 async fn a_finished_training_is_delivered_once_signed_and_typed() {
     let mock = mock().await;
     let fal = mock.client().unwrap();
-    let mut hook = receiver::<LoraTrainingOutput>(keys(&fal, &mock)).await;
+    let mut hook = receiver::<LoraTrainingOutput>(fal.webhooks()).await;
 
     let job = fal
-        .submit::<PortraitTrainer>(
-            &PortraitTrainerInput::new(zip_data_uri()),
-            SubmitOptions::default().webhook(hook.url.clone()),
-        )
+        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip_data_uri()))
+        .webhook(hook.url.clone())
         .await
         .unwrap();
-    let result = job
-        .wait(WaitOptions::default().timeout(WAIT))
-        .await
-        .unwrap();
+    let result = job.wait().timeout(WAIT).await.unwrap();
 
     let delivery = hook.next().await;
     assert_eq!(delivery.request_id(), job.request_id());
@@ -260,7 +250,7 @@ async fn a_finished_training_is_delivered_once_signed_and_typed() {
 async fn a_failed_job_delivers_error_with_field_details() {
     let mock = mock().await;
     let fal = mock.client().unwrap();
-    let mut hook = receiver::<LoraTrainingOutput>(keys(&fal, &mock)).await;
+    let mut hook = receiver::<LoraTrainingOutput>(fal.webhooks()).await;
     mock.fail_next(
         PORTRAIT,
         MockFailure::validation(
@@ -271,16 +261,11 @@ async fn a_failed_job_delivers_error_with_field_details() {
     );
 
     let job = fal
-        .submit::<PortraitTrainer>(
-            &PortraitTrainerInput::new(zip_data_uri()),
-            SubmitOptions::default().webhook(hook.url.clone()),
-        )
+        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip_data_uri()))
+        .webhook(hook.url.clone())
         .await
         .unwrap();
-    let err = job
-        .wait(WaitOptions::default().timeout(WAIT))
-        .await
-        .unwrap_err();
+    let err = job.wait().timeout(WAIT).await.unwrap_err();
     assert_eq!(err.request_id(), Some(job.request_id()));
 
     let delivery = hook.next().await;
@@ -307,7 +292,7 @@ async fn a_failed_job_delivers_error_with_field_details() {
 async fn tampered_forged_and_undecodable_deliveries_are_refused() {
     let mock = mock().await;
     let fal = mock.client().unwrap();
-    let mut hook = receiver::<Value>(keys(&fal, &mock)).await;
+    let mut hook = receiver::<Value>(fal.webhooks()).await;
     let http = reqwest::Client::new();
     let post = |headers: HeaderMap, body: Vec<u8>| {
         let req = http.post(hook.url.clone()).headers(headers).body(body);
@@ -349,14 +334,12 @@ async fn tampered_forged_and_undecodable_deliveries_are_refused() {
 async fn a_500_gets_a_redelivery_and_the_handler_acts_once() {
     let mock = mock().await;
     let fal = mock.client().unwrap();
-    let mut hook = receiver::<LoraTrainingOutput>(keys(&fal, &mock)).await;
+    let mut hook = receiver::<LoraTrainingOutput>(fal.webhooks()).await;
     hook.hook.fail_after_acting.store(1, Ordering::SeqCst);
 
     let job = fal
-        .submit::<PortraitTrainer>(
-            &PortraitTrainerInput::new(zip_data_uri()),
-            SubmitOptions::default().webhook(hook.url.clone()),
-        )
+        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(zip_data_uri()))
+        .webhook(hook.url.clone())
         .await
         .unwrap();
     let attempts = mock.wait_for_webhook_deliveries(2, WAIT).await;
@@ -398,11 +381,8 @@ async fn an_unreachable_receiver_is_retried_then_given_up() {
     };
     let url: Url = format!("http://{closed}/hook").parse().unwrap();
     let job = fal
-        .submit_json(
-            "fal-ai/any/app",
-            &serde_json::json!({"x": 0}),
-            SubmitOptions::default().webhook(url.clone()),
-        )
+        .submit_json("fal-ai/any/app", &serde_json::json!({"x": 0}))
+        .webhook(url.clone())
         .await
         .unwrap();
     let attempts = mock.wait_for_webhook_deliveries(3, WAIT).await;
@@ -426,25 +406,16 @@ async fn an_unreachable_receiver_is_retried_then_given_up() {
 async fn only_loopback_webhooks_are_delivered_by_default() {
     let mock = mock().await;
     let fal = mock.client().unwrap();
-    let hook = receiver::<Value>(keys(&fal, &mock)).await;
+    let hook = receiver::<Value>(fal.webhooks()).await;
     let remote = fal
-        .submit_json(
-            "fal-ai/any/app",
-            &serde_json::json!({"x": 1}),
-            SubmitOptions::default().webhook("https://example.com/hook".parse().unwrap()),
-        )
+        .submit_json("fal-ai/any/app", &serde_json::json!({"x": 1}))
+        .webhook("https://example.com/hook".parse().unwrap())
         .await
         .unwrap();
-    remote
-        .wait(WaitOptions::default().timeout(WAIT))
-        .await
-        .unwrap();
+    remote.wait().timeout(WAIT).await.unwrap();
     let local = fal
-        .submit_json(
-            "fal-ai/any/app",
-            &serde_json::json!({"x": 2}),
-            SubmitOptions::default().webhook(hook.url.clone()),
-        )
+        .submit_json("fal-ai/any/app", &serde_json::json!({"x": 2}))
+        .webhook(hook.url.clone())
         .await
         .unwrap();
     let attempts = mock.wait_for_webhook_deliveries(1, WAIT).await;

@@ -1,4 +1,4 @@
-//! Multipart uploads (PROTOCOL.md §5.2) and upload progress: against wiremock (exact wire
+//! Multipart uploads (fal's `initiate-multipart` flow) and upload progress: against wiremock (exact wire
 //! shape, retries, refusals, concurrency) and against `FalMock` (whole flow, size checks).
 
 use std::path::{Path, PathBuf};
@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fal_client::retry::RetryPolicy;
-use fal_client::storage::{UploadOptions, UploadProgress};
+use fal_client::storage::UploadProgress;
+use fal_client::StatusCode;
 use fal_client::{Error, FalClient};
 use fal_mock::{FalMock, HostKind};
 use serde_json::{json, Value};
@@ -31,12 +32,6 @@ fn client(rest: &MockServer) -> FalClient {
         .retry(fast_retries())
         .build()
         .unwrap()
-}
-
-fn small_parts() -> UploadOptions {
-    UploadOptions::default()
-        .multipart_threshold(THRESHOLD)
-        .part_size(PART)
 }
 
 /// A file of `len` bytes of a non-repeating-per-part pattern.
@@ -154,10 +149,12 @@ async fn parts_cover_the_file_and_keep_the_query_string() {
 
     let url = client(&rest)
         .storage()
-        .upload_file_with(&file, small_parts())
+        .upload_file(&file)
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
         .await
         .unwrap();
-    assert_eq!(url, format!("{}/files/tok/big.bin", cdn.uri()));
+    assert_eq!(url.as_str(), format!("{}/files/tok/big.bin", cdn.uri()));
 
     let puts = part_puts(&cdn).await;
     assert_eq!(
@@ -223,7 +220,9 @@ async fn exactly_at_the_threshold_is_one_put_and_one_byte_more_is_multipart() {
         .await;
     client(&rest)
         .storage()
-        .upload_file_with(&file, small_parts())
+        .upload_file(&file)
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
         .await
         .unwrap();
     assert_eq!(cdn.received_requests().await.unwrap()[0].body, data);
@@ -244,7 +243,9 @@ async fn exactly_at_the_threshold_is_one_put_and_one_byte_more_is_multipart() {
     mount_complete(&cdn, 1).await;
     client(&rest)
         .storage()
-        .upload_file_with(&file, small_parts())
+        .upload_file(&file)
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
         .await
         .unwrap();
     let puts = part_puts(&cdn).await;
@@ -270,7 +271,10 @@ async fn the_etag_header_is_used_when_the_body_has_none() {
     mount_complete(&cdn, 1).await;
     client(&rest)
         .storage()
-        .upload_file_with(&file, small_parts().multipart_threshold(PART))
+        .upload_file(&file)
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
+        .multipart_threshold(PART)
         .await
         .unwrap();
     let complete = cdn
@@ -312,7 +316,10 @@ async fn a_part_without_an_etag_is_refused_before_completing() {
     mount_complete(&cdn, 0).await;
     let err = client(&rest)
         .storage()
-        .upload_file_with(&file, small_parts().multipart_threshold(PART))
+        .upload_file(&file)
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
+        .multipart_threshold(PART)
         .await
         .unwrap_err();
     assert!(
@@ -349,10 +356,10 @@ async fn a_failed_part_is_retried_alone() {
     let r = reports.clone();
     client(&rest)
         .storage()
-        .upload_file_with(
-            &file,
-            small_parts().on_progress(move |p| r.lock().unwrap().push(p)),
-        )
+        .upload_file(&file)
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
+        .on_progress(move |p| r.lock().unwrap().push(p))
         .await
         .unwrap();
 
@@ -401,13 +408,12 @@ async fn progress_of_single_and_multipart_uploads() {
     // Bytes above the threshold go multipart too.
     client(&rest)
         .storage()
-        .upload_bytes_with(
-            data.clone(),
-            small_parts()
-                .multipart_threshold(PART)
-                .content_type("application/zip")
-                .on_progress(move |p| r.lock().unwrap().push(p)),
-        )
+        .upload_bytes(data.clone())
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
+        .multipart_threshold(PART)
+        .content_type("application/zip")
+        .on_progress(move |p| r.lock().unwrap().push(p))
         .await
         .unwrap();
     check_progress(&reports.lock().unwrap(), data.len() as u64);
@@ -437,10 +443,8 @@ async fn progress_of_single_and_multipart_uploads() {
     let r = reports.clone();
     client(&rest)
         .storage()
-        .upload_bytes_with(
-            data.clone(),
-            UploadOptions::default().on_progress(move |p| r.lock().unwrap().push(p)),
-        )
+        .upload_bytes(data.clone())
+        .on_progress(move |p| r.lock().unwrap().push(p))
         .await
         .unwrap();
     check_progress(&reports.lock().unwrap(), data.len() as u64);
@@ -475,15 +479,14 @@ async fn a_failed_upload_never_reports_completion() {
     let r = reports.clone();
     let err = client(&rest)
         .storage()
-        .upload_bytes_with(
-            vec![7u8; 2 * PART as usize + 1],
-            small_parts()
-                .multipart_threshold(PART)
-                .on_progress(move |p| r.lock().unwrap().push(p)),
-        )
+        .upload_bytes(vec![7u8; 2 * PART as usize + 1])
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
+        .multipart_threshold(PART)
+        .on_progress(move |p| r.lock().unwrap().push(p))
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(400));
+    assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
     assert_eq!(err.as_api().unwrap().message(), "bad parts");
     let reports = reports.lock().unwrap();
     assert!(reports.iter().all(|p| p.sent < p.total), "{reports:?}");
@@ -522,13 +525,10 @@ async fn parts_in_flight_never_exceed_the_concurrency() {
     mount_complete(&cdn, 1).await;
     client(&rest)
         .storage()
-        .upload_bytes_with(
-            vec![1u8; 9 * 16 * KIB as usize],
-            UploadOptions::default()
-                .multipart_threshold(16 * KIB)
-                .part_size(16 * KIB)
-                .concurrency(3),
-        )
+        .upload_bytes(vec![1u8; 9 * 16 * KIB as usize])
+        .multipart_threshold(16 * KIB)
+        .part_size(16 * KIB)
+        .concurrency(3)
         .await
         .unwrap();
     // A part is in flight on the server from its arrival until its delayed answer; a new part
@@ -557,10 +557,9 @@ async fn a_zero_part_size_is_invalid_input() {
     let rest = MockServer::start().await;
     let err = client(&rest)
         .storage()
-        .upload_bytes_with(
-            vec![0u8; 10],
-            UploadOptions::default().multipart_threshold(1).part_size(0),
-        )
+        .upload_bytes(vec![0u8; 10])
+        .multipart_threshold(1)
+        .part_size(0)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
@@ -586,10 +585,12 @@ async fn falmock_assembles_a_multipart_upload() {
     let (file, data) = write_file(dir.path(), "data set.tar", 5 * PART + 12_345);
     let url = fal
         .storage()
-        .upload_file_with(&file, small_parts())
+        .upload_file(&file)
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
         .await
         .unwrap();
-    assert!(url.starts_with(&mock.cdn_url()), "{url}");
+    assert!(url.as_str().starts_with(&mock.cdn_url()), "{url}");
     assert_eq!(&fal.storage().download(&url).await.unwrap()[..], &data[..]);
     let (ct, stored) = mock.uploaded(&url).unwrap();
     assert_eq!(ct, "application/x-tar");
@@ -630,12 +631,11 @@ async fn falmock_part_failure_is_retried_and_counted_once() {
     let r = reports.clone();
     let url = fal
         .storage()
-        .upload_bytes_with(
-            data.clone(),
-            small_parts()
-                .multipart_threshold(PART)
-                .on_progress(move |p| r.lock().unwrap().push(p)),
-        )
+        .upload_bytes(data.clone())
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
+        .multipart_threshold(PART)
+        .on_progress(move |p| r.lock().unwrap().push(p))
         .await
         .unwrap();
     assert_eq!(mock.uploaded(&url).unwrap().1, data);
@@ -661,7 +661,10 @@ async fn falmock_discard_mode_keeps_sizes_and_hashes_only() {
     let data: Vec<u8> = (0..(2 * PART + 3)).map(|i| (i % 13) as u8).collect();
     let url = fal
         .storage()
-        .upload_bytes_with(data.clone(), small_parts().multipart_threshold(PART))
+        .upload_bytes(data.clone())
+        .multipart_threshold(THRESHOLD)
+        .part_size(PART)
+        .multipart_threshold(PART)
         .await
         .unwrap();
     let rec = mock.multipart_upload(&url).unwrap();
@@ -671,7 +674,7 @@ async fn falmock_discard_mode_keeps_sizes_and_hashes_only() {
     assert!(mock.uploaded(&url).is_none());
     assert_eq!(
         fal.storage().download(&url).await.unwrap_err().status(),
-        Some(404)
+        Some(StatusCode::NOT_FOUND)
     );
 }
 

@@ -10,9 +10,8 @@ use fal_client::models::{
     FluxLora, FluxLoraInput, LoraTrainingOutput, OutputFormat, PortraitTrainer,
     PortraitTrainerInput, ProTrainer, ProTrainerInput, UltraFinetuned, UltraFinetunedInput,
 };
-use fal_client::queue::{
-    CancelOutcome, QueueStatus, RequestHandle, RunOptions, SubmitOptions, WaitEvent, WaitOptions,
-};
+use fal_client::queue::{CancelOutcome, QueueStatus, RequestHandle, WaitEvent};
+use fal_client::StatusCode;
 use fal_client::{Error, FalClient};
 use fal_mock::{FalMock, MockFailure};
 
@@ -38,9 +37,12 @@ async fn upload_archive(fal: &FalClient, kind: &str) -> String {
         .await
         .unwrap();
     fal.storage()
-        .upload_bytes(archive.into_bytes(), "application/zip", Some("set.zip"))
+        .upload_bytes(archive.into_bytes())
+        .content_type("application/zip")
+        .file_name("set.zip")
         .await
         .unwrap()
+        .into()
 }
 
 fn decodes(bytes: &[u8]) -> (u32, u32) {
@@ -74,7 +76,7 @@ async fn portrait_avatar_trains_and_generates_decodable_images() {
         zip_url.clone(),
         TriggerPhrase::new("TOK_ann").unwrap(),
     );
-    let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
+    let job = plan.submit(&fal).await.unwrap();
     assert_eq!(job.endpoint_id(), "fal-ai/flux-lora-portrait-trainer");
 
     // The mock received exactly what the plan said.
@@ -86,18 +88,17 @@ async fn portrait_avatar_trains_and_generates_decodable_images() {
 
     let mut events = Vec::new();
     let avatar = job
-        .wait_with(
-            WaitOptions::default().timeout(Duration::from_secs(20)),
-            |e| {
-                events.push(match e {
-                    WaitEvent::Queued { .. } => "queued".to_owned(),
-                    WaitEvent::Started => "started".to_owned(),
-                    WaitEvent::Log(l) => format!("log:{}", l.message),
-                    WaitEvent::Completed => "completed".to_owned(),
-                    _ => "other".to_owned(),
-                })
-            },
-        )
+        .wait()
+        .timeout(Duration::from_secs(20))
+        .on_event(|e| {
+            events.push(match e {
+                WaitEvent::Queued { .. } => "queued".to_owned(),
+                WaitEvent::Started => "started".to_owned(),
+                WaitEvent::Log(l) => format!("log:{}", l.message),
+                WaitEvent::Completed => "completed".to_owned(),
+                _ => "other".to_owned(),
+            })
+        })
         .await
         .unwrap();
     assert_eq!(events.iter().filter(|e| *e == "started").count(), 1);
@@ -105,7 +106,7 @@ async fn portrait_avatar_trains_and_generates_decodable_images() {
     let logs: Vec<_> = events.iter().filter(|e| e.starts_with("log:")).collect();
     assert_eq!(logs.len(), 4, "each log line once: {events:?}");
 
-    let AvatarModel::Lora { url, config_url } = &avatar.model else {
+    let AvatarModel::Lora { url, config_url } = avatar.model() else {
         panic!("expected a LoRA")
     };
     let lora = fal.storage().download(url).await.unwrap();
@@ -143,13 +144,13 @@ async fn style_avatar_trains_on_fast_training_in_style_mode() {
         panic!()
     };
     assert_eq!(input.steps, Some(1000));
-    let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
+    let job = plan.submit(&fal).await.unwrap();
     assert_eq!(job.endpoint_id(), "fal-ai/flux-lora-fast-training");
     let sent = mock.job(job.request_id()).unwrap().input;
     assert_eq!(sent["is_style"], true);
     assert_eq!(sent["trigger_word"], "TOK_brand");
-    let avatar = job.wait(WaitOptions::default()).await.unwrap();
-    assert_eq!(avatar.trainer, Trainer::FluxLoraFast);
+    let avatar = job.wait().await.unwrap();
+    assert_eq!(avatar.trainer(), Trainer::FluxLoraFast);
     let images = avatar.generate(&fal, "a lighthouse", 1).await.unwrap();
     assert_eq!(images.len(), 1);
     assert_eq!(mock.submissions("fal-ai/flux-lora"), 1);
@@ -171,12 +172,13 @@ async fn train_and_generate(
     let zip_url = upload_for(&fal, kind, trainer, &trigger).await;
     let job = trainer
         .plan(kind, Preset::Fast, zip_url, trigger)
-        .submit(&fal, SubmitOptions::default())
+        .submit(&fal)
         .await
         .unwrap();
     assert_eq!(job.endpoint_id(), trainer.endpoint_id());
     let avatar = job
-        .wait(WaitOptions::default().timeout(Duration::from_secs(20)))
+        .wait()
+        .timeout(Duration::from_secs(20))
         .await
         .unwrap_or_else(|e| panic!("{trainer}: {e}"));
     let images = avatar.generate(&fal, "on a mountain top", 2).await.unwrap();
@@ -205,9 +207,12 @@ async fn upload_for(
         .await
         .unwrap();
     fal.storage()
-        .upload_bytes(archive.into_bytes(), "application/zip", Some("set.zip"))
+        .upload_bytes(archive.into_bytes())
+        .content_type("application/zip")
+        .file_name("set.zip")
         .await
         .unwrap()
+        .into()
 }
 
 #[tokio::test]
@@ -233,14 +238,12 @@ async fn flux2_avatars_generate_with_the_flux2_lora_generator() {
     let mock = fast_mock().await;
     for trainer in [Trainer::Flux2, Trainer::Flux2V2] {
         let (avatar, images) = train_and_generate(&mock, AvatarKind::Portrait, trainer).await;
-        let AvatarModel::Lora { url, .. } = &avatar.model else {
+        let AvatarModel::Lora { url, .. } = avatar.model() else {
             panic!()
         };
         assert!(url.starts_with(&mock.cdn_url()));
         // No trigger field: the trigger phrase went in as the default caption.
-        let training = mock
-            .job(avatar.training_request_id.as_deref().unwrap())
-            .unwrap();
+        let training = mock.job(avatar.training_request_id().unwrap()).unwrap();
         assert_eq!(training.input["default_caption"], "a photo of TOK_portrait");
         assert!(training.input.get("trigger_phrase").is_none());
         for (image, bytes) in &images {
@@ -299,10 +302,10 @@ async fn the_mock_fails_a_flux2_training_whose_archive_lacks_captions() {
     let url = upload_archive(&fal, "portrait").await;
     let input = fal_client::models::Flux2TrainerInput::new(url.clone());
     let err = fal
-        .submit::<fal_client::models::Flux2Trainer>(&input, SubmitOptions::default())
+        .submit::<fal_client::models::Flux2Trainer>(&input)
         .await
         .unwrap()
-        .wait(WaitOptions::default())
+        .wait()
         .await
         .unwrap_err();
     let api = err.as_api().unwrap_or_else(|| panic!("{err}"));
@@ -313,10 +316,10 @@ async fn the_mock_fails_a_flux2_training_whose_archive_lacks_captions() {
         default_caption: Some("a photo of TOK_ann".into()),
         ..fal_client::models::Flux2TrainerInput::new(url)
     };
-    fal.submit::<fal_client::models::Flux2Trainer>(&with_default, SubmitOptions::default())
+    fal.submit::<fal_client::models::Flux2Trainer>(&with_default)
         .await
         .unwrap()
-        .wait(WaitOptions::default())
+        .wait()
         .await
         .unwrap();
 }
@@ -331,10 +334,7 @@ async fn the_deprecated_pro_trainer_is_a_typed_error_naming_the_replacement() {
         "https://example.com/set.zip",
         TriggerPhrase::new("TOK_brand").unwrap(),
     );
-    let err = plan
-        .submit(&fal, SubmitOptions::default())
-        .await
-        .unwrap_err();
+    let err = plan.submit(&fal).await.unwrap_err();
     let Error::EndpointNotFound {
         endpoint,
         deprecation,
@@ -354,14 +354,14 @@ async fn the_deprecated_pro_trainer_is_a_typed_error_naming_the_replacement() {
         msg.contains("deprecated") && msg.contains("fal-ai/flux-lora-fast-training"),
         "{msg}"
     );
-    assert_eq!(err.status(), Some(404));
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
     assert!(!err.is_retryable());
     assert_eq!(mock.submissions("fal-ai/flux-pro-trainer"), 0);
 
     // Any other endpoint fal does not serve is the same error, without a deprecation.
     mock.remove_endpoint("fal-ai/flux-lora");
     let err = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("x"))
         .await
         .unwrap_err();
     assert!(
@@ -369,7 +369,7 @@ async fn the_deprecated_pro_trainer_is_a_typed_error_naming_the_replacement() {
         "{err:?}"
     );
     let err = fal
-        .run::<FluxLora>(&FluxLoraInput::new("x"), RunOptions::default())
+        .run::<FluxLora>(&FluxLoraInput::new("x"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::EndpointNotFound { .. }), "{err:?}");
@@ -392,10 +392,10 @@ async fn legacy_pro_avatars_still_work_where_the_trainer_is_served() {
         panic!()
     };
     assert_eq!(input.iterations, Some(500));
-    let job = plan.submit(&fal, SubmitOptions::default()).await.unwrap();
+    let job = plan.submit(&fal).await.unwrap();
     assert_eq!(mock.job(job.request_id()).unwrap().input["mode"], "style");
-    let avatar = job.wait(WaitOptions::default()).await.unwrap();
-    let AvatarModel::Finetune { id } = &avatar.model else {
+    let avatar = job.wait().await.unwrap();
+    let AvatarModel::Finetune { id } = avatar.model() else {
         panic!("expected a finetune")
     };
     assert!(!id.is_empty());
@@ -425,7 +425,7 @@ async fn a_training_resumes_after_the_client_is_dropped() {
         let trigger = TriggerPhrase::new("TOK_r").unwrap();
         let job = AvatarKind::Portrait
             .plan(Preset::Fast, zip_url, trigger.clone())
-            .submit(&fal, SubmitOptions::default())
+            .submit(&fal)
             .await
             .unwrap();
         (job.request_id().to_owned(), trigger)
@@ -439,11 +439,8 @@ async fn a_training_resumes_after_the_client_is_dropped() {
         &request_id,
     )
     .unwrap();
-    let avatar = job.wait(WaitOptions::default()).await.unwrap();
-    assert_eq!(
-        avatar.training_request_id.as_deref(),
-        Some(request_id.as_str())
-    );
+    let avatar = job.wait().await.unwrap();
+    assert_eq!(avatar.training_request_id(), Some(request_id.as_str()));
     let raw: RequestHandle<LoraTrainingOutput> = fal
         .resume("fal-ai/flux-lora-portrait-trainer", &request_id)
         .unwrap();
@@ -466,12 +463,11 @@ async fn server_side_validation_comes_back_with_field_details() {
         .submit_json(
             "fal-ai/flux-lora-portrait-trainer",
             &serde_json::json!({"images_data_url": "https://example.com/a.zip", "steps": 20000}),
-            SubmitOptions::default(),
         )
         .await
         .unwrap();
-    let err = job.wait(WaitOptions::default()).await.unwrap_err();
-    assert_eq!(err.status(), Some(422));
+    let err = job.wait().await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::UNPROCESSABLE_ENTITY));
     assert_eq!(err.request_id(), Some(job.request_id()));
     let fields = err.as_api().unwrap().field_errors();
     assert_eq!(fields[0].field(), Some("steps"));
@@ -481,10 +477,7 @@ async fn server_side_validation_comes_back_with_field_details() {
         steps: Some(20_000),
         ..PortraitTrainerInput::new("https://example.com/a.zip")
     };
-    let err = fal
-        .submit::<PortraitTrainer>(&input, SubmitOptions::default())
-        .await
-        .unwrap_err();
+    let err = fal.submit::<PortraitTrainer>(&input).await.unwrap_err();
     assert!(matches!(err, Error::InvalidInput { ref field, .. } if field == "steps"));
     assert_eq!(
         mock.submissions("fal-ai/flux-lora-portrait-trainer"),
@@ -501,10 +494,10 @@ async fn a_failed_request_is_typed_and_keeps_its_id() {
         MockFailure::completed_with_error("Runner disconnected", "runner_disconnected"),
     );
     let job = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("x"))
         .await
         .unwrap();
-    let err = job.wait(WaitOptions::default()).await.unwrap_err();
+    let err = job.wait().await.unwrap_err();
     assert_eq!(err.request_id(), Some(job.request_id()));
     let api = err
         .as_api()
@@ -525,21 +518,17 @@ async fn the_pro_trainer_requires_a_finetune_comment_on_the_server_too() {
         .submit_json(
             "fal-ai/flux-pro-trainer",
             &serde_json::json!({"data_url": "https://x/a.zip"}),
-            SubmitOptions::default(),
         )
         .await
         .unwrap();
-    let err = job.wait(WaitOptions::default()).await.unwrap_err();
+    let err = job.wait().await.unwrap_err();
     let f = &err.as_api().unwrap().field_errors()[0];
     assert_eq!(
         (f.field(), f.kind.as_str()),
         (Some("finetune_comment"), "value_error.missing")
     );
     let typed = fal
-        .submit::<ProTrainer>(
-            &ProTrainerInput::new("https://x/a.zip", " "),
-            SubmitOptions::default(),
-        )
+        .submit::<ProTrainer>(&ProTrainerInput::new("https://x/a.zip", " "))
         .await;
     assert!(
         matches!(typed, Err(Error::InvalidInput { ref field, .. }) if field == "finetune_comment")
@@ -555,7 +544,7 @@ async fn cancel_a_queued_request() {
         .unwrap();
     let fal = mock.client().unwrap();
     let job = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("x"))
         .await
         .unwrap();
     assert!(matches!(
@@ -567,7 +556,7 @@ async fn cancel_a_queued_request() {
         CancelOutcome::CancellationRequested
     );
     assert_eq!(job.cancel().await.unwrap(), CancelOutcome::AlreadyCompleted);
-    let err = job.wait(WaitOptions::default()).await.unwrap_err();
+    let err = job.wait().await.unwrap_err();
     assert_eq!(err.request_id(), Some(job.request_id()));
     assert_eq!(
         err.as_api().unwrap().error_type.as_deref(),
@@ -584,11 +573,12 @@ async fn a_deadline_cancels_the_request_on_the_mock() {
         .unwrap();
     let fal = mock.client().unwrap();
     let job = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("x"))
         .await
         .unwrap();
     let err = job
-        .wait(WaitOptions::default().timeout(Duration::from_millis(200)))
+        .wait()
+        .timeout(Duration::from_millis(200))
         .await
         .unwrap_err();
     assert!(
@@ -613,23 +603,19 @@ async fn sync_run_and_submit_options_reach_the_server() {
         output_format: Some(OutputFormat::Png),
         ..UltraFinetunedInput::new("a fox", "ft-1", 1.0)
     };
-    let out = fal
-        .run::<UltraFinetuned>(&input, RunOptions::default())
-        .await
-        .unwrap();
+    let out = fal.run::<UltraFinetuned>(&input).await.unwrap();
     assert_eq!(out.images.len(), 2);
     assert_eq!(out.prompt, "a fox");
     let png = fal.storage().download(&out.images[0].url).await.unwrap();
     assert!(png.starts_with(b"\x89PNG"));
     assert_eq!(mock.runs("fal-ai/flux-pro/v1.1-ultra-finetuned"), 1);
 
-    let opts = SubmitOptions::default()
+    let job = fal
+        .submit::<FluxLora>(&FluxLoraInput::new("x"))
         .priority(fal_client::queue::Priority::Low)
         .runner_hint("lora:a")
         .start_timeout(Duration::from_secs(90))
-        .webhook("http://127.0.0.1:9/hook".parse().unwrap());
-    let job = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("x"), opts)
+        .webhook("http://127.0.0.1:9/hook".parse().unwrap())
         .await
         .unwrap();
     let snap = mock.job(job.request_id()).unwrap();
@@ -644,17 +630,18 @@ async fn a_wrong_key_is_a_401_and_nothing_is_queued() {
     let mock = fast_mock().await;
     let fal = mock.client_builder().key("not-the-key").build().unwrap();
     let err = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("x"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("x"))
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
     assert_eq!(mock.submissions("fal-ai/flux-lora"), 0);
     let err = fal
         .storage()
-        .upload_bytes(vec![1u8], "image/png", None)
+        .upload_bytes(vec![1u8])
+        .content_type("image/png")
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
 }
 
 #[tokio::test]

@@ -3,11 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fal_client::queue::{
-    CancelOutcome, Priority, QueueStatus, RequestHandle, RunOptions, SubmitOptions, WaitEvent,
-    WaitOptions,
-};
+use fal_client::queue::{CancelOutcome, Priority, QueueStatus, RequestHandle, WaitEvent};
 use fal_client::retry::RetryPolicy;
+use fal_client::StatusCode;
 use fal_client::{Endpoint, Error, FalClient};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -27,10 +25,12 @@ fn client(server: &MockServer) -> FalClient {
                 .with_max_retries(3)
                 .with_delays(Duration::from_millis(1), Duration::from_millis(5)),
         )
-        .poll_interval(Duration::from_millis(5))
         .build()
         .unwrap()
 }
+
+/// Status polls in these tests are 5 ms apart.
+const POLL: Duration = Duration::from_millis(5);
 
 fn submit_answer(server: &MockServer, app: &str, id: &str) -> Value {
     let base = format!("{}/{app}/requests/{id}", server.uri());
@@ -106,10 +106,7 @@ async fn submit_sends_full_id_key_and_body_and_reads_the_urls() {
         .expect(1)
         .mount(&server)
         .await;
-    let job = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap();
+    let job = client(&server).submit::<Echo>(&input()).await.unwrap();
     assert_eq!(job.request_id(), "req-1");
     assert_eq!(job.queue_position(), Some(3));
     assert_eq!(job.gateway_request_id(), Some("req-1"));
@@ -155,7 +152,8 @@ async fn submit_options_become_query_and_headers() {
         .expect(1)
         .mount(&server)
         .await;
-    let opts = SubmitOptions::default()
+    client(&server)
+        .submit::<Echo>(&input())
         .webhook(
             "https://hooks.example.com/webhook/fal/status?avatar=1"
                 .parse()
@@ -164,9 +162,7 @@ async fn submit_options_become_query_and_headers() {
         .priority(Priority::Low)
         .runner_hint("lora:a")
         .start_timeout(Duration::from_secs(30))
-        .header("x-custom".parse().unwrap(), "kept".parse().unwrap());
-    client(&server)
-        .submit::<Echo>(&input(), opts)
+        .header("x-custom".parse().unwrap(), "kept".parse().unwrap())
         .await
         .unwrap();
 }
@@ -176,30 +172,22 @@ async fn invalid_input_and_start_timeout_fail_before_any_request() {
     let server = MockServer::start().await;
     let fal = client(&server);
     let err = fal
-        .submit::<Echo>(
-            &EchoInput {
-                prompt: String::new(),
-            },
-            SubmitOptions::default(),
-        )
+        .submit::<Echo>(&EchoInput {
+            prompt: String::new(),
+        })
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidInput { ref field, .. } if field == "prompt"));
     let err = fal
-        .submit::<Echo>(
-            &input(),
-            SubmitOptions::default().start_timeout(Duration::from_secs(1)),
-        )
+        .submit::<Echo>(&input())
+        .start_timeout(Duration::from_secs(1))
         .await
         .unwrap_err();
     assert!(
         matches!(err, Error::InvalidInput { ref field, .. } if field == "start_timeout"),
         "{err}"
     );
-    let err = fal
-        .submit_json("just-an-id", &json!({}), SubmitOptions::default())
-        .await
-        .unwrap_err();
+    let err = fal.submit_json("just-an-id", &json!({})).await.unwrap_err();
     assert!(matches!(err, Error::InvalidEndpointId { .. }));
     assert!(server.received_requests().await.unwrap().is_empty());
 }
@@ -217,7 +205,7 @@ async fn a_422_keeps_status_request_id_and_field_details() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .submit_json("fal-ai/flux-lora", &json!({}), SubmitOptions::default())
+        .submit_json("fal-ai/flux-lora", &json!({}))
         .await
         .unwrap_err();
     let api = err.as_api().expect("api error");
@@ -314,7 +302,7 @@ async fn result_decodes_typed_output_and_names_the_path_on_mismatch() {
         .mount(&server)
         .await;
     let fal = client(&server);
-    let ok = fal.resume_endpoint::<Echo>("ok").unwrap();
+    let ok = fal.resume::<EchoOutput>(Echo::ID, "ok").unwrap();
     let out = ok.result().await.unwrap();
     assert_eq!(
         out,
@@ -326,7 +314,7 @@ async fn result_decodes_typed_output_and_names_the_path_on_mismatch() {
             seed: 7
         }
     );
-    let bad = fal.resume_endpoint::<Echo>("bad").unwrap();
+    let bad = fal.resume::<EchoOutput>(Echo::ID, "bad").unwrap();
     match bad.result().await.unwrap_err() {
         Error::Decode {
             path,
@@ -370,7 +358,10 @@ async fn cancel_outcomes_are_typed() {
         CancelOutcome::AlreadyCompleted
     );
     assert_eq!(h("gone").cancel().await.unwrap(), CancelOutcome::NotFound);
-    assert_eq!(h("weird").cancel().await.unwrap_err().status(), Some(403));
+    assert_eq!(
+        h("weird").cancel().await.unwrap_err().status(),
+        Some(StatusCode::FORBIDDEN)
+    );
 }
 
 #[tokio::test]
@@ -410,11 +401,8 @@ async fn submit_is_not_retried_when_fal_may_have_taken_it() {
         .respond_with(ResponseTemplate::new(503).insert_header("x-fal-request-id", "maybe"))
         .mount(&server)
         .await;
-    let err = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.status(), Some(503));
+    let err = client(&server).submit::<Echo>(&input()).await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(err.request_id(), Some("maybe"));
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
@@ -435,10 +423,7 @@ async fn submit_is_retried_on_429_and_ingress_errors() {
         .mount(&server)
         .await;
     mount_submit(&server, "r3").await;
-    let job = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap();
+    let job = client(&server).submit::<Echo>(&input()).await.unwrap();
     assert_eq!(job.request_id(), "r3");
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
@@ -511,12 +496,9 @@ async fn wait_uses_the_stream_and_makes_three_requests() {
         .expect(1)
         .mount(&server)
         .await;
-    let job = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap();
+    let job = client(&server).submit::<Echo>(&input()).await.unwrap();
     let (seen, cb) = record();
-    let out = job.wait_with(WaitOptions::default(), cb).await.unwrap();
+    let out = job.wait().poll_interval(POLL).on_event(cb).await.unwrap();
     assert_eq!(out.seed, 1);
     assert_eq!(
         *seen.lock().unwrap(),
@@ -569,13 +551,12 @@ async fn wait_falls_back_to_polling_when_the_stream_fails() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"images": [], "seed": 2})))
         .mount(&server)
         .await;
-    let job = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap();
+    let job = client(&server).submit::<Echo>(&input()).await.unwrap();
     let (seen, cb) = record();
     assert_eq!(
-        job.wait_with(WaitOptions::default(), cb)
+        job.wait()
+            .poll_interval(POLL)
+            .on_event(cb)
             .await
             .unwrap()
             .seed,
@@ -606,7 +587,10 @@ async fn polling_only_skips_the_stream() {
         .await;
     let h: RequestHandle = client(&server).resume("fal-ai/x", "r").unwrap();
     let out = h
-        .wait(WaitOptions::default().stream(false).logs(false))
+        .wait()
+        .poll_interval(POLL)
+        .stream(false)
+        .logs(false)
         .await
         .unwrap();
     assert_eq!(out, json!({"ok": true}));
@@ -628,8 +612,8 @@ async fn completed_with_error_returns_the_models_field_details() {
         .mount(&server)
         .await;
     let h: RequestHandle = client(&server).resume("fal-ai/x", "r").unwrap();
-    let err = h.wait(WaitOptions::default()).await.unwrap_err();
-    assert_eq!(err.status(), Some(422));
+    let err = h.wait().poll_interval(POLL).await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::UNPROCESSABLE_ENTITY));
     assert_eq!(err.request_id(), Some("r"));
     assert_eq!(
         err.as_api().unwrap().field_errors()[0].field(),
@@ -652,7 +636,9 @@ async fn completed_with_error_is_a_failure_even_if_the_result_answers() {
         .await;
     let h: RequestHandle = client(&server).resume("fal-ai/x", "r").unwrap();
     match h
-        .wait(WaitOptions::default().stream(false))
+        .wait()
+        .poll_interval(POLL)
+        .stream(false)
         .await
         .unwrap_err()
     {
@@ -691,11 +677,10 @@ async fn a_deadline_cancels_on_fal_and_says_how_to_resume() {
         .await;
     let h: RequestHandle = client(&server).resume("fal-ai/x", "slow").unwrap();
     let err = h
-        .wait(
-            WaitOptions::default()
-                .stream(false)
-                .timeout(Duration::from_millis(100)),
-        )
+        .wait()
+        .poll_interval(POLL)
+        .stream(false)
+        .timeout(Duration::from_millis(100))
         .await
         .unwrap_err();
     match &err {
@@ -730,12 +715,11 @@ async fn a_deadline_without_cancel_leaves_the_job_running() {
         .await;
     let h: RequestHandle = client(&server).resume("fal-ai/x", "slow").unwrap();
     let err = h
-        .wait(
-            WaitOptions::default()
-                .stream(false)
-                .timeout(Duration::from_millis(50))
-                .cancel_on_timeout(false),
-        )
+        .wait()
+        .poll_interval(POLL)
+        .stream(false)
+        .timeout(Duration::from_millis(50))
+        .cancel_on_timeout(false)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -770,7 +754,7 @@ async fn a_failed_poll_is_a_missed_poll() {
         .await;
     let h: RequestHandle = client(&server).resume("fal-ai/x", "r").unwrap();
     assert_eq!(
-        h.wait(WaitOptions::default().stream(false)).await.unwrap(),
+        h.wait().poll_interval(POLL).stream(false).await.unwrap(),
         json!(1)
     );
 }
@@ -785,8 +769,8 @@ async fn unknown_requests_fail_the_wait_at_once() {
         .mount(&server)
         .await;
     let h: RequestHandle = client(&server).resume("fal-ai/x", "nope").unwrap();
-    let err = h.wait(WaitOptions::default()).await.unwrap_err();
-    assert_eq!(err.status(), Some(404));
+    let err = h.wait().poll_interval(POLL).await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
     let paths: Vec<String> = server
         .received_requests()
         .await
@@ -851,10 +835,8 @@ async fn run_posts_to_the_run_url_and_decodes() {
         .mount(&server)
         .await;
     let out = client(&server)
-        .run::<Echo>(
-            &input(),
-            RunOptions::default().start_timeout(Duration::from_millis(2500)),
-        )
+        .run::<Echo>(&input())
+        .start_timeout(Duration::from_millis(2500))
         .await
         .unwrap();
     assert_eq!(out.seed, 9);
@@ -872,10 +854,10 @@ async fn run_json_surfaces_validation_errors() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .run_json("fal-ai/flux-lora", &json!({}), RunOptions::default())
+        .run_json("fal-ai/flux-lora", &json!({}))
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(422));
+    assert_eq!(err.status(), Some(StatusCode::UNPROCESSABLE_ENTITY));
     assert_eq!(err.as_api().unwrap().message(), "prompt is required");
 }
 
@@ -889,7 +871,9 @@ async fn resumed_handles_reach_the_owner_alias_urls() {
         .expect(1)
         .mount(&server)
         .await;
-    let h = client(&server).resume_endpoint::<Echo>("old-job").unwrap();
+    let h = client(&server)
+        .resume::<EchoOutput>(Echo::ID, "old-job")
+        .unwrap();
     assert_eq!(h.result().await.unwrap().seed, 3);
 }
 
@@ -909,10 +893,7 @@ async fn urls_on_other_hosts_in_a_submit_answer_are_not_trusted() {
         .mount(&server)
         .await;
     let fal = client(&server);
-    let job = fal
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap();
+    let job = fal.submit::<Echo>(&input()).await.unwrap();
     assert_eq!(
         job.response_url().port(),
         url::Url::parse(&server.uri()).unwrap().port()
@@ -953,10 +934,7 @@ async fn submit_keeps_fal_urls_and_rebuilds_missing_or_foreign_ones() {
         })))
         .mount(&server)
         .await;
-    let job = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap();
+    let job = client(&server).submit::<Echo>(&input()).await.unwrap();
     assert_eq!(job.response_url().path(), "/elsewhere/req-9");
     assert_eq!(
         job.status_url().as_str(),
@@ -975,10 +953,7 @@ async fn submit_keeps_fal_urls_and_rebuilds_missing_or_foreign_ones() {
         .respond_with(ResponseTemplate::new(200).set_body_json(answer))
         .mount(&server)
         .await;
-    let err = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap_err();
+    let err = client(&server).submit::<Echo>(&input()).await.unwrap_err();
     assert!(
         matches!(err, Error::Decode { ref path, .. } if path == "request_id"),
         "{err:?}"
@@ -1025,10 +1000,7 @@ async fn status_and_cancel_urls_are_exactly_the_ones_fal_sent() {
             })))
             .mount(&server)
             .await;
-        let job = client(&server)
-            .submit::<Echo>(&input(), SubmitOptions::default())
-            .await
-            .unwrap();
+        let job = client(&server).submit::<Echo>(&input()).await.unwrap();
         assert_eq!(job.response_url().as_str(), response_url);
         assert_eq!(job.status_url().as_str(), status_url);
         assert_eq!(job.cancel_url().as_str(), cancel_url);
@@ -1036,7 +1008,7 @@ async fn status_and_cancel_urls_are_exactly_the_ones_fal_sent() {
 }
 
 #[tokio::test]
-async fn a_handle_can_carry_its_own_retry_policy() {
+async fn a_client_without_retries_resumes_the_same_request_and_asks_once() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/fal-ai/x/requests/r/status"))
@@ -1045,28 +1017,24 @@ async fn a_handle_can_carry_its_own_retry_policy() {
         .await;
     let fal = client(&server); // 3 retries
     let h: RequestHandle = fal.resume("fal-ai/x", "r").unwrap();
-    assert_eq!(h.status(false).await.unwrap_err().status(), Some(503));
+    let err = h.status(false).await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(err.request_id(), Some("r"));
     assert_eq!(server.received_requests().await.unwrap().len(), 4);
-    let once = h.clone().with_retry(RetryPolicy::none());
-    assert_eq!(once.status(false).await.unwrap_err().status(), Some(503));
+
+    let once = FalClient::builder()
+        .key(KEY)
+        .queue_url(server.uri())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let h: RequestHandle = once.resume(h.endpoint_id(), h.request_id()).unwrap();
+    let err = h.status(false).await.unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(
         server.received_requests().await.unwrap().len(),
         5,
         "no retry"
-    );
-    assert_eq!(
-        once.clone()
-            .with_output::<Value>()
-            .status(false)
-            .await
-            .unwrap_err()
-            .status(),
-        Some(503)
-    );
-    assert_eq!(
-        server.received_requests().await.unwrap().len(),
-        6,
-        "kept through clone and with_output"
     );
 }
 
@@ -1080,26 +1048,21 @@ async fn an_unknown_status_ends_the_wait_at_once() {
         .await;
     let h: RequestHandle = client(&server).resume("fal-ai/x", "r").unwrap();
     let err = h
-        .wait(
-            WaitOptions::default()
-                .stream(false)
-                .timeout(Duration::from_secs(30)),
-        )
+        .wait()
+        .poll_interval(POLL)
+        .stream(false)
+        .timeout(Duration::from_secs(30))
         .await
         .unwrap_err();
     match &err {
-        Error::Decode {
-            path,
-            message,
-            request_id,
-            ..
-        } => {
-            assert_eq!(path, "status");
-            assert!(message.contains("FAILED"), "{message}");
+        Error::UnknownQueueStatus { status, request_id } => {
+            assert_eq!(status, "FAILED");
             assert_eq!(request_id.as_deref(), Some("r"));
         }
         other => panic!("unexpected {other:?}"),
     }
+    assert_eq!(err.request_id(), Some("r"));
+    assert!(!err.is_retryable());
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
@@ -1113,10 +1076,7 @@ async fn a_submit_answer_that_does_not_decode_keeps_the_request_id() {
         .expect(1)
         .mount(&server)
         .await;
-    let err = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap_err();
+    let err = client(&server).submit::<Echo>(&input()).await.unwrap_err();
     assert!(
         matches!(err, Error::Decode { ref path, .. } if path == "queue_position"),
         "{err:?}"
@@ -1133,10 +1093,7 @@ async fn a_submit_answer_that_does_not_decode_keeps_the_request_id() {
         .respond_with(ResponseTemplate::new(200).set_body_json(answer))
         .mount(&server)
         .await;
-    let err = client(&server)
-        .submit::<Echo>(&input(), SubmitOptions::default())
-        .await
-        .unwrap_err();
+    let err = client(&server).submit::<Echo>(&input()).await.unwrap_err();
     assert!(
         matches!(err, Error::Decode { ref path, .. } if path == "request_id"),
         "{err:?}"

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fal_client::retry::RetryPolicy;
+use fal_client::StatusCode;
 use fal_client::{Error, FalClient};
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path, query_param};
@@ -54,14 +55,12 @@ async fn upload_bytes_initiates_then_puts_without_the_key() {
         .await;
     let url = client(&rest)
         .storage()
-        .upload_bytes(
-            b"PK\x03\x04zip".to_vec(),
-            "application/zip",
-            Some("photos.zip"),
-        )
+        .upload_bytes(b"PK\x03\x04zip".to_vec())
+        .content_type("application/zip")
+        .file_name("photos.zip")
         .await
         .unwrap();
-    assert_eq!(url, format!("{}/files/tok/photos.zip", cdn.uri()));
+    assert_eq!(url.as_str(), format!("{}/files/tok/photos.zip", cdn.uri()));
     let put = &cdn.received_requests().await.unwrap()[0];
     assert_eq!(put.body, b"PK\x03\x04zip");
     assert!(
@@ -81,7 +80,8 @@ async fn upload_bytes_names_the_file_after_its_type() {
         .await;
     client(&rest)
         .storage()
-        .upload_bytes(vec![1u8, 2, 3], "image/png", None)
+        .upload_bytes(vec![1u8, 2, 3])
+        .content_type("image/png")
         .await
         .unwrap();
 }
@@ -159,7 +159,8 @@ async fn a_malformed_initiate_answer_is_typed() {
         .await;
     let err = client(&rest)
         .storage()
-        .upload_bytes(vec![1u8], "image/png", None)
+        .upload_bytes(vec![1u8])
+        .content_type("image/png")
         .await
         .unwrap_err();
     assert!(
@@ -174,7 +175,8 @@ async fn a_malformed_initiate_answer_is_typed() {
         .await;
     let err = client(&rest)
         .storage()
-        .upload_bytes(vec![1u8], "image/png", None)
+        .upload_bytes(vec![1u8])
+        .content_type("image/png")
         .await
         .unwrap_err();
     assert!(
@@ -193,10 +195,11 @@ async fn initiate_errors_keep_the_api_details() {
         .await;
     let err = client(&rest)
         .storage()
-        .upload_bytes(vec![1u8], "image/png", None)
+        .upload_bytes(vec![1u8])
+        .content_type("image/png")
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
     assert_eq!(err.as_api().unwrap().message(), "Unauthorized");
 }
 
@@ -229,7 +232,7 @@ async fn downloads_send_no_key() {
         .download(&format!("{}/files/missing", cdn.uri()))
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(404));
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
 }
 
 /// A server whose first answer is cut short (5 of 10 declared bytes, then the connection
@@ -337,10 +340,11 @@ async fn an_upload_slower_than_the_read_timeout_succeeds() {
         .unwrap();
     let url = fal
         .storage()
-        .upload_bytes(b"12345678".to_vec(), "application/octet-stream", None)
+        .upload_bytes(b"12345678".to_vec())
+        .content_type("application/octet-stream")
         .await
         .unwrap();
-    assert_eq!(url, format!("http://{cdn}/files/tok"));
+    assert_eq!(url.as_str(), format!("http://{cdn}/files/tok"));
 }
 
 /// An answer whose body stops arriving fails with `Error::Stalled` after the read timeout.

@@ -13,7 +13,7 @@ use fal_client::avatar::{AvatarKind, AvatarModel, Preset, TriggerPhrase};
 use fal_client::models::{
     FluxLora, FluxLoraFastTraining, FluxLoraInput, GenerationOutput, PortraitTrainer,
 };
-use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
+use fal_client::queue::{RequestHandle, WaitEvent};
 use fal_client::retry::RetryPolicy;
 use fal_client::{Endpoint, Error, FalClient};
 use fal_mock::{FalMock, FalMockBuilder, FaultKind, Faults, MockRoute};
@@ -34,7 +34,7 @@ fn fast_mock() -> FalMockBuilder {
 }
 
 /// A patient client with short delays: 10 retries from 1 ms to 20 ms, `Retry-After` capped at
-/// 100 ms, polls every 20 ms, a status stream silent for 200 ms is given up.
+/// 100 ms, a status stream silent for 200 ms is given up.
 fn patient_client(mock: &FalMock) -> FalClient {
     mock.client_builder()
         .retry(
@@ -43,15 +43,15 @@ fn patient_client(mock: &FalMock) -> FalClient {
                 .with_delays(Duration::from_millis(1), Duration::from_millis(20))
                 .with_max_retry_after(Duration::from_millis(100)),
         )
-        .poll_interval(Duration::from_millis(20))
         .sse_idle_timeout(Duration::from_millis(200))
         .build()
         .unwrap()
 }
 
-fn wait_opts() -> WaitOptions {
-    WaitOptions::default().timeout(Duration::from_secs(60))
-}
+/// Every wait of these tests gives up after a minute ...
+const WAIT: Duration = Duration::from_secs(60);
+/// ... and polls every 20 ms.
+const POLL: Duration = Duration::from_millis(20);
 
 fn submits(mock: &FalMock) -> usize {
     mock.requests()
@@ -72,14 +72,13 @@ enum Done {
 async fn generate(fal: FalClient, i: usize) -> Result<Done, String> {
     let prompt = format!("job {i}: a red fox in the snow, watercolour");
     let job = fal
-        .submit::<FluxLora>(
-            &FluxLoraInput::new(prompt.clone()),
-            SubmitOptions::default(),
-        )
+        .submit::<FluxLora>(&FluxLoraInput::new(prompt.clone()))
         .await
         .map_err(|e| format!("generation {i}: submit: {e}"))?;
     let out = job
-        .wait(wait_opts())
+        .wait()
+        .timeout(WAIT)
+        .poll_interval(POLL)
         .await
         .map_err(|e| format!("generation {i}: wait: {e}"))?;
     if out.prompt != prompt || out.images.is_empty() {
@@ -96,20 +95,24 @@ async fn train(fal: FalClient, i: usize, archive: Bytes) -> Result<Done, String>
     };
     let url = fal
         .storage()
-        .upload_bytes(archive, "application/zip", Some(&format!("set-{i}.zip")))
+        .upload_bytes(archive)
+        .content_type("application/zip")
+        .file_name(format!("set-{i}.zip"))
         .await
         .map_err(|e| format!("training {i}: upload: {e}"))?;
     let trigger = TriggerPhrase::new(format!("TOK_{i}")).unwrap();
     let job = kind
         .plan(Preset::Fast, url, trigger)
-        .submit(&fal, SubmitOptions::default())
+        .submit(&fal)
         .await
         .map_err(|e| format!("training {i}: submit: {e}"))?;
     let avatar = job
-        .wait(wait_opts())
+        .wait()
+        .timeout(WAIT)
+        .poll_interval(POLL)
         .await
         .map_err(|e| format!("training {i}: wait: {e}"))?;
-    match avatar.model {
+    match avatar.model() {
         AvatarModel::Lora { url, .. } => {
             let weights = fal
                 .storage()
@@ -240,7 +243,7 @@ async fn a_reset_after_the_job_was_accepted_is_an_ambiguous_submit_and_not_retri
         .unwrap();
     let fal = patient_client(&mock);
     let err = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap_err();
     let Error::AmbiguousSubmit { endpoint, .. } = &err else {
@@ -269,7 +272,7 @@ async fn a_reset_before_the_job_was_accepted_is_ambiguous_too() {
         .unwrap();
     let fal = patient_client(&mock);
     let err = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap_err();
     assert!(
@@ -299,7 +302,7 @@ async fn a_refused_connection_is_retried_on_submit() {
         .unwrap();
     let (events, _guard) = capture_retries();
     let err = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap_err();
     match &err {
@@ -329,10 +332,12 @@ async fn an_ingress_503_on_submit_is_retried_and_queues_one_job() {
         .unwrap();
     let fal = patient_client(&mock);
     let out = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap()
-        .wait(wait_opts())
+        .wait()
+        .timeout(WAIT)
+        .poll_interval(POLL)
         .await
         .unwrap();
     assert_eq!(out.prompt, "a fox");
@@ -350,7 +355,7 @@ async fn a_500_on_submit_is_not_retried() {
         .unwrap();
     let fal = patient_client(&mock);
     let err = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap_err();
     assert!(matches!(&err, Error::Api(e) if e.status == 500), "{err:?}");
@@ -378,7 +383,7 @@ async fn retry_after_is_honoured_and_capped() {
         .build()
         .unwrap();
     let t = Instant::now();
-    fal.submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+    fal.submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap();
     assert!(
@@ -405,7 +410,7 @@ async fn retry_after_is_honoured_and_capped() {
         .build()
         .unwrap();
     let t = Instant::now();
-    fal.submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+    fal.submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap();
     assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
@@ -417,7 +422,7 @@ async fn retry_after_is_honoured_and_capped() {
 // waiting through broken answers
 
 async fn one_job(fal: &FalClient) -> RequestHandle<GenerationOutput> {
-    fal.submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+    fal.submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap()
 }
@@ -435,7 +440,12 @@ async fn a_malformed_or_html_result_is_fetched_again() {
             .await
             .unwrap();
         let fal = patient_client(&mock);
-        let out = one_job(&fal).await.wait(wait_opts()).await;
+        let out = one_job(&fal)
+            .await
+            .wait()
+            .timeout(WAIT)
+            .poll_interval(POLL)
+            .await;
         assert_eq!(
             out.map(|o| o.prompt).ok().as_deref(),
             Some("a fox"),
@@ -454,7 +464,12 @@ async fn a_result_that_never_parses_is_a_decode_error_after_the_retries() {
         .unwrap();
     let fal = patient_client(&mock);
     let job = one_job(&fal).await;
-    let err = job.wait(wait_opts()).await.unwrap_err();
+    let err = job
+        .wait()
+        .timeout(WAIT)
+        .poll_interval(POLL)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     assert_eq!(err.request_id(), Some(job.request_id()));
     assert_eq!(mock.fault_counts().get(FaultKind::MalformedJson), 11);
@@ -476,7 +491,10 @@ async fn broken_status_answers_are_missed_polls() {
     let fal = patient_client(&mock);
     let out = one_job(&fal)
         .await
-        .wait(wait_opts().stream(false))
+        .wait()
+        .timeout(WAIT)
+        .poll_interval(POLL)
+        .stream(false)
         .await
         .unwrap();
     assert_eq!(out.prompt, "a fox");
@@ -497,7 +515,10 @@ async fn truncated_and_stalled_streams_fall_back_to_polling() {
         let mut fell_back = false;
         let t = Instant::now();
         let out = job
-            .wait_with(wait_opts(), |e| {
+            .wait()
+            .timeout(WAIT)
+            .poll_interval(POLL)
+            .on_event(|e| {
                 if matches!(e, WaitEvent::PollingFallback) {
                     fell_back = true;
                 }
@@ -535,9 +556,10 @@ async fn a_status_stream_that_never_answers_falls_back_within_the_idle_timeout()
     let t = Instant::now();
     let mut fell_back = false;
     let out = job
-        .wait_with(wait_opts(), |e| {
-            fell_back |= matches!(e, WaitEvent::PollingFallback)
-        })
+        .wait()
+        .timeout(WAIT)
+        .poll_interval(POLL)
+        .on_event(|e| fell_back |= matches!(e, WaitEvent::PollingFallback))
         .await
         .unwrap();
     assert_eq!(out.prompt, "a fox");
@@ -600,7 +622,7 @@ async fn each_retry_emits_a_trace_event_with_op_and_attempt() {
     let fal = patient_client(&mock);
     let job = one_job(&fal).await;
     let (events, _guard) = capture_retries();
-    job.wait(wait_opts()).await.unwrap();
+    job.wait().timeout(WAIT).poll_interval(POLL).await.unwrap();
     let events = events.lock().unwrap().clone();
     assert_eq!(events.len(), 2, "{events:#?}");
     for (i, e) in events.iter().enumerate() {
@@ -631,11 +653,8 @@ async fn a_dropped_wait_sends_nothing_more() {
                 .filter(|r| r.path.contains(&id) && r.method == "GET")
                 .count()
         };
-        let waited = tokio::time::timeout(
-            Duration::from_millis(150),
-            job.wait(WaitOptions::default().stream(stream)),
-        )
-        .await;
+        let waited =
+            tokio::time::timeout(Duration::from_millis(150), job.wait().stream(stream)).await;
         assert!(waited.is_err(), "the job cannot have finished");
         // A request already on the wire when the future was dropped may still be recorded by
         // the mock a moment later; let it land before counting.

@@ -513,9 +513,9 @@ fn same_photos_give_byte_identical_zips() {
         let name = src.file_name().unwrap().to_str().unwrap().to_owned();
         fs::copy(src, copy.path().join(&name)).unwrap();
         if name.ends_with(".txt") {
-            builder.add_caption(name, fs::read_to_string(src).unwrap());
+            builder = builder.caption(name, fs::read_to_string(src).unwrap());
         } else {
-            builder.add_image(name, fs::read(src).unwrap());
+            builder = builder.image(name, fs::read(src).unwrap());
         }
     }
     let from_copy = ArchiveBuilder::new().build_from_dir(copy.path()).unwrap();
@@ -655,14 +655,14 @@ fn formats_are_recognised_by_content_and_extensions_fixed() {
     let png = png_bytes(5, 3);
     let jpeg = fs::read(&portrait_jpegs()[0]).unwrap();
 
-    let mut builder = ArchiveBuilder::new().min_images(4);
-    builder
-        .add_image("snake.webp", webp.clone())
-        .add_image("mislabelled.jpg", png.clone())
-        .add_image("no_extension", jpeg.clone())
-        .add_image("SHOUTY.JPEG", jpeg.clone())
-        .add_caption("no_extension", "a photo of [trigger]")
-        .add_caption("mislabelled.txt", "a [trigger] pattern");
+    let builder = ArchiveBuilder::new()
+        .min_images(4)
+        .image("snake.webp", webp.clone())
+        .image("mislabelled.jpg", png.clone())
+        .image("no_extension", jpeg.clone())
+        .image("SHOUTY.JPEG", jpeg.clone())
+        .caption("no_extension", "a photo of [trigger]")
+        .caption("mislabelled.txt", "a [trigger] pattern");
     let archive = builder.build().unwrap();
 
     let summary: Vec<(&str, ImageFormat, u32, u32, bool)> = archive
@@ -705,14 +705,14 @@ fn formats_are_recognised_by_content_and_extensions_fixed() {
 
     // A truncated WebP and a GIF.
     let mut builder = ArchiveBuilder::new().min_images(1);
-    builder.add_image("cut.webp", webp[..200].to_vec());
+    builder = builder.image("cut.webp", webp[..200].to_vec());
     let err = builder.build().unwrap_err();
     assert!(
         matches!(&err, ArchiveError::CorruptImage { file, .. } if file == "cut.webp"),
         "{err:?}"
     );
     let mut builder = ArchiveBuilder::new().min_images(1);
-    builder.add_image("anim.gif", b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec());
+    builder = builder.image("anim.gif", b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec());
     let err = builder.build().unwrap_err();
     assert!(
         matches!(&err, ArchiveError::UnsupportedImageFormat { file, format, .. } if file == "anim.gif" && format == "GIF"),
@@ -723,7 +723,7 @@ fn formats_are_recognised_by_content_and_extensions_fixed() {
 #[test]
 fn in_memory_names_must_be_plain_file_names() {
     let mut builder = ArchiveBuilder::new().min_images(1);
-    builder.add_image("../escape.png", png_bytes(2, 2));
+    builder = builder.image("../escape.png", png_bytes(2, 2));
     let err = builder.build().unwrap_err();
     assert!(
         matches!(&err, ArchiveError::InvalidName { name, .. } if name == "../escape.png"),
@@ -846,11 +846,11 @@ fn the_trigger_phrase_is_written_into_captions_where_the_trainer_needs_it() {
         .rules(ArchiveRules::FLUX_LORA_FAST_TRAINING)
         .trigger("TOK_mug");
     for i in 0..4 {
-        builder.add_image(format!("mug_{i}.png"), png_bytes(8, 8));
+        builder = builder.image(format!("mug_{i}.png"), png_bytes(8, 8));
     }
-    builder.add_caption("mug_0", "a photo of [trigger] on a table");
-    builder.add_caption("mug_1", "TOK_mug, close-up");
-    builder.add_caption("mug_2", "a red mug");
+    builder = builder.caption("mug_0", "a photo of [trigger] on a table");
+    builder = builder.caption("mug_1", "TOK_mug, close-up");
+    builder = builder.caption("mug_2", "a red mug");
     let archive = builder.build().unwrap();
     let captions: Vec<Option<&str>> = archive
         .entries()
@@ -872,8 +872,8 @@ fn the_trigger_phrase_is_written_into_captions_where_the_trainer_needs_it() {
         .rules(ArchiveRules::PORTRAIT_TRAINER)
         .trigger("TOK_mug")
         .min_images(1);
-    builder.add_image("mug.png", png_bytes(8, 8));
-    builder.add_caption("mug", "a photo of [trigger]");
+    builder = builder.image("mug.png", png_bytes(8, 8));
+    builder = builder.caption("mug", "a photo of [trigger]");
     let archive = builder.build().unwrap();
     assert_eq!(
         archive.entries()[0].caption.as_deref(),
@@ -885,9 +885,9 @@ fn the_trigger_phrase_is_written_into_captions_where_the_trainer_needs_it() {
 fn a_trigger_placeholder_without_a_phrase_is_refused_where_the_trainer_ignores_it() {
     let mut builder = ArchiveBuilder::new().rules(ArchiveRules::FLUX_LORA_FAST_TRAINING);
     for i in 0..4 {
-        builder.add_image(format!("mug_{i}.png"), png_bytes(8, 8));
+        builder = builder.image(format!("mug_{i}.png"), png_bytes(8, 8));
     }
-    builder.add_caption("mug_2", "a photo of [trigger]");
+    builder = builder.caption("mug_2", "a photo of [trigger]");
     let err = builder.clone().build().unwrap_err();
     assert!(
         matches!(&err, ArchiveError::UnresolvedTrigger { file, trainer, .. }
@@ -956,8 +956,8 @@ fn the_trigger_phrase_is_matched_as_a_whole_word() {
     .iter()
     .enumerate()
     {
-        builder.add_image(format!("p{i}.png"), png_bytes(8, 8));
-        builder.add_caption(format!("p{i}.png"), *caption);
+        builder = builder.image(format!("p{i}.png"), png_bytes(8, 8));
+        builder = builder.caption(format!("p{i}.png"), *caption);
     }
     let archive = builder.build().unwrap();
     let captions: Vec<&str> = archive
@@ -981,8 +981,8 @@ fn a_checked_zip_must_carry_the_trigger_phrase_in_every_caption() {
     // Captions without the phrase, as a user might upload them.
     let mut plain = ArchiveBuilder::new().min_images(1);
     for i in 0..4 {
-        plain.add_image(format!("p{i}.png"), png_bytes(8, 8));
-        plain.add_caption(format!("p{i}.png"), "a man at the beach");
+        plain = plain.image(format!("p{i}.png"), png_bytes(8, 8));
+        plain = plain.caption(format!("p{i}.png"), "a man at the beach");
     }
     let zip = plain.build().unwrap();
     let check = ArchiveBuilder::new()
@@ -1016,7 +1016,7 @@ fn blank_default_captions_and_triggers_are_refused() {
     let mut builder = ArchiveBuilder::new()
         .rules(ArchiveRules::FLUX_2_TRAINER)
         .min_images(1);
-    builder.add_image("p.png", png_bytes(8, 8));
+    builder = builder.image("p.png", png_bytes(8, 8));
     let blank_caption = builder.clone().trigger("TOK").default_caption("   ");
     assert!(
         matches!(blank_caption.build(), Err(ArchiveError::EmptyCaption { ref file, .. }) if file == "default caption")

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
 use fal_client::models::{FluxLora, FluxLoraInput, PortraitTrainer, PortraitTrainerInput};
-use fal_client::queue::{RequestHandle, SubmitOptions, WaitEvent, WaitOptions};
+use fal_client::queue::{RequestHandle, WaitEvent};
 use fal_client::retry::RetryPolicy;
 use fal_client::{Endpoint, Error, FalClient};
 use fal_mock::{FalMock, MockFailure};
@@ -111,7 +111,6 @@ async fn the_key_never_appears_in_logs_debug_or_errors() {
         .retry(
             RetryPolicy::default().with_delays(Duration::from_millis(1), Duration::from_millis(2)),
         )
-        .poll_interval(Duration::from_millis(10))
         .build()
         .unwrap();
     let mut texts = vec![
@@ -126,23 +125,23 @@ async fn the_key_never_appears_in_logs_debug_or_errors() {
     let archive = ArchiveBuilder::new().build_from_dir(photos()).unwrap();
     let zip_url = fal
         .storage()
-        .upload_bytes(archive.into_bytes(), "application/zip", Some("anna.zip"))
+        .upload_bytes(archive.into_bytes())
+        .content_type("application/zip")
+        .file_name("anna.zip")
         .await
         .unwrap();
     let job = fal
-        .submit::<PortraitTrainer>(
-            &PortraitTrainerInput {
-                trigger_phrase: Some("TOK_anna".into()),
-                ..PortraitTrainerInput::new(zip_url)
-            },
-            SubmitOptions::default(),
-        )
+        .submit::<PortraitTrainer>(&PortraitTrainerInput {
+            trigger_phrase: Some("TOK_anna".into()),
+            ..PortraitTrainerInput::new(zip_url)
+        })
         .await
         .unwrap();
     texts.push(format!("{job:?}"));
     let mut log_lines = 0;
     let out = job
-        .wait_with(WaitOptions::default(), |e| {
+        .wait()
+        .on_event(|e| {
             if let WaitEvent::Log(_) = e {
                 log_lines += 1;
             }
@@ -169,7 +168,7 @@ async fn the_key_never_appears_in_logs_debug_or_errors() {
     );
     mock.set_queue_time(Duration::from_secs(30));
     let queued = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap();
     texts.push(format!("{:?}", queued.cancel().await.unwrap()));
@@ -181,7 +180,7 @@ async fn the_key_never_appears_in_logs_debug_or_errors() {
         MockFailure::validation("prompt", "too long", "string_too_long"),
     );
     errors.push(
-        fal.run::<FluxLora>(&FluxLoraInput::new("a fox"), Default::default())
+        fal.run::<FluxLora>(&FluxLoraInput::new("a fox"))
             .await
             .unwrap_err(),
     );
@@ -190,37 +189,39 @@ async fn the_key_never_appears_in_logs_debug_or_errors() {
         MockFailure::validation("prompt", "too long", "string_too_long"),
     );
     let failing = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap();
-    errors.push(failing.wait(WaitOptions::default()).await.unwrap_err());
+    errors.push(failing.wait().await.unwrap_err());
     let wrong = mock.client_builder().key(WRONG).build().unwrap();
     texts.push(format!("{wrong:?}"));
     errors.push(
         wrong
-            .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+            .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
             .await
             .unwrap_err(),
     );
     errors.push(
         wrong
             .storage()
-            .upload_bytes(vec![1u8], "image/png", None)
+            .upload_bytes(vec![1u8])
+            .content_type("image/png")
             .await
             .unwrap_err(),
     );
     let slow = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
         .await
         .unwrap();
     mock.set_processing_time(Duration::from_secs(30));
     let slow2 = fal
-        .submit::<FluxLora>(&FluxLoraInput::new("a slow fox"), SubmitOptions::default())
+        .submit::<FluxLora>(&FluxLoraInput::new("a slow fox"))
         .await
         .unwrap();
     errors.push(
         slow2
-            .wait(WaitOptions::default().timeout(Duration::from_millis(100)))
+            .wait()
+            .timeout(Duration::from_millis(100))
             .await
             .unwrap_err(),
     );

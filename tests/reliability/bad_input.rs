@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fal_client::models::*;
-use fal_client::queue::{CancelOutcome, QueueStatus, RequestHandle, SubmitOptions, WaitOptions};
+use fal_client::queue::{CancelOutcome, QueueStatus, RequestHandle};
 use fal_client::retry::RetryPolicy;
 use fal_client::{Endpoint, Error, FalClient};
 use fal_mock::FalMock;
@@ -516,7 +516,7 @@ async fn invalid_inputs_are_never_sent() {
         ($endpoint:ty, $cases:expr) => {
             for c in $cases {
                 let err = fal
-                    .submit::<$endpoint>(&c.input, SubmitOptions::default())
+                    .submit::<$endpoint>(&c.input)
                     .await
                     .unwrap_err();
                 assert!(
@@ -525,7 +525,7 @@ async fn invalid_inputs_are_never_sent() {
                     c.label
                 );
                 let err = fal
-                    .run::<$endpoint>(&c.input, Default::default())
+                    .run::<$endpoint>(&c.input)
                     .await
                     .unwrap_err();
                 assert!(matches!(err, Error::InvalidInput { .. }), "{}", c.label);
@@ -569,7 +569,6 @@ fn client_with(server: &str, max_response_bytes: Option<u64>) -> FalClient {
         .run_url(server)
         .rest_url(server)
         .retry(RetryPolicy::none())
-        .poll_interval(Duration::from_millis(5))
         .sse_idle_timeout(Duration::from_secs(5));
     if let Some(n) = max_response_bytes {
         b = b.max_response_bytes(n);
@@ -622,7 +621,7 @@ async fn call_everything(fal: &FalClient) -> Vec<(&'static str, Result<String, E
     vec![
         (
             "submit",
-            fal.submit_json(APP, &json!({"prompt": "p"}), SubmitOptions::default())
+            fal.submit_json(APP, &json!({"prompt": "p"}))
                 .await
                 .map(|h| h.request_id().to_owned()),
         ),
@@ -639,8 +638,10 @@ async fn call_everything(fal: &FalClient) -> Vec<(&'static str, Result<String, E
         (
             "initiate",
             fal.storage()
-                .upload_bytes(vec![1u8, 2, 3], "image/png", None)
-                .await,
+                .upload_bytes(vec![1u8, 2, 3])
+                .content_type("image/png")
+                .await
+                .map(String::from),
         ),
     ]
 }
@@ -1079,8 +1080,6 @@ async fn odd_status_fields_are_decode_errors_naming_the_field() {
         ),
         (json!({"status": null}), "status"),
         (json!({"status": 5}), "status"),
-        (json!({"status": ""}), "status"),
-        (json!({"status": "in_queue"}), "status"),
         (json!({"queue_position": 1}), "."),
     ];
     // Raw bodies serde_json cannot even represent as a `Value`.
@@ -1129,6 +1128,24 @@ async fn odd_status_fields_are_decode_errors_naming_the_field() {
             }
             other => panic!("{body}: expected Decode, got {other:?}"),
         }
+    }
+    // A status string this crate does not know is its own error, naming the status.
+    for (i, status) in ["", "in_queue", "FAILED"].into_iter().enumerate() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/unknown{i}/{APP}/requests/{RID}/status")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": status})))
+            .mount(&server)
+            .await;
+        let err = handle(&client_at(&server, &format!("/unknown{i}")))
+            .status(true)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownQueueStatus { status: s, request_id }
+                if s == status && request_id.as_deref() == Some(RID)),
+            "{status:?}: {err:?}"
+        );
     }
     // `null` for an optional field is its absence.
     let server = MockServer::start().await;
@@ -1199,7 +1216,14 @@ async fn status_streams_with_garbage_end_with_a_typed_error() {
         .expect(label);
         let last = items.last().unwrap_or_else(|| panic!("{label}: no item"));
         let err = last.as_ref().expect_err(label);
-        assert!(matches!(err, Error::Decode { .. }), "{label}: {err:?}");
+        if label == "unknown status" {
+            assert!(
+                matches!(err, Error::UnknownQueueStatus { status, .. } if status == "WAT"),
+                "{label}: {err:?}"
+            );
+        } else {
+            assert!(matches!(err, Error::Decode { .. }), "{label}: {err:?}");
+        }
         assert_eq!(err.request_id(), Some(RID), "{label}");
         assert!(
             items[..items.len() - 1].iter().all(Result::is_ok),
@@ -1244,10 +1268,13 @@ async fn an_endless_status_event_is_cut_and_the_wait_polls_instead() {
     let h: RequestHandle = client_with(&base, Some(64 * 1024))
         .resume("fal-ai/endless", RID)
         .unwrap();
-    let out: Value = tokio::time::timeout(Duration::from_secs(30), h.wait(WaitOptions::default()))
-        .await
-        .expect("the wait ended")
-        .unwrap();
+    let out: Value = tokio::time::timeout(
+        Duration::from_secs(30),
+        h.wait().poll_interval(Duration::from_millis(5)),
+    )
+    .await
+    .expect("the wait ended")
+    .unwrap();
     assert_eq!(out, json!({"ok": true}));
 }
 
@@ -1281,7 +1308,8 @@ async fn a_wait_survives_a_garbage_stream() {
         .mount(&server)
         .await;
     let out: Value = handle(&client(&server))
-        .wait(WaitOptions::default())
+        .wait()
+        .poll_interval(Duration::from_millis(5))
         .await
         .unwrap();
     assert_eq!(out, json!({"done": 1}));

@@ -1,6 +1,7 @@
 //! Protocol tests of `FalMock` with plain `reqwest` (not the crate's queue API), so that the mock
 //! is checked against fal's wire protocol rather than against our own client.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
@@ -836,7 +837,7 @@ async fn storage_initiate_put_get_round_trip() {
         .unwrap();
     assert_eq!(r.status(), 404);
     assert!(mock
-        .uploaded(&format!("{}files/nope/x", mock.cdn_url()))
+        .uploaded(format!("{}files/nope/x", mock.cdn_url()))
         .is_none());
 
     // The CDN saw no Authorization header; the API did.
@@ -1282,9 +1283,9 @@ async fn fail_next_validation_and_completed_with_error() {
 async fn client_and_env_point_at_the_mock() {
     let mock = fast_mock().await;
     let client = mock.client().unwrap();
-    assert_eq!(client.queue_url().as_str(), mock.queue_url());
-    assert_eq!(client.run_url().as_str(), mock.run_url());
-    assert_eq!(client.rest_url().as_str(), mock.rest_url());
+    assert_eq!(client.config().queue_url().as_str(), mock.queue_url());
+    assert_eq!(client.config().run_url().as_str(), mock.run_url());
+    assert_eq!(client.config().rest_url().as_str(), mock.rest_url());
     assert!(client.has_key());
     let env = mock.env_vars();
     let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
@@ -1306,10 +1307,11 @@ async fn client_and_env_point_at_the_mock() {
     assert!(mock.cdn_url().starts_with("http://127.0.0.1:") && mock.cdn_url().ends_with('/'));
     let built = mock
         .client_builder()
-        .poll_interval(Duration::from_millis(10))
+        .read_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    assert_eq!(built.queue_url().as_str(), mock.queue_url());
+    assert_eq!(built.config().queue_url().as_str(), mock.queue_url());
+    assert_eq!(built.config().jwks_url().as_str(), mock.jwks_url());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1448,9 +1450,9 @@ async fn zero_timings_complete_at_once() {
 fn zip_of(n: usize, captions: usize) -> Vec<u8> {
     let mut b = fal_client::archive::ArchiveBuilder::new().min_images(1);
     for i in 0..n {
-        b.add_image(format!("p{i:02}.png"), common::PNG_1X1);
+        b = b.image(format!("p{i:02}.png"), common::PNG_1X1);
         if i < captions {
-            b.add_caption(format!("p{i:02}.png"), "a photo of TOK");
+            b = b.caption(format!("p{i:02}.png"), "a photo of TOK");
         }
     }
     b.build().unwrap().into_bytes().to_vec()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fal_client::archive::ArchiveBuilder;
 use fal_client::models::{FluxLora, FluxLoraInput, PortraitTrainer, PortraitTrainerInput};
-use fal_client::queue::{RequestHandle, SubmitOptions, WaitOptions};
+use fal_client::queue::RequestHandle;
 use fal_client::retry::RetryPolicy;
 use fal_client::FalClient;
 use fal_mock::{FalMock, HostKind};
@@ -38,14 +38,16 @@ async fn the_cdn_never_receives_the_key() {
     let archive = ArchiveBuilder::new().build_from_dir(photos()).unwrap();
     let url = fal
         .storage()
-        .upload_bytes(archive.into_bytes(), "application/zip", None)
+        .upload_bytes(archive.into_bytes())
+        .content_type("application/zip")
         .await
         .unwrap();
     let out = fal
-        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(&url), SubmitOptions::default())
+        .submit::<PortraitTrainer>(&PortraitTrainerInput::new(url.as_str()))
         .await
         .unwrap()
-        .wait(WaitOptions::default())
+        .wait()
+        .poll_interval(Duration::from_millis(5))
         .await
         .unwrap();
     fal.storage()
@@ -84,7 +86,6 @@ fn client(server: &MockServer) -> FalClient {
         .run_url(server.uri())
         .rest_url(server.uri())
         .retry(RetryPolicy::none())
-        .poll_interval(Duration::from_millis(5))
         .build()
         .unwrap()
 }
@@ -146,10 +147,8 @@ async fn urls_a_response_points_at_get_no_key() {
     let fal = client(&fal_server);
     let hook: url::Url = format!("{}/webhook", evil.uri()).parse().unwrap();
     let job = fal
-        .submit::<FluxLora>(
-            &FluxLoraInput::new("a fox"),
-            SubmitOptions::default().webhook(hook),
-        )
+        .submit::<FluxLora>(&FluxLoraInput::new("a fox"))
+        .webhook(hook)
         .await
         .unwrap();
     assert!(job.status_url().as_str().starts_with(&fal_server.uri()));
@@ -161,7 +160,14 @@ async fn urls_a_response_points_at_get_no_key() {
         fal_client::queue::CancelOutcome::AlreadyCompleted
     );
     assert_eq!(job.result().await.unwrap().seed, 1);
-    assert_eq!(job.wait(WaitOptions::default()).await.unwrap().seed, 1);
+    assert_eq!(
+        job.wait()
+            .poll_interval(Duration::from_millis(5))
+            .await
+            .unwrap()
+            .seed,
+        1
+    );
 
     assert!(
         evil.received_requests().await.unwrap().is_empty(),
@@ -240,7 +246,8 @@ async fn upload_and_download_urls_get_no_key_even_on_the_fal_host() {
     let fal = client(&server);
     let url = fal
         .storage()
-        .upload_bytes(b"png".to_vec(), "image/png", None)
+        .upload_bytes(b"png".to_vec())
+        .content_type("image/png")
         .await
         .unwrap();
     assert_eq!(&fal.storage().download(&url).await.unwrap()[..], b"png");

@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-const PORTRAIT_SCHEMA: &str = include_str!("fixtures/schemas/flux-lora-portrait-trainer.json");
-const PRO_SCHEMA: &str = include_str!("fixtures/schemas/flux-pro-trainer.json");
-const ULTRA_SCHEMA: &str = include_str!("fixtures/schemas/flux-pro-v1.1-ultra-finetuned.json");
+const PORTRAIT_SCHEMA: &str = include_str!("../fixtures/schemas/flux-lora-portrait-trainer.json");
+const PRO_SCHEMA: &str = include_str!("../fixtures/schemas/flux-pro-trainer.json");
+const ULTRA_SCHEMA: &str = include_str!("../fixtures/schemas/flux-pro-v1.1-ultra-finetuned.json");
 
 fn schema(text: &str) -> Value {
     serde_json::from_str(text).expect("fixture is valid JSON")
