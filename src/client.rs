@@ -6,7 +6,11 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::config::{Config, FalClientBuilder};
+mod builder;
+
+pub use builder::FalClientBuilder;
+
+use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointId};
 use crate::error::{Error, Result};
 use crate::queue::{self, RequestHandle, Run, Submit};
@@ -104,10 +108,6 @@ impl FalClient {
         self.inner.transport.has_key()
     }
 
-    pub(crate) fn transport(&self) -> &Transport {
-        &self.inner.transport
-    }
-
     /// Submit a typed request to the queue (`POST {queue}/{endpoint id}`): a [`Submit`] builder
     /// (webhook, priority, runner hint, start timeout, headers) that sends when awaited. The
     /// input is checked with [`Endpoint::validate`] before anything is sent.
@@ -141,11 +141,11 @@ impl FalClient {
         &self,
         prepared: Result<(EndpointId, Bytes)>,
     ) -> Submit<RequestHandle<O>> {
-        let client = self.clone();
+        let transport = Arc::clone(&self.inner.transport);
         Submit::new(move |options| {
             Box::pin(async move {
                 let (endpoint, body) = prepared?;
-                queue::submit(&client, endpoint, body, &options).await
+                queue::submit(&transport, endpoint, body, &options).await
             })
         })
     }
@@ -159,7 +159,7 @@ impl FalClient {
     pub fn run<E: Endpoint>(&self, input: &E::Input) -> Run<E::Output> {
         let prepared =
             E::validate(input).and_then(|()| Ok((EndpointId::parse(E::ID)?, to_body(input)?)));
-        Run::new(self.clone(), prepared)
+        Run::new(Arc::clone(&self.inner.transport), prepared)
     }
 
     /// [`run`](Self::run) for any endpoint id and JSON input, with an untyped output.
@@ -172,7 +172,7 @@ impl FalClient {
         input: &I,
     ) -> Run<serde_json::Value> {
         let prepared = EndpointId::parse(endpoint_id).and_then(|id| Ok((id, to_body(input)?)));
-        Run::new(self.clone(), prepared)
+        Run::new(Arc::clone(&self.inner.transport), prepared)
     }
 
     /// Rebuild the handle of a request submitted earlier, from the stored endpoint id and
@@ -198,7 +198,7 @@ impl FalClient {
         request_id: impl Into<String>,
     ) -> Result<RequestHandle<O>> {
         RequestHandle::build(
-            self.clone(),
+            Arc::clone(&self.inner.transport),
             EndpointId::parse(endpoint_id)?,
             request_id.into(),
         )
@@ -206,7 +206,7 @@ impl FalClient {
 
     /// Storage: uploads and downloads on this client's connection pool.
     pub fn storage(&self) -> Storage {
-        Storage::new(self.clone())
+        Storage::new(Arc::clone(&self.inner.transport))
     }
 
     /// The webhook verifier with fal's keys ([`Config::jwks_url`], `FAL_JWKS_URL`), fetched

@@ -89,6 +89,8 @@ pub mod archive;
 pub mod avatar;
 mod client;
 pub mod config;
+mod deprecation;
+mod detail;
 pub mod endpoint;
 pub mod error;
 pub mod models;
@@ -98,8 +100,8 @@ pub mod storage;
 mod transport;
 pub mod webhook;
 
-pub use client::FalClient;
-pub use config::{Config, FalClientBuilder};
+pub use client::{FalClient, FalClientBuilder};
+pub use config::Config;
 pub use endpoint::{Endpoint, EndpointId};
 pub use error::{ApiError, Error, Result};
 /// The HTTP types in [`Error`] (`http` 1.x, the ones reqwest uses).

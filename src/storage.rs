@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use url::Url;
 
-use crate::client::FalClient;
 use crate::error::{Error, Result};
 use crate::queue::join;
+use crate::transport::Transport;
 use crate::transport::{redact_url, Body, Meter, Op, Request};
 
 mod multipart;
@@ -56,7 +56,7 @@ const STORAGE_TYPE: &str = "fal-cdn-v3";
 /// Uploads and downloads of a [`FalClient`] (`fal.storage()`), on its connection pool.
 #[derive(Debug, Clone)]
 pub struct Storage {
-    client: FalClient,
+    transport: Arc<Transport>,
 }
 
 #[derive(Serialize)]
@@ -72,8 +72,8 @@ struct InitiateResponse {
 }
 
 impl Storage {
-    pub(crate) fn new(client: FalClient) -> Self {
-        Self { client }
+    pub(crate) fn new(transport: Arc<Transport>) -> Self {
+        Self { transport }
     }
 
     /// Upload bytes: an [`Upload`] builder (content type, file name, multipart settings,
@@ -102,7 +102,7 @@ impl Storage {
     /// non-success answer, [`Error::Transport`] after retries, [`Error::ResponseTooLarge`].
     pub async fn download(&self, url: impl AsRef<str>) -> Result<Bytes> {
         let req = Request::new(Op::Download, Method::GET, parse_url(url.as_ref())?);
-        let (_, body) = self.client.transport().bytes(&req).await?;
+        let (_, body) = self.transport.bytes(&req).await?;
         Ok(body)
     }
 
@@ -122,7 +122,7 @@ impl Storage {
         path: impl AsRef<Path>,
     ) -> Result<u64> {
         let req = Request::new(Op::Download, Method::GET, parse_url(url.as_ref())?);
-        self.client.transport().to_file(&req, path.as_ref()).await
+        self.transport.to_file(&req, path.as_ref()).await
     }
 
     async fn upload(&self, source: Source, options: UploadOptions) -> Result<Url> {
@@ -183,7 +183,7 @@ impl Storage {
                     .initiate("storage/upload/initiate-multipart", &content_type, &name)
                     .await?;
                 multipart::upload(
-                    &self.client,
+                    &self.transport,
                     &target,
                     &source,
                     &parts,
@@ -206,7 +206,7 @@ impl Storage {
                 );
                 put.body = Some(source.body(0, len));
                 put.meter = meter;
-                self.client.transport().send(&put).await?;
+                self.transport.send(&put).await?;
                 target
             };
             if let Some(t) = &tracker {
@@ -226,7 +226,7 @@ impl Storage {
         content_type: &str,
         file_name: &str,
     ) -> Result<UploadTarget> {
-        let mut url = join(self.client.config().rest_url(), route)?;
+        let mut url = join(self.transport.config().rest_url(), route)?;
         url.query_pairs_mut()
             .append_pair("storage_type", STORAGE_TYPE);
         let body = serde_json::to_vec(&InitiateRequest {
@@ -235,11 +235,7 @@ impl Storage {
         })
         .map_err(|e| Error::Upload(format!("cannot encode the initiate request: {e}")))?;
         let req = Request::new(Op::UploadInitiate, Method::POST, url).json_body(body.into());
-        let answer: InitiateResponse = self
-            .client
-            .transport()
-            .json(&req, "upload initiate answer")
-            .await?;
+        let answer: InitiateResponse = self.transport.json(&req, "upload initiate answer").await?;
         let parse = |what: &str, s: &str| {
             Url::parse(s)
                 .ok()

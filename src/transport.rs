@@ -327,6 +327,16 @@ pub(crate) struct Transport {
     config: Config,
 }
 
+/// The key is never shown.
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("key", &self.auth.as_ref().map(|_| "[REDACTED]"))
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Transport {
     pub(crate) fn new(config: Config, http: reqwest::Client, auth: Option<HeaderValue>) -> Self {
         Self { http, auth, config }

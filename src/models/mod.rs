@@ -93,19 +93,7 @@ pub use ultra_finetuned::{AspectRatio, SafetyTolerance, UltraFinetuned, UltraFin
 pub use z_image_lora::{ZImageTurboLora, ZImageTurboLoraInput};
 pub use z_image_trainer::{ZImageTrainer, ZImageTrainerInput, ZImageTrainingType};
 
-/// An endpoint fal has deprecated: what fal says, since when, and what to use instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Deprecation {
-    /// The deprecated endpoint id.
-    pub endpoint_id: &'static str,
-    /// What fal says and when it happened, with the sources.
-    pub note: &'static str,
-    /// The endpoint id to use instead.
-    pub replacement: &'static str,
-    /// fal's page for the deprecated endpoint.
-    pub page: &'static str,
-}
+pub use crate::deprecation::Deprecation;
 
 /// The endpoints the crate knows fal has deprecated.
 pub const DEPRECATED: &[Deprecation] = &[Deprecation {

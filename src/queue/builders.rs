@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::IntoFuture;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,9 +16,9 @@ use url::Url;
 
 use super::wait::WaitEvent;
 use super::Priority;
-use crate::client::FalClient;
 use crate::endpoint::EndpointId;
 use crate::error::{Error, Result};
+use crate::transport::Transport;
 
 /// The options of a submit.
 #[derive(Debug, Clone, Default)]
@@ -162,7 +163,7 @@ pub(crate) struct RunOptions {
 /// ```
 #[must_use = "a run does nothing until it is awaited"]
 pub struct Run<O> {
-    client: FalClient,
+    transport: Arc<Transport>,
     prepared: Result<(EndpointId, Bytes)>,
     options: RunOptions,
     _output: PhantomData<fn() -> O>,
@@ -181,9 +182,9 @@ impl<O> fmt::Debug for Run<O> {
 }
 
 impl<O> Run<O> {
-    pub(crate) fn new(client: FalClient, prepared: Result<(EndpointId, Bytes)>) -> Self {
+    pub(crate) fn new(transport: Arc<Transport>, prepared: Result<(EndpointId, Bytes)>) -> Self {
         Self {
-            client,
+            transport,
             prepared,
             options: RunOptions::default(),
             _output: PhantomData,
@@ -225,7 +226,7 @@ impl<O: DeserializeOwned + Send + 'static> IntoFuture for Run<O> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let (endpoint, body) = self.prepared?;
-            super::run(&self.client, endpoint, body, &self.options).await
+            super::run(&self.transport, endpoint, body, &self.options).await
         })
     }
 }

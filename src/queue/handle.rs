@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Method;
@@ -11,9 +12,9 @@ use tracing::Instrument;
 use url::Url;
 
 use super::{check_request_id, join, status, CancelOutcome, QueueStatus, Wait};
-use crate::client::FalClient;
 use crate::endpoint::EndpointId;
 use crate::error::{Error, Result};
+use crate::transport::Transport;
 use crate::transport::{Op, Request};
 
 /// A queued request: its id, its URLs, and the calls about it. `O` is the output type its
@@ -22,7 +23,7 @@ use crate::transport::{Op, Request};
 /// Cheap to clone. Rebuild one after a restart with [`FalClient::resume`] from the stored
 /// endpoint id and request id.
 pub struct RequestHandle<O = serde_json::Value> {
-    pub(super) client: FalClient,
+    pub(super) transport: Arc<Transport>,
     pub(super) endpoint: EndpointId,
     pub(super) request_id: String,
     gateway_request_id: Option<String>,
@@ -36,7 +37,7 @@ pub struct RequestHandle<O = serde_json::Value> {
 impl<O> Clone for RequestHandle<O> {
     fn clone(&self) -> Self {
         Self {
-            client: self.client.clone(),
+            transport: Arc::clone(&self.transport),
             endpoint: self.endpoint.clone(),
             request_id: self.request_id.clone(),
             gateway_request_id: self.gateway_request_id.clone(),
@@ -62,18 +63,18 @@ impl<O> fmt::Debug for RequestHandle<O> {
 impl<O> RequestHandle<O> {
     /// A handle with the URLs built from the endpoint id (owner/alias rule).
     pub(crate) fn build(
-        client: FalClient,
+        transport: Arc<Transport>,
         endpoint: EndpointId,
         request_id: String,
     ) -> Result<Self> {
         check_request_id(&request_id)?;
         let base = format!("{}/requests/{}", endpoint.app_id(), request_id);
-        let queue = client.config().queue_url();
+        let queue = transport.config().queue_url();
         Ok(Self {
             status_url: join(queue, &format!("{base}/status"))?,
             cancel_url: join(queue, &format!("{base}/cancel"))?,
             response_url: join(queue, &base)?,
-            client,
+            transport,
             endpoint,
             request_id,
             gateway_request_id: None,
@@ -144,7 +145,7 @@ impl<O> RequestHandle<O> {
     /// The same request with another output type.
     pub fn with_output<O2>(self) -> RequestHandle<O2> {
         RequestHandle {
-            client: self.client,
+            transport: self.transport,
             endpoint: self.endpoint,
             request_id: self.request_id,
             gateway_request_id: self.gateway_request_id,
@@ -174,8 +175,7 @@ impl<O> RequestHandle<O> {
             .append_pair("logs", if logs { "1" } else { "0" });
         let span = tracing::debug_span!("fal.status", endpoint = %self.endpoint, request_id = %self.request_id);
         // Decoded once, straight from the answer's bytes (a poll is the hot path of a wait).
-        self.client
-            .transport()
+        self.transport
             .json_then(
                 &self.request(Op::Status, Method::GET, url),
                 "queue status",
@@ -203,7 +203,7 @@ impl<O> RequestHandle<O> {
         }
         let req = self.request(Op::Cancel, Method::PUT, self.cancel_url.clone());
         let span = tracing::info_span!("fal.cancel", endpoint = %self.endpoint, request_id = %self.request_id);
-        match self.client.transport().bytes(&req).instrument(span).await {
+        match self.transport.bytes(&req).instrument(span).await {
             Ok((_, body)) => Ok(serde_json::from_slice::<Body>(&body)
                 .ok()
                 .and_then(|b| b.status)
@@ -229,7 +229,7 @@ impl<O> RequestHandle<O> {
         let span = tracing::debug_span!("fal.result", endpoint = %self.endpoint, request_id = %self.request_id);
         let mut req = self.request(Op::Result, Method::GET, self.response_url.clone());
         req.once = true;
-        let (_, body) = self.client.transport().bytes(&req).instrument(span).await?;
+        let (_, body) = self.transport.bytes(&req).instrument(span).await?;
         Ok(body)
     }
 }
@@ -245,11 +245,7 @@ impl<O: DeserializeOwned> RequestHandle<O> {
         let span = tracing::debug_span!("fal.result", endpoint = %self.endpoint, request_id = %self.request_id);
         let req = self.request(Op::Result, Method::GET, self.response_url.clone());
         let what = format!("{} output", self.endpoint);
-        self.client
-            .transport()
-            .json(&req, &what)
-            .instrument(span)
-            .await
+        self.transport.json(&req, &what).instrument(span).await
     }
 }
 
@@ -264,6 +260,7 @@ impl<O: DeserializeOwned + Send + 'static> RequestHandle<O> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FalClient;
 
     #[test]
     fn rebuilt_handles_follow_the_owner_alias_rule() {

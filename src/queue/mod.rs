@@ -29,12 +29,13 @@ use bytes::Bytes;
 use http::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tracing::Instrument;
 use url::Url;
 
-use crate::client::FalClient;
 use crate::endpoint::EndpointId;
 use crate::error::{decode_json, Error, Result};
+use crate::transport::Transport;
 use crate::transport::{header_str, Op, Request};
 
 pub(crate) use builders::{OnEvent, RunOptions, SubmitOptions, WaitOptions};
@@ -112,12 +113,12 @@ struct SubmitResponse {
 
 /// Send a submit and build the handle of the queued request.
 pub(crate) async fn submit<O>(
-    client: &FalClient,
+    transport: &Arc<Transport>,
     endpoint: EndpointId,
     body: Bytes,
     options: &SubmitOptions,
 ) -> Result<RequestHandle<O>> {
-    let config = client.config();
+    let config = transport.config();
     let mut url = join(config.queue_url(), endpoint.as_str())?;
     if let Some(hook) = &options.webhook {
         url.query_pairs_mut()
@@ -131,8 +132,7 @@ pub(crate) async fn submit<O>(
     let span =
         tracing::info_span!("fal.submit", endpoint = %endpoint, request_id = tracing::field::Empty);
     warn_if_deprecated(&endpoint);
-    let (headers, body) = client
-        .transport()
+    let (headers, body) = transport
         .bytes(&req)
         .instrument(span.clone())
         .await
@@ -198,7 +198,7 @@ pub(crate) async fn submit<O>(
     };
     let status_url = sibling(sub.status_url.as_deref(), "status");
     let cancel_url = sibling(sub.cancel_url.as_deref(), "cancel");
-    let mut handle = RequestHandle::build(client.clone(), endpoint, sub.request_id)?;
+    let mut handle = RequestHandle::build(Arc::clone(transport), endpoint, sub.request_id)?;
     handle.set_urls(status_url, response_url, cancel_url);
     handle.set_submit_answer(sub.gateway_request_id, sub.queue_position);
     Ok(handle)
@@ -206,12 +206,12 @@ pub(crate) async fn submit<O>(
 
 /// Send a sync run and decode its output.
 pub(crate) async fn run<O: DeserializeOwned>(
-    client: &FalClient,
+    transport: &Arc<Transport>,
     endpoint: EndpointId,
     body: Bytes,
     options: &RunOptions,
 ) -> Result<O> {
-    let url = join(client.config().run_url(), endpoint.as_str())?;
+    let url = join(transport.config().run_url(), endpoint.as_str())?;
     let mut req = Request::new(Op::Run, Method::POST, url).json_body(body);
     let mut headers = options.headers.clone();
     builders::common_headers(
@@ -226,8 +226,7 @@ pub(crate) async fn run<O: DeserializeOwned>(
     req.timeout = options.timeout;
     let span = tracing::info_span!("fal.run", endpoint = %endpoint);
     warn_if_deprecated(&endpoint);
-    let (headers, body) = client
-        .transport()
+    let (headers, body) = transport
         .bytes(&req)
         .instrument(span)
         .await

@@ -33,7 +33,7 @@ impl<O: 'static> RequestHandle<O> {
     /// event that is not a status, [`Error::UnknownQueueStatus`], [`Error::ResponseTooLarge`]
     /// when more than 1 MiB arrives without completing an event, [`Error::StreamIdle`].
     pub fn events(&self, logs: bool) -> BoxStream<'static, Result<QueueStatus>> {
-        let idle = self.client.config().sse_idle_timeout();
+        let idle = self.transport.config().sse_idle_timeout();
         stream::unfold(
             State::Start(Box::new(self.clone())),
             move |state| async move {
@@ -41,7 +41,7 @@ impl<O: 'static> RequestHandle<O> {
                     State::Done => return None,
                     State::Start(handle) => match handle.open_stream(logs).await {
                         Ok(body) => {
-                            let limit = handle.client.transport().event_limit();
+                            let limit = handle.transport.event_limit();
                             (handle, body, SseParser::default(), limit)
                         }
                         Err(e) => return Some((Err(e), State::Done)),
@@ -155,8 +155,8 @@ impl<O: 'static> RequestHandle<O> {
         // answer head (with its retries) must come within the same idle time, else a server
         // that accepts the connection and never answers would hold the wait for the whole read
         // timeout, on every retry.
-        let idle = self.client.config().sse_idle_timeout();
-        let transport = self.client.transport();
+        let idle = self.transport.config().sse_idle_timeout();
+        let transport = &self.transport;
         let resp = tokio::time::timeout(idle, transport.send(&req))
             .await
             .map_err(|_| Error::StreamIdle {

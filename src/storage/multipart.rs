@@ -11,8 +11,8 @@ use tracing::Instrument;
 use url::Url;
 
 use super::{Source, UploadTarget};
-use crate::client::FalClient;
 use crate::error::{Error, Result};
+use crate::transport::Transport;
 use crate::transport::{header_str, Meter, Op, Request};
 
 /// One part: 1-based number and the byte range of the source it carries.
@@ -90,7 +90,7 @@ struct CompleteRequest<'a> {
 
 /// Send every part (at most `concurrency` at once), check the answers, then complete.
 pub(super) async fn upload(
-    client: &FalClient,
+    transport: &Transport,
     target: &UploadTarget,
     source: &Source,
     parts: &[Part],
@@ -102,7 +102,7 @@ pub(super) async fn upload(
     let mut done: Vec<CompletedPart> = futures::stream::iter(parts.iter().copied())
         .map(|part| {
             let span = tracing::info_span!("fal.upload.part", part = part.number, bytes = part.len);
-            put_part(client, target, source, part, count, meter.clone()).instrument(span)
+            put_part(transport, target, source, part, count, meter.clone()).instrument(span)
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
@@ -120,13 +120,13 @@ pub(super) async fn upload(
         sub_url(&target.upload_url, "complete"),
     )
     .json_body(body.into());
-    client.transport().bytes(&req).await?;
+    transport.bytes(&req).await?;
     tracing::debug!(parts = count, "multipart upload completed");
     Ok(())
 }
 
 async fn put_part(
-    client: &FalClient,
+    transport: &Transport,
     target: &UploadTarget,
     source: &Source,
     part: Part,
@@ -151,7 +151,7 @@ async fn put_part(
     );
     req.body = Some(source.body(part.offset, part.len));
     req.meter = meter;
-    let (headers, body) = client.transport().bytes(&req).await?;
+    let (headers, body) = transport.bytes(&req).await?;
     let answer = serde_json::from_slice::<PartAnswer>(&body).ok();
     let n = part.number;
     if let Some(other) = answer.as_ref().and_then(|a| a.part_number) {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use super::{join_path, WebhookError};
-use crate::error::{parse_error_body, ErrorDetail, ValidationDetail};
+use crate::detail::{parse_error_body, ErrorDetail, ValidationDetail};
 
 /// A webhook delivery's body, with the endpoint output typed as `T`.
 ///
