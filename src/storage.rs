@@ -53,7 +53,7 @@ pub use options::{
 /// `storage_type` query value of the initiate call (fal-js).
 const STORAGE_TYPE: &str = "fal-cdn-v3";
 
-/// Uploads and downloads of a [`FalClient`] (`fal.storage()`), on its connection pool.
+/// Uploads and downloads of a [`FalClient`](crate::FalClient) (`fal.storage()`), on its connection pool.
 #[derive(Debug, Clone)]
 pub struct Storage {
     transport: Arc<Transport>,

@@ -20,7 +20,7 @@ use crate::transport::{Op, Request};
 /// A queued request: its id, its URLs, and the calls about it. `O` is the output type its
 /// result decodes into (`serde_json::Value` for untyped endpoints).
 ///
-/// Cheap to clone. Rebuild one after a restart with [`FalClient::resume`] from the stored
+/// Cheap to clone. Rebuild one after a restart with [`FalClient::resume`](crate::FalClient::resume) from the stored
 /// endpoint id and request id.
 pub struct RequestHandle<O = serde_json::Value> {
     pub(super) transport: Arc<Transport>,
