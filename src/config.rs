@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 /// | retries | 5 retries, 500 ms … 30 s, ±25% jitter | [`retry`](crate::FalClientBuilder::retry) |
 /// | connect timeout | 10 s | [`connect_timeout`](crate::FalClientBuilder::connect_timeout) |
 /// | read timeout (silence between two chunks of an answer) | 120 s | [`read_timeout`](crate::FalClientBuilder::read_timeout) |
-/// | control-call timeout (submit, status, result, cancel, upload initiation, key set) | 60 s | [`request_timeout`](crate::FalClientBuilder::request_timeout) |
+/// | control-call timeout (submit, status, result, cancel, upload initiation and completion; at most 10 s for the key set); an upload's or download's wait for its answer head | 60 s | [`request_timeout`](crate::FalClientBuilder::request_timeout) |
 /// | status-stream idle timeout (then polling) | 15 s | [`sse_idle_timeout`](crate::FalClientBuilder::sse_idle_timeout) |
 /// | largest answer read into memory | 256 MiB | [`max_response_bytes`](crate::FalClientBuilder::max_response_bytes) |
 #[derive(Clone)]

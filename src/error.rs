@@ -70,9 +70,12 @@ pub enum Error {
         source: reqwest::Error,
     },
 
-    /// An answer's body stopped arriving: nothing came for longer than the client's read
-    /// timeout ([`FalClientBuilder::read_timeout`](crate::FalClientBuilder::read_timeout)).
-    /// Idempotent calls retry it; [`Error::is_retryable`] is `true`.
+    /// A call stalled: nothing moved for longer than the client's read timeout
+    /// ([`FalClientBuilder::read_timeout`](crate::FalClientBuilder::read_timeout)) — an answer's
+    /// body stopped arriving, or an upload's body stopped being taken, or a download's answer
+    /// never came. Only idempotent calls end with it (they retry it first;
+    /// [`Error::is_retryable`] is `true`); a submit or sync run whose answer stalls is
+    /// [`Error::AmbiguousSubmit`].
     #[error("{method} {url}: the answer stalled (nothing for {idle:?}){}", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
     Stalled {
         /// HTTP method of the call.
@@ -85,9 +88,10 @@ pub enum Error {
         idle: Duration,
     },
 
-    /// A submit whose outcome is unknown: the connection failed after the request may have
-    /// reached fal, so the job may or may not be queued (and billed). The crate never retries such
-    /// a submit on its own; check your fal dashboard or webhook before submitting again.
+    /// A submit (or sync run) whose outcome is unknown: the connection failed or stalled after
+    /// the request may have reached fal, so the job may or may not be queued (and billed). The
+    /// crate never retries such a submit on its own; check your fal dashboard or webhook before
+    /// submitting again.
     #[error("submit to {endpoint} may or may not have reached fal (the connection failed after the request was sent); it was not retried: {source}")]
     AmbiguousSubmit {
         /// The endpoint id the submit went to.
@@ -95,9 +99,9 @@ pub enum Error {
         /// The request id, when fal's answer head carried one (`x-fal-request-id`) before its
         /// body broke: the job then exists under this id.
         request_id: Option<String>,
-        /// The transport failure.
+        /// The failure: the transport's error, or the answer's stall.
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// fal answered with a non-success HTTP status.
@@ -302,11 +306,13 @@ impl Error {
         }
     }
 
-    /// Whether trying the same *idempotent* call again later may succeed, by the same rules the
-    /// retry policy applies to status, result and cancel (see [`crate::retry`]): transport
-    /// failures, and 408, 429, 500, 502, 503, 504 — except a 504 caused by the caller's own
-    /// `x-fal-request-timeout` and any answer with `x-fal-retryable: false`. Submits follow
-    /// stricter rules (a submit that may have reached fal is never repeated).
+    /// Whether making the same call again later may succeed without harm: the retry policy's
+    /// own decision for this call (see [`crate::retry`]). For status, result, cancel, uploads
+    /// and downloads: transport failures, stalls, and 408, 429, 500, 502, 503, 504 — except a
+    /// 504 caused by the caller's own `x-fal-request-timeout` and any answer with
+    /// `x-fal-retryable: false`. For a submit or sync run only what fal cannot have taken: a
+    /// connection never made, 429, and a 502/503/504 from ingress (without `x-fal-request-id`);
+    /// [`Error::AmbiguousSubmit`] is never retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport { .. } | Error::Stalled { .. } => true,
@@ -360,6 +366,8 @@ pub struct ApiError {
     pub timeout_type: Option<String>,
     /// `x-fal-retryable` header, when present.
     pub retryable: Option<bool>,
+    /// The retry policy's decision for this answer to this call (see [`Self::is_retryable`]).
+    pub(crate) retried: bool,
     /// `Retry-After` header, parsed (seconds or HTTP date), when present.
     pub retry_after: Option<Duration>,
     /// The parsed `detail`.
@@ -393,15 +401,10 @@ impl ApiError {
             && self.timeout_type.as_deref() == Some("user")
     }
 
-    /// See [`Error::is_retryable`]: the retry policy's own decision for an idempotent call.
+    /// See [`Error::is_retryable`]: the retry policy's own decision for this answer to this
+    /// call (a submit's 500 is not retryable; a status call's is).
     pub fn is_retryable(&self) -> bool {
-        crate::retry::StatusFacts {
-            status: self.status,
-            user_timeout: self.timeout_type.as_deref() == Some("user"),
-            retryable: self.retryable,
-            from_fal: self.request_id.is_some(),
-        }
-        .retried(crate::retry::CallKind::Idempotent)
+        self.retried
     }
 }
 
@@ -459,9 +462,27 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 /// Bodies that decode (nearly all) go through plain `serde_json` once; only a body that fails
 /// is decoded a second time with `serde_path_to_error` to find the path. Path tracking on every
 /// body cost about as much as the rest of the decoding (`cargo bench --bench lifecycle`).
-pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
-    what: &str,
-    body: &[u8],
+/// What was decoded, for [`Error::Decode`]: `"{0} output"`, formatted only on a failure.
+pub(crate) struct OutputOf<'a>(pub(crate) &'a str);
+
+impl fmt::Display for OutputOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} output", self.0)
+    }
+}
+
+/// What was decoded, for [`Error::Decode`]: `"{0} answer"`, formatted only on a failure.
+pub(crate) struct AnswerOf(pub(crate) &'static str);
+
+impl fmt::Display for AnswerOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} answer", self.0)
+    }
+}
+
+pub(crate) fn decode_json<'de, T: serde::Deserialize<'de>>(
+    what: &dyn fmt::Display,
+    body: &'de [u8],
     request_id: Option<&str>,
 ) -> Result<T> {
     decode_json_checked(what, body, request_id).map_err(|(e, _)| e)
@@ -471,9 +492,9 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
 /// all, like an HTML page from a proxy) rather than JSON of the wrong shape. A broken answer to
 /// an idempotent call is worth asking again; a wrong shape is not.
 #[allow(clippy::result_large_err)] // crate-internal; the pair lives one call
-pub(crate) fn decode_json_checked<T: serde::de::DeserializeOwned>(
-    what: &str,
-    body: &[u8],
+pub(crate) fn decode_json_checked<'de, T: serde::Deserialize<'de>>(
+    what: &dyn fmt::Display,
+    body: &'de [u8],
     request_id: Option<&str>,
 ) -> std::result::Result<T, (Error, bool)> {
     let fast = match serde_json::from_slice(body) {
@@ -491,7 +512,7 @@ pub(crate) fn decode_json_checked<T: serde::de::DeserializeOwned>(
         Ok(_) => (".".to_owned(), fast.to_string()),
     };
     let err = Error::Decode {
-        what: what.to_owned(),
+        what: what.to_string(),
         path,
         message,
         body_excerpt: excerpt(body),
@@ -550,7 +571,7 @@ mod tests {
             width: u32,
         }
         let err = decode_json::<Out>(
-            "output",
+            &"output",
             br#"{"images":[{"url":"a","width":1},{"url":"b","width":"wide"}]}"#,
             Some("req-1"),
         )
@@ -665,26 +686,5 @@ mod tests {
         let s = e.to_string();
         assert!(s.contains("abc") && s.contains("resume"), "{s}");
         assert_eq!(e.request_id(), Some("abc"));
-    }
-
-    #[test]
-    fn user_timeout_is_not_retryable() {
-        let mut e = ApiError {
-            status: http::StatusCode::GATEWAY_TIMEOUT,
-            method: http::Method::GET,
-            url: "u".into(),
-            request_id: None,
-            error_type: None,
-            timeout_type: Some("user".into()),
-            retryable: None,
-            retry_after: None,
-            detail: ErrorDetail::None,
-            body_excerpt: String::new(),
-        };
-        assert!(!e.is_retryable());
-        e.timeout_type = None;
-        assert!(e.is_retryable());
-        e.status = http::StatusCode::BAD_REQUEST;
-        assert!(!e.is_retryable());
     }
 }

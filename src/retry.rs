@@ -133,7 +133,10 @@ impl RetryPolicy {
             return base;
         }
         let factor = 1.0 + self.jitter * (fastrand::f64() * 2.0 - 1.0);
-        base.mul_f64(factor.max(0.0)).min(self.max_delay)
+        // `try_from_secs_f64`: a delay near `Duration::MAX` times the jitter must not overflow.
+        Duration::try_from_secs_f64(base.as_secs_f64() * factor.max(0.0))
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
     }
 }
 

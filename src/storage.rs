@@ -235,7 +235,7 @@ impl Storage {
         })
         .map_err(|e| Error::Upload(format!("cannot encode the initiate request: {e}")))?;
         let req = Request::new(Op::UploadInitiate, Method::POST, url).json_body(body.into());
-        let answer: InitiateResponse = self.transport.json(&req, "upload initiate answer").await?;
+        let answer: InitiateResponse = self.transport.json(&req, &"upload initiate answer").await?;
         let parse = |what: &str, s: &str| {
             Url::parse(s)
                 .ok()

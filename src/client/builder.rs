@@ -132,8 +132,10 @@ impl FalClientBuilder {
         self
     }
 
-    /// Longest silence while reading an answer's body (between two chunks) before the call
-    /// fails with [`Error::Stalled`] (retried on idempotent calls). Default 120 s.
+    /// Longest silence while reading an answer's body (between two chunks), or while an
+    /// upload's body is being sent (no chunk taken by the connection), before the call fails
+    /// with [`Error::Stalled`] (retried on idempotent calls; a submit or sync run whose answer
+    /// stalls is [`Error::AmbiguousSubmit`]). Default 120 s.
     ///
     /// It is measured by the crate, per chunk, and never limits how long an upload takes to
     /// send or how long a sync run takes to answer (reqwest's own `read_timeout` starts one
@@ -145,9 +147,10 @@ impl FalClientBuilder {
     }
 
     /// Overall time limit of one control call (submit, status, result, cancel, upload
-    /// initiation, the webhook key set). Not applied to sync runs, status streams, uploads or
-    /// downloads, which can legitimately take long (they are bounded by the read timeout).
-    /// Default 60 s.
+    /// initiation and completion; the webhook key set gets at most 10 s of it). Not applied to
+    /// sync runs, status streams, uploads or downloads, which can legitimately take long: they
+    /// are bounded by the read timeout while data moves, and an upload's or download's answer
+    /// must start within this limit once the request was sent. Default 60 s.
     pub fn request_timeout(mut self, t: Duration) -> Self {
         self.request_timeout = Some(t);
         self

@@ -265,10 +265,11 @@ impl Default for WaitOptions {
 }
 
 impl WaitOptions {
+    /// The deadline of a wait started at `start`; a timeout too large to add is none.
     pub(crate) fn deadline_from(&self, start: Instant) -> Option<Instant> {
-        self.deadline.map(|d| match d {
-            Deadline::After(t) => start + t,
-            Deadline::At(at) => at,
+        self.deadline.and_then(|d| match d {
+            Deadline::After(t) => start.checked_add(t),
+            Deadline::At(at) => Some(at),
         })
     }
 }

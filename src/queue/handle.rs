@@ -23,6 +23,12 @@ use crate::transport::{Op, Request};
 /// Cheap to clone. Rebuild one after a restart with [`FalClient::resume`](crate::FalClient::resume) from the stored
 /// endpoint id and request id.
 pub struct RequestHandle<O = serde_json::Value> {
+    pub(super) inner: Arc<Handle>,
+    _output: PhantomData<fn() -> O>,
+}
+
+/// What a [`RequestHandle`] knows, shared by its clones.
+pub(super) struct Handle {
     pub(super) transport: Arc<Transport>,
     pub(super) endpoint: EndpointId,
     pub(super) request_id: String,
@@ -31,20 +37,12 @@ pub struct RequestHandle<O = serde_json::Value> {
     pub(super) status_url: Url,
     response_url: Url,
     cancel_url: Url,
-    _output: PhantomData<fn() -> O>,
 }
 
 impl<O> Clone for RequestHandle<O> {
     fn clone(&self) -> Self {
         Self {
-            transport: Arc::clone(&self.transport),
-            endpoint: self.endpoint.clone(),
-            request_id: self.request_id.clone(),
-            gateway_request_id: self.gateway_request_id.clone(),
-            queue_position: self.queue_position,
-            status_url: self.status_url.clone(),
-            response_url: self.response_url.clone(),
-            cancel_url: self.cancel_url.clone(),
+            inner: Arc::clone(&self.inner),
             _output: PhantomData,
         }
     }
@@ -53,9 +51,9 @@ impl<O> Clone for RequestHandle<O> {
 impl<O> fmt::Debug for RequestHandle<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestHandle")
-            .field("endpoint_id", &self.endpoint.as_str())
-            .field("request_id", &self.request_id)
-            .field("status_url", &self.status_url.as_str())
+            .field("endpoint_id", &self.inner.endpoint.as_str())
+            .field("request_id", &self.inner.request_id)
+            .field("status_url", &self.inner.status_url.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -68,99 +66,116 @@ impl<O> RequestHandle<O> {
         request_id: String,
     ) -> Result<Self> {
         check_request_id(&request_id)?;
-        let base = format!("{}/requests/{}", endpoint.app_id(), request_id);
-        let queue = transport.config().queue_url();
-        Ok(Self {
-            status_url: join(queue, &format!("{base}/status"))?,
-            cancel_url: join(queue, &format!("{base}/cancel"))?,
-            response_url: join(queue, &base)?,
+        Self::with_urls(
             transport,
             endpoint,
             request_id,
-            gateway_request_id: None,
-            queue_position: None,
+            [None, None, None],
+            None,
+            None,
+        )
+    }
+
+    /// A handle with the given `[status, response, cancel]` URLs (those fal returned at submit),
+    /// the missing ones built from the endpoint id. `request_id` must have passed
+    /// [`check_request_id`]. The result URL is joined once and the status
+    /// and cancel URLs derived from it: a URL parse is a large part of a call's CPU cost.
+    pub(super) fn with_urls(
+        transport: Arc<Transport>,
+        endpoint: EndpointId,
+        request_id: String,
+        [status, response, cancel]: [Option<Url>; 3],
+        gateway_request_id: Option<String>,
+        queue_position: Option<u64>,
+    ) -> Result<Self> {
+        let (status_url, response_url, cancel_url) = match (status, response, cancel) {
+            (Some(s), Some(r), Some(c)) => (s, r, c),
+            (status, response, cancel) => {
+                let built = join(
+                    transport.config().queue_url(),
+                    &format!("{}/requests/{}", endpoint.app_id(), request_id),
+                )?;
+                let child = |segment: &str| -> Result<Url> {
+                    let mut u = built.clone();
+                    u.path_segments_mut()
+                        .map_err(|()| Error::Config("the queue base URL cannot have paths".into()))?
+                        .push(segment);
+                    Ok(u)
+                };
+                let status = match status {
+                    Some(u) => u,
+                    None => child("status")?,
+                };
+                let cancel = match cancel {
+                    Some(u) => u,
+                    None => child("cancel")?,
+                };
+                (status, response.unwrap_or(built), cancel)
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Handle {
+                status_url,
+                response_url,
+                cancel_url,
+                transport,
+                endpoint,
+                request_id,
+                gateway_request_id,
+                queue_position,
+            }),
             _output: PhantomData,
         })
     }
 
-    /// Use the URLs fal returned at submit where it returned usable ones.
-    pub(super) fn set_urls(
-        &mut self,
-        status: Option<Url>,
-        response: Option<Url>,
-        cancel: Option<Url>,
-    ) {
-        if let Some(u) = status {
-            self.status_url = u;
-        }
-        if let Some(u) = response {
-            self.response_url = u;
-        }
-        if let Some(u) = cancel {
-            self.cancel_url = u;
-        }
-    }
-
-    pub(super) fn set_submit_answer(&mut self, gateway: Option<String>, position: Option<u64>) {
-        self.gateway_request_id = gateway;
-        self.queue_position = position;
-    }
-
     /// fal's request id. Store it with the endpoint id to resume after a restart.
     pub fn request_id(&self) -> &str {
-        &self.request_id
+        &self.inner.request_id
     }
 
     /// The gateway request id from the submit answer, when sent (equals the request id unless
     /// fal retried the request).
     pub fn gateway_request_id(&self) -> Option<&str> {
-        self.gateway_request_id.as_deref()
+        self.inner.gateway_request_id.as_deref()
     }
 
     /// The endpoint id the request was submitted to.
     pub fn endpoint_id(&self) -> &str {
-        self.endpoint.as_str()
+        self.inner.endpoint.as_str()
     }
 
     /// The queue position at submit, when known.
     pub fn queue_position(&self) -> Option<u64> {
-        self.queue_position
+        self.inner.queue_position
     }
 
     /// The status URL (`.../requests/{id}/status`).
     pub fn status_url(&self) -> &Url {
-        &self.status_url
+        &self.inner.status_url
     }
 
     /// The result URL (`.../requests/{id}`).
     pub fn response_url(&self) -> &Url {
-        &self.response_url
+        &self.inner.response_url
     }
 
     /// The cancel URL (`.../requests/{id}/cancel`).
     pub fn cancel_url(&self) -> &Url {
-        &self.cancel_url
+        &self.inner.cancel_url
     }
 
     /// The same request with another output type.
     pub fn with_output<O2>(self) -> RequestHandle<O2> {
         RequestHandle {
-            transport: self.transport,
-            endpoint: self.endpoint,
-            request_id: self.request_id,
-            gateway_request_id: self.gateway_request_id,
-            queue_position: self.queue_position,
-            status_url: self.status_url,
-            response_url: self.response_url,
-            cancel_url: self.cancel_url,
+            inner: self.inner,
             _output: PhantomData,
         }
     }
 
     pub(super) fn request(&self, op: Op, method: Method, url: Url) -> Request<'_> {
         let mut r = Request::new(op, method, url);
-        r.request_id = Some(&self.request_id);
-        r.endpoint = Some(self.endpoint.as_str());
+        r.request_id = Some(&self.inner.request_id);
+        r.endpoint = Some(self.inner.endpoint.as_str());
         r
     }
 
@@ -170,18 +185,19 @@ impl<O> RequestHandle<O> {
     /// [`Error::Api`] (e.g. 404 for an unknown request), [`Error::Transport`] after retries,
     /// [`Error::Decode`] for an unreadable body, [`Error::UnknownQueueStatus`].
     pub async fn status(&self, logs: bool) -> Result<QueueStatus> {
-        let mut url = self.status_url.clone();
+        let mut url = self.inner.status_url.clone();
         url.query_pairs_mut()
             .append_pair("logs", if logs { "1" } else { "0" });
-        let span = tracing::debug_span!("fal.status", endpoint = %self.endpoint, request_id = %self.request_id);
+        let span = tracing::debug_span!("fal.status", endpoint = %self.inner.endpoint, request_id = %self.inner.request_id);
         // Decoded once, straight from the answer's bytes (a poll is the hot path of a wait).
-        self.transport
+        self.inner
+            .transport
             .json_then(
                 &self.request(Op::Status, Method::GET, url),
-                "queue status",
+                &"queue status",
                 |raw: status::RawStatus, _| {
                     raw.into_status()
-                        .map_err(|e| e.with_request_id(&self.request_id))
+                        .map_err(|e| e.with_request_id(&self.inner.request_id))
                 },
             )
             .instrument(span)
@@ -201,9 +217,9 @@ impl<O> RequestHandle<O> {
         struct Body {
             status: Option<String>,
         }
-        let req = self.request(Op::Cancel, Method::PUT, self.cancel_url.clone());
-        let span = tracing::info_span!("fal.cancel", endpoint = %self.endpoint, request_id = %self.request_id);
-        match self.transport.bytes(&req).instrument(span).await {
+        let req = self.request(Op::Cancel, Method::PUT, self.inner.cancel_url.clone());
+        let span = tracing::info_span!("fal.cancel", endpoint = %self.inner.endpoint, request_id = %self.inner.request_id);
+        match self.inner.transport.bytes(&req).instrument(span).await {
             Ok((_, body)) => Ok(serde_json::from_slice::<Body>(&body)
                 .ok()
                 .and_then(|b| b.status)
@@ -226,10 +242,10 @@ impl<O> RequestHandle<O> {
     /// The raw result body, asked once without retries (the model's own error after a failed
     /// `COMPLETED`: it is final).
     pub(super) async fn result_bytes_once(&self) -> Result<Bytes> {
-        let span = tracing::debug_span!("fal.result", endpoint = %self.endpoint, request_id = %self.request_id);
-        let mut req = self.request(Op::Result, Method::GET, self.response_url.clone());
+        let span = tracing::debug_span!("fal.result", endpoint = %self.inner.endpoint, request_id = %self.inner.request_id);
+        let mut req = self.request(Op::Result, Method::GET, self.inner.response_url.clone());
         req.once = true;
-        let (_, body) = self.transport.bytes(&req).instrument(span).await?;
+        let (_, body) = self.inner.transport.bytes(&req).instrument(span).await?;
         Ok(body)
     }
 }
@@ -242,10 +258,14 @@ impl<O: DeserializeOwned> RequestHandle<O> {
     /// [`Error::Api`] with the model's error (e.g. 422 with field details) when the request
     /// failed; transport failures; [`Error::Decode`] naming the JSON path.
     pub async fn result(&self) -> Result<O> {
-        let span = tracing::debug_span!("fal.result", endpoint = %self.endpoint, request_id = %self.request_id);
-        let req = self.request(Op::Result, Method::GET, self.response_url.clone());
-        let what = format!("{} output", self.endpoint);
-        self.transport.json(&req, &what).instrument(span).await
+        let span = tracing::debug_span!("fal.result", endpoint = %self.inner.endpoint, request_id = %self.inner.request_id);
+        let req = self.request(Op::Result, Method::GET, self.inner.response_url.clone());
+        let what = crate::error::OutputOf(self.inner.endpoint.as_str());
+        self.inner
+            .transport
+            .json(&req, &what)
+            .instrument(span)
+            .await
     }
 }
 

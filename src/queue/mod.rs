@@ -25,6 +25,8 @@ mod status;
 mod stream;
 mod wait;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::Method;
 use serde::de::DeserializeOwned;
@@ -96,15 +98,18 @@ impl CancelOutcome {
 }
 
 /// Submit answer (<https://docs.fal.ai/model-endpoints/queue>).
+///
+/// The URLs are borrowed from the answer's bytes (no allocation when they hold no escapes): they
+/// are parsed or compared, never kept as strings.
 #[derive(Debug, Deserialize)]
-struct SubmitResponse {
+struct SubmitResponse<'a> {
     request_id: String,
-    #[serde(default)]
-    response_url: Option<String>,
-    #[serde(default)]
-    status_url: Option<String>,
-    #[serde(default)]
-    cancel_url: Option<String>,
+    #[serde(default, borrow)]
+    response_url: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    status_url: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    cancel_url: Option<Cow<'a, str>>,
     #[serde(default)]
     queue_position: Option<u64>,
     #[serde(default)]
@@ -138,7 +143,7 @@ pub(crate) async fn submit<O>(
         .await
         .map_err(|e| endpoint_not_found(e, &endpoint, false))?;
     let rid = header_str(&headers, "x-fal-request-id");
-    let sub: SubmitResponse = decode_json("submit answer", &body, rid).map_err(|e| {
+    let sub: SubmitResponse = decode_json(&"submit answer", &body, rid).map_err(|e| {
         // fal took the job: whatever else is wrong with the answer, keep its request id.
         #[derive(Deserialize)]
         struct IdOnly {
@@ -198,10 +203,14 @@ pub(crate) async fn submit<O>(
     };
     let status_url = sibling(sub.status_url.as_deref(), "status");
     let cancel_url = sibling(sub.cancel_url.as_deref(), "cancel");
-    let mut handle = RequestHandle::build(Arc::clone(transport), endpoint, sub.request_id)?;
-    handle.set_urls(status_url, response_url, cancel_url);
-    handle.set_submit_answer(sub.gateway_request_id, sub.queue_position);
-    Ok(handle)
+    RequestHandle::with_urls(
+        Arc::clone(transport),
+        endpoint,
+        sub.request_id,
+        [status_url, response_url, cancel_url],
+        sub.gateway_request_id,
+        sub.queue_position,
+    )
 }
 
 /// Send a sync run and decode its output.
@@ -232,7 +241,7 @@ pub(crate) async fn run<O: DeserializeOwned>(
         .await
         .map_err(|e| endpoint_not_found(e, &endpoint, true))?;
     decode_json(
-        &format!("{endpoint} output"),
+        &crate::error::OutputOf(endpoint.as_str()),
         &body,
         header_str(&headers, "x-fal-request-id"),
     )
@@ -274,14 +283,19 @@ fn endpoint_not_found(error: Error, endpoint: &EndpointId, sync_run: bool) -> Er
 }
 
 fn check_request_id(request_id: &str) -> Result<()> {
-    if request_id.is_empty()
-        || request_id == "."
-        || request_id == ".."
-        || request_id.contains(['/', '\\', '?', '#', '%'])
-        || request_id
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
+    // Bytes first: an ASCII id (fal's are UUIDs) is checked without decoding characters.
+    let bad_char =
+        |c: char| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_whitespace() || c.is_control();
+    let bad = if request_id.is_ascii() {
+        request_id.bytes().any(|b| {
+            matches!(b, b'/' | b'\\' | b'?' | b'#' | b'%' | b' ')
+                || b.is_ascii_whitespace()
+                || b.is_ascii_control()
+        })
+    } else {
+        request_id.chars().any(bad_char)
+    };
+    if bad || request_id.is_empty() || request_id == "." || request_id == ".." {
         return Err(Error::invalid_input(
             "request_id",
             format!("{request_id:?} is not a request id"),

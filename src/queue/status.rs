@@ -43,7 +43,7 @@ impl QueueStatus {
     /// [`Error::UnknownQueueStatus`] for a status other than `IN_QUEUE`, `IN_PROGRESS`,
     /// `COMPLETED`.
     pub fn from_slice(body: &[u8]) -> Result<Self> {
-        let raw: RawStatus = decode_json("queue status", body, None)?;
+        let raw: RawStatus = decode_json(&"queue status", body, None)?;
         raw.into_status()
     }
 

@@ -76,7 +76,7 @@ impl<O: DeserializeOwned + Send + 'static> RequestHandle<O> {
     ) -> Result<O> {
         let start = Instant::now();
         let deadline = options.deadline_from(start);
-        let span = tracing::info_span!("fal.wait", endpoint = %self.endpoint, request_id = %self.request_id);
+        let span = tracing::info_span!("fal.wait", endpoint = %self.inner.endpoint, request_id = %self.inner.request_id);
         let run = tracing::Instrument::instrument(
             self.wait_inner(&options, &mut *on_event, deadline.is_some()),
             span,
@@ -88,7 +88,7 @@ impl<O: DeserializeOwned + Send + 'static> RequestHandle<O> {
                 Err(_) => return Err(self.deadline_passed(&options, start).await),
             },
         };
-        outcome.map_err(|e| e.with_request_id(&self.request_id))
+        outcome.map_err(|e| e.with_request_id(&self.inner.request_id))
     }
 
     async fn wait_inner(
@@ -144,8 +144,8 @@ impl<O: DeserializeOwned + Send + 'static> RequestHandle<O> {
                     Error::Api(api)
                 }
                 _ => Error::RequestFailed {
-                    request_id: self.request_id.clone(),
-                    endpoint: self.endpoint.to_string(),
+                    request_id: self.inner.request_id.clone(),
+                    endpoint: self.inner.endpoint.to_string(),
                     message: message.to_owned(),
                     error_type: error_type.map(str::to_owned),
                 },
@@ -198,8 +198,8 @@ impl<O: DeserializeOwned + Send + 'static> RequestHandle<O> {
             }
         }
         Error::Timeout {
-            request_id: Some(self.request_id.clone()),
-            endpoint: self.endpoint.to_string(),
+            request_id: Some(self.inner.request_id.clone()),
+            endpoint: self.inner.endpoint.to_string(),
             waited: start.elapsed(),
             cancel_requested,
         }

@@ -241,7 +241,7 @@ impl KeyCache {
             http::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
-        req.timeout = Some(FETCH_TIMEOUT);
+        req.timeout = Some(FETCH_TIMEOUT.min(self.transport.config().request_timeout()));
         req.once = true;
         let (_, body) = self
             .transport

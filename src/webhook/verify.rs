@@ -150,7 +150,11 @@ impl<'a> VerifiedDelivery<'a> {
 
     /// The signing time.
     pub fn signed_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.timestamp)
+        // A verified timestamp is within the leeway of now; only an absurd leeway could make it
+        // unrepresentable, and then the epoch stands in rather than a panic.
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(self.timestamp))
+            .unwrap_or(UNIX_EPOCH)
     }
 
     /// The `kid` of the key that verified the signature, when it had one.

@@ -1100,3 +1100,62 @@ async fn a_submit_answer_that_does_not_decode_keeps_the_request_id() {
     );
     assert_eq!(err.request_id(), Some("../x"));
 }
+
+/// `is_retryable` gives the retry policy's decision for the call that failed: a status call's
+/// 500 may be asked again, a submit's may not (fal may have the job); an ingress 503 (no
+/// `x-fal-request-id`) is safe for both; a 504 from the caller's own start timeout is never
+/// retried.
+#[tokio::test]
+async fn is_retryable_follows_the_call_that_failed() {
+    let cases: [(&str, ResponseTemplate, bool, bool); 4] = [
+        (
+            "500 from fal",
+            ResponseTemplate::new(500).insert_header("x-fal-request-id", "r"),
+            false,
+            true,
+        ),
+        ("ingress 503", ResponseTemplate::new(503), true, true),
+        (
+            "503 from fal",
+            ResponseTemplate::new(503).insert_header("x-fal-request-id", "r"),
+            false,
+            true,
+        ),
+        (
+            "user timeout",
+            ResponseTemplate::new(504).insert_header("x-fal-request-timeout-type", "user"),
+            false,
+            false,
+        ),
+    ];
+    for (label, answer, submit_retryable, status_retryable) in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(answer.clone())
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let fal = FalClient::builder()
+            .key(KEY)
+            .queue_url(server.uri())
+            .retry(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let err = fal.submit::<Echo>(&input()).await.unwrap_err();
+        assert_eq!(
+            err.is_retryable(),
+            submit_retryable,
+            "submit, {label}: {err:?}"
+        );
+        let h: RequestHandle = fal.resume("fal-ai/x", "r").unwrap();
+        let err = h.status(false).await.unwrap_err();
+        assert_eq!(
+            err.is_retryable(),
+            status_retryable,
+            "status, {label}: {err:?}"
+        );
+    }
+}
