@@ -76,7 +76,11 @@ impl FalClient {
     /// # Errors
     /// [`Error::Config`] when no key is set or a URL is not an `http(s)` URL.
     pub fn from_env() -> Result<Self> {
-        let builder = FalClientBuilder::from_env();
+        Self::from_builder_with_key(FalClientBuilder::from_env())
+    }
+
+    /// `builder` built, or [`Error::Config`] when it has no key.
+    fn from_builder_with_key(builder: FalClientBuilder) -> Result<Self> {
         if !builder.has_key() {
             return Err(Error::Config(
                 "no fal credentials: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)".into(),
@@ -248,8 +252,19 @@ mod tests {
 
     #[test]
     fn env_without_key_is_a_config_error_for_from_env_only() {
-        // `from_env` wants a key; a builder from the environment does not.
+        // `from_env` wants a key ...
+        let err =
+            FalClient::from_builder_with_key(FalClientBuilder::from_lookup(|_| None)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("FAL_KEY")),
+            "{err}"
+        );
+        let with_key = FalClientBuilder::from_lookup(|k| (k == "FAL_KEY").then(|| "k".into()));
+        assert!(FalClient::from_builder_with_key(with_key)
+            .unwrap()
+            .has_key());
+        // ... a builder from the environment does not (a webhook receiver needs none).
         let b = FalClientBuilder::from_lookup(|_| None);
-        assert!(b.build().is_ok());
+        assert!(!b.build().unwrap().has_key());
     }
 }

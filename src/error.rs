@@ -189,7 +189,8 @@ pub enum Error {
     /// rebuild the handle with [`FalClient::resume`](crate::FalClient::resume) to continue.
     #[error("{}", timeout_message(request_id.as_deref(), endpoint, *waited, *cancel_requested))]
     Timeout {
-        /// The request id, if the submit had completed.
+        /// The request id. The crate's waits start once the request is queued, so they always
+        /// set it.
         request_id: Option<String>,
         /// The endpoint id.
         endpoint: String,

@@ -163,6 +163,8 @@ impl Storage {
                 (meta.len(), ct, name)
             }
         };
+        let content_type_header = HeaderValue::from_str(&content_type)
+            .map_err(|_| Error::invalid_input("content_type", "cannot be an HTTP header value"))?;
         let multipart = len > options.multipart_threshold;
         let parts = if multipart {
             multipart::plan(len, options.part_size)?
@@ -199,11 +201,8 @@ impl Storage {
                     .await?;
                 // A pre-signed URL: the op never carries the fal key.
                 let mut put = Request::new(Op::Upload, Method::PUT, target.upload_url.clone());
-                put.headers.insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_str(&content_type)
-                        .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-                );
+                put.headers
+                    .insert(http::header::CONTENT_TYPE, content_type_header);
                 put.body = Some(source.body(0, len));
                 put.meter = meter;
                 self.transport.send(&put).await?;
@@ -295,10 +294,13 @@ pub struct Upload {
 
 impl fmt::Debug for Upload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Upload")
-            .field("source", &self.source)
-            .field("options", &self.options)
-            .finish()
+        // The bytes themselves are not shown: an upload can be large.
+        let mut d = f.debug_struct("Upload");
+        match &self.source {
+            Source::File(path) => d.field("source", path),
+            Source::Bytes(data) => d.field("source", &format_args!("{} bytes", data.len())),
+        };
+        d.field("options", &self.options).finish()
     }
 }
 
@@ -312,7 +314,8 @@ impl Upload {
     }
 
     /// Content type announced to fal and sent with a single `PUT`, instead of the guess from
-    /// the file name (or `application/octet-stream` for bytes).
+    /// the file name (or `application/octet-stream` for bytes). One that cannot be an HTTP
+    /// header value fails the upload with [`Error::InvalidInput`] before anything is sent.
     pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
         self.options.content_type = Some(content_type.into());
         self

@@ -301,7 +301,9 @@ impl Activity {
             if quiet >= limit {
                 return limit;
             }
-            tokio::time::sleep(limit - quiet).await;
+            // Look again no later than the shorter limit: the body may end meanwhile, and
+            // then the other limit applies, counted from its last chunk.
+            tokio::time::sleep((limit - quiet).min(body_idle.min(head_wait))).await;
         }
     }
 }

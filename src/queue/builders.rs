@@ -319,7 +319,10 @@ type WaitFn<'a, T> =
 /// - [`Error::UnknownQueueStatus`] for a status this crate does not know;
 /// - [`Error::Api`] for a status answer that polling again cannot fix (401, 403, 404).
 ///
-/// Every error of a wait carries the request id ([`Error::request_id`]).
+/// Every error of a wait carries the request id ([`Error::request_id`]). The generation waits
+/// ([`GenerationRequest::generate`](crate::avatar::GenerationRequest::generate),
+/// [`TrainedAvatar::generate`](crate::avatar::TrainedAvatar::generate)) submit first: an error of
+/// that submit has no request id yet, and their deadline starts once the request is queued.
 #[must_use = "a wait does nothing until it is awaited"]
 pub struct Wait<'a, T> {
     options: WaitOptions,
@@ -354,7 +357,8 @@ impl<'a, T> Wait<'a, T> {
         self
     }
 
-    /// Give up at this instant.
+    /// Give up at this instant, a [`tokio::time::Instant`] (from a `std::time::Instant` with
+    /// `tokio::time::Instant::from_std`).
     pub fn deadline(mut self, at: Instant) -> Self {
         self.options.deadline = Some(Deadline::At(at));
         self

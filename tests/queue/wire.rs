@@ -1159,3 +1159,85 @@ async fn is_retryable_follows_the_call_that_failed() {
         );
     }
 }
+
+/// A submit whose answer head came (2xx) but whose body stops: fal has the job, so the error is
+/// `AmbiguousSubmit` with the head's request id, not retryable, and nothing is sent again.
+#[tokio::test]
+async fn a_submit_whose_answer_stalls_is_ambiguous_and_not_repeated() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\nx-fal-request-id: req-9\r\ncontent-length: 200\r\n\r\n{\"request_id\":")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let fal = FalClient::builder()
+        .key(KEY)
+        .queue_url(format!("http://{addr}"))
+        .read_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = fal.submit::<Echo>(&input()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::AmbiguousSubmit { request_id, .. } if request_id.as_deref() == Some("req-9")),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(err.request_id(), Some("req-9"));
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "never submitted twice");
+}
+
+/// Durations too large to add to a clock mean "no limit", never a panic.
+#[tokio::test]
+async fn the_largest_durations_are_no_limit() {
+    let mock = fal_mock::FalMock::builder()
+        .queue_time(Duration::from_millis(10))
+        .processing_time(Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    let fal = mock
+        .client_builder()
+        .read_timeout(Duration::MAX)
+        .request_timeout(Duration::MAX)
+        .sse_idle_timeout(Duration::MAX)
+        .retry(RetryPolicy::default().with_delays(Duration::MAX, Duration::MAX))
+        .build()
+        .unwrap();
+    for stream in [true, false] {
+        let job = fal
+            .submit_json("fal-ai/any", &json!({"prompt": "x"}))
+            .await
+            .unwrap();
+        let out: Value = job
+            .wait()
+            .stream(stream)
+            .poll_interval(POLL)
+            .timeout(Duration::MAX)
+            .await
+            .unwrap();
+        assert_eq!(out["echo"]["prompt"], "x", "{out}");
+    }
+    assert!(
+        RetryPolicy::default()
+            .with_delays(Duration::MAX, Duration::MAX)
+            .delay(3, None)
+            .as_secs()
+            > 0
+    );
+}

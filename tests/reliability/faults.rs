@@ -653,8 +653,11 @@ async fn a_dropped_wait_sends_nothing_more() {
                 .filter(|r| r.path.contains(&id) && r.method == "GET")
                 .count()
         };
-        let waited =
-            tokio::time::timeout(Duration::from_millis(150), job.wait().stream(stream)).await;
+        let waited = tokio::time::timeout(
+            Duration::from_millis(150),
+            job.wait().stream(stream).poll_interval(POLL),
+        )
+        .await;
         assert!(waited.is_err(), "the job cannot have finished");
         // A request already on the wire when the future was dropped may still be recorded by
         // the mock a moment later; let it land before counting.

@@ -378,3 +378,120 @@ async fn a_stalled_answer_body_is_a_typed_error() {
     );
     assert!(err.is_retryable());
 }
+
+/// A TCP server that reads what it is sent and never answers; counts the connections.
+async fn silent_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// A download whose answer never starts ends with `Error::Stalled` after the request timeout
+/// (not never), and is retried like any idempotent call.
+#[tokio::test]
+async fn a_download_whose_answer_never_comes_is_stalled() {
+    let (addr, accepted) = silent_server().await;
+    let fal = FalClient::builder()
+        .request_timeout(Duration::from_millis(200))
+        .retry(
+            RetryPolicy::default()
+                .with_max_retries(1)
+                .with_delays(Duration::from_millis(1), Duration::from_millis(1)),
+        )
+        .build()
+        .unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        fal.storage().download(format!("http://{addr}/files/x")),
+    )
+    .await
+    .expect("the watchdog ends the call")
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Stalled { idle, .. } if idle == Duration::from_millis(200)),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one retry"
+    );
+}
+
+/// An upload whose body was taken but whose answer never comes ends with `Error::Stalled` after
+/// the request timeout, counted from the end of the body.
+#[tokio::test]
+async fn an_upload_whose_answer_never_comes_is_stalled() {
+    let rest = MockServer::start().await;
+    let (cdn, _) = silent_server().await;
+    Mock::given(method("POST"))
+        .and(path("/storage/upload/initiate"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "upload_url": format!("http://{cdn}/upload/tok"),
+            "file_url": format!("http://{cdn}/files/tok"),
+        })))
+        .mount(&rest)
+        .await;
+    let fal = FalClient::builder()
+        .key(KEY)
+        .rest_url(rest.uri())
+        .request_timeout(Duration::from_millis(300))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        fal.storage()
+            .upload_bytes(vec![7u8; 300 * 1024])
+            .content_type("application/octet-stream"),
+    )
+    .await
+    .expect("the watchdog ends the call")
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Stalled { idle, .. } if idle == Duration::from_millis(300)),
+        "{err:?}"
+    );
+}
+
+/// A content type that cannot be a header value is refused before anything is sent; an
+/// upload's `Debug` shows the size of its bytes, not the bytes.
+#[tokio::test]
+async fn a_bad_content_type_is_refused_before_any_request() {
+    let rest = MockServer::start().await;
+    let fal = client(&rest);
+    let upload = fal
+        .storage()
+        .upload_bytes(vec![0xAB_u8; 4096])
+        .content_type("image/png\r\nx-evil: 1");
+    let shown = format!("{upload:?}");
+    assert!(
+        shown.contains("4096 bytes") && !shown.contains("171"),
+        "{shown}"
+    );
+    let err = upload.await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput { field, .. } if field == "content_type"),
+        "{err:?}"
+    );
+    assert!(rest.received_requests().await.unwrap().is_empty());
+}

@@ -1377,3 +1377,27 @@ async fn an_oversized_key_set_is_refused() {
         "{err:?}"
     );
 }
+
+/// A verifier of fetched keys takes its own leeway (the key cache is shared, the leeway not).
+#[tokio::test]
+async fn a_fetched_verifier_applies_its_own_leeway() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(jwks_response(&old_key().jwks()))
+        .mount(&server)
+        .await;
+    let fal = client_with_jwks(&format!("{}{JWKS_PATH}", server.uri()));
+    let body = ok_body(REQUEST_ID);
+    let headers = signed(&old_key(), REQUEST_ID, now() - 30, &body);
+    assert!(fal.webhooks().verify(&headers, &body).await.is_ok());
+    let strict = fal.webhooks().leeway(Duration::from_secs(10));
+    let err = strict.verify(&headers, &body).await.unwrap_err();
+    assert!(
+        matches!(err, WebhookError::StaleTimestamp { leeway, .. } if leeway == Duration::from_secs(10)),
+        "{err:?}"
+    );
+    // The default verifier is unchanged.
+    assert!(fal.webhooks().verify(&headers, &body).await.is_ok());
+    assert_eq!(hits(&server).await, 1);
+}
