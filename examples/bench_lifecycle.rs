@@ -14,18 +14,37 @@
 #[path = "../benches/support/mod.rs"]
 mod support;
 
+use clap::Parser;
 use support::fmt_dur;
 use support::jobs::{Setup, Variant};
 
+/// N jobs (submit, wait, typed result) through the crate or bare reqwest, against the mock in a
+/// child process; prints wall and client CPU time per job.
+#[derive(Debug, Parser)]
+#[command(name = "bench_lifecycle")]
+struct Args {
+    /// `crate` or `bare` (bare reqwest making the same three calls).
+    #[arg(default_value = "crate", value_parser = parse_variant)]
+    variant: Variant,
+    /// Number of jobs.
+    #[arg(default_value_t = 2000)]
+    jobs: u64,
+    /// Jobs in flight at once.
+    #[arg(default_value_t = 1)]
+    concurrency: usize,
+}
+
+fn parse_variant(s: &str) -> Result<Variant, String> {
+    Variant::parse(s).ok_or_else(|| format!("{s:?}: crate|bare"))
+}
+
 fn main() {
     support::serve_if_requested();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let variant = args
-        .first()
-        .map(|a| Variant::parse(a).expect("first argument: crate|bare"))
-        .unwrap_or(Variant::Crate);
-    let n: u64 = args.get(1).map_or(2000, |a| a.parse().expect("job count"));
-    let conc: usize = args.get(2).map_or(1, |a| a.parse().expect("concurrency"));
+    let Args {
+        variant,
+        jobs: n,
+        concurrency: conc,
+    } = Args::parse();
     let setup = Setup::new();
     // Warm-up: connections, allocator, lazy statics.
     setup.run(variant, 100.min(n), conc);

@@ -90,17 +90,24 @@ async fn bare_upload(server: &ServerProcess, path: &std::path::Path, len: u64) -
     target.file_url
 }
 
+/// Upload a sparse file through the crate or bare reqwest to the mock in a child process (in
+/// discard mode); prints throughput, client CPU and peak RSS.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench_upload")]
+struct Args {
+    /// `crate` or `bare`.
+    #[arg(default_value = "crate", value_parser = ["crate", "bare"])]
+    variant: String,
+    /// File size in MiB.
+    #[arg(default_value_t = 1024)]
+    mib: u64,
+}
+
 fn main() {
     support::serve_if_requested();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let variant = args.first().map_or("crate", String::as_str);
-    assert!(
-        matches!(variant, "crate" | "bare"),
-        "first argument: crate|bare"
-    );
-    let mib: u64 = args
-        .get(1)
-        .map_or(1024, |a| a.parse().expect("size in MiB"));
+    let args = <Args as clap::Parser>::parse();
+    let variant = args.variant.as_str();
+    let mib = args.mib;
     let len = mib * 1024 * 1024;
 
     let dir = tempfile::tempdir().expect("temp dir");

@@ -30,16 +30,28 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
+/// Many jobs waited on at once through the crate (status stream or polling) or bare reqwest;
+/// prints peak RSS, client CPU and open files.
+#[derive(Debug, clap::Parser)]
+#[command(name = "bench_waits")]
+struct Args {
+    /// Number of jobs, all in flight at once.
+    #[arg(default_value_t = 1000)]
+    jobs: u64,
+    /// `crate` (status stream), `poll` (the crate, polling) or `bare`.
+    #[arg(default_value = "crate", value_parser = ["crate", "poll", "bare"])]
+    mode: String,
+}
+
 fn main() {
     support::serve_if_requested();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let jobs: u64 = args.first().map_or(1000, |a| a.parse().expect("job count"));
-    let mode = args.get(1).map_or("crate", String::as_str);
+    let args = <Args as clap::Parser>::parse();
+    let jobs = args.jobs;
+    let mode = args.mode.as_str();
     let (variant, label) = match mode {
-        "crate" => (Variant::Crate, "crate, SSE status stream"),
         "poll" => (Variant::Crate, "crate, polling every 500 ms"),
         "bare" => (Variant::Bare, "bare reqwest, SSE status stream"),
-        other => panic!("mode {other:?}: crate|poll|bare"),
+        _ => (Variant::Crate, "crate, SSE status stream"),
     };
 
     let want = 4096 + jobs;
