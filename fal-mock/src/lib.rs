@@ -18,6 +18,15 @@
 //! [`FalMock::multipart_upload`], [`FalMock::fail_upload_part_once`] and
 //! [`FalMockBuilder::store_uploads`].
 //!
+//! Beside that initiate flow (fal's JavaScript client's), the mock serves fal's CDN v3 flow
+//! (fal's Python client's default): a token from `POST /rest/storage/auth/token`, then
+//! `POST {cdn}/files/upload` with `Authorization: Bearer <token>`, or the v3 multipart flow
+//! (`/files/upload/multipart`, parts with ETags, `complete`). Every upload's
+//! `X-Fal-Object-Lifecycle`, and a request's `X-Fal-Object-Lifecycle-Preference` for its output
+//! files, is checked and recorded ([`FalMock::file_lifecycle`]); a file past its
+//! `expiration_duration_seconds` answers 404. See [`FalMockBuilder::cdn_token_ttl`] and
+//! [`FalMock::cdn_token_fetches`].
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -130,6 +139,7 @@
 //! streams, malformed JSON, HTML pages). [`FalMock::fault_counts`] says what was injected and
 //! [`FalMock::duplicate_submissions`] whether any input was queued twice.
 
+mod cdn;
 mod faults;
 mod media;
 mod multipart;
@@ -326,6 +336,9 @@ pub struct JobSnapshot {
     pub runner_hint: Option<String>,
     /// The `x-fal-request-timeout` header as sent, when sent.
     pub request_timeout: Option<String>,
+    /// The `x-fal-object-lifecycle-preference` JSON, when sent (it applies to the output's
+    /// files: [`FalMock::file_lifecycle`]).
+    pub object_lifecycle: Option<Value>,
     /// Whether a cancel was accepted for it.
     pub cancelled: bool,
     /// When the mock marked it `COMPLETED` (the first look at it, by a status answer, a status
@@ -344,6 +357,7 @@ pub struct FalMockBuilder {
     faults: Faults,
     store_uploads: bool,
     removed: Vec<String>,
+    cdn_token_ttl: Duration,
 }
 
 impl Default for FalMockBuilder {
@@ -361,6 +375,7 @@ impl Default for FalMockBuilder {
             webhook: webhook::WebhookConfig::default(),
             faults: Faults::none(),
             store_uploads: true,
+            cdn_token_ttl: cdn::DEFAULT_TOKEN_TTL,
             removed: fal_client::models::DEPRECATED
                 .iter()
                 .map(|d| d.endpoint_id.to_owned())
@@ -495,6 +510,7 @@ impl FalMockBuilder {
             faults: faults::Injector::new(self.faults),
             failures: Mutex::new(HashMap::new()),
             multipart: multipart::Multipart::new(self.store_uploads),
+            cdn: cdn::Cdn::new(self.cdn_token_ttl),
             removed: Mutex::new(self.removed.into_iter().collect()),
             shutdown: rx.clone(),
             webhooks,

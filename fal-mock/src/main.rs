@@ -72,23 +72,14 @@ struct Args {
     /// Re-deliveries of a webhook after a non-2xx answer or a connection failure.
     #[arg(long, default_value_t = 3)]
     webhook_retries: u32,
+    /// How long a CDN token of the v3 upload flow is good for (e.g. 1h, 30s).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    cdn_token_ttl: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 300ms, 2s or 1m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: the unit must be ms, s or m")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration like 300ms, 2s, 1m or 1h: {e}"))
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -134,7 +125,8 @@ async fn serve(args: Args) -> std::io::Result<()> {
         .log_lines(args.log_lines)
         .initial_queue_position(args.queue_position)
         .webhook_retries(args.webhook_retries)
-        .webhook_allow_remote(args.webhook_allow_remote);
+        .webhook_allow_remote(args.webhook_allow_remote)
+        .cdn_token_ttl(args.cdn_token_ttl);
     if args.fault_rate > 0.0 {
         builder = builder.faults(Faults::uniform(args.fault_seed, args.fault_rate));
     }

@@ -138,7 +138,11 @@ fn signature(query: Option<&str>) -> Option<String> {
 }
 
 /// `POST /rest/storage/upload/initiate-multipart` (behind the API server's auth).
-pub(crate) async fn initiate(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+pub(crate) async fn initiate(
+    State(s): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let req = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(m)) => m,
         _ => {
@@ -156,6 +160,9 @@ pub(crate) async fn initiate(State(s): State<Arc<Shared>>, body: Bytes) -> Respo
     let token = media::uuid();
     let sig = media::uuid();
     let file_path = state::file_path(&token, file_name);
+    if let Err(r) = super::cdn::record_upload(&s, &file_path, &headers) {
+        return r;
+    }
     let cdn = s.cdn_base.trim_end_matches('/');
     let file_url = format!("{cdn}{file_path}");
     let answer = json!({
@@ -176,13 +183,35 @@ pub(crate) async fn initiate(State(s): State<Arc<Shared>>, body: Bytes) -> Respo
     json_response(200, &answer)
 }
 
+/// Start a multipart upload of the CDN v3 flow (its requests are authorized by a CDN token, not
+/// a signature); `file_url` is its `access_url`.
+pub(crate) fn start_v3(
+    s: &Shared,
+    upload_id: &str,
+    file_path: String,
+    file_url: String,
+    content_type: String,
+) {
+    lock(&s.multipart.uploads).insert(
+        upload_id.to_owned(),
+        Upload {
+            signature: String::new(),
+            file_path,
+            file_url,
+            content_type,
+            parts: BTreeMap::new(),
+            completed: None,
+        },
+    );
+}
+
 /// Check the token and signature of a CDN multipart request.
 fn authorize(s: &Shared, token: &str, query: Option<&str>) -> Result<(), Response> {
     let uploads = lock(&s.multipart.uploads);
     let Some(up) = uploads.get(token) else {
         return Err(detail(404, "Upload not found"));
     };
-    if signature(query).as_deref() != Some(up.signature.as_str()) {
+    if up.signature.is_empty() || signature(query).as_deref() != Some(up.signature.as_str()) {
         return Err(detail(403, "Invalid or missing signature"));
     }
     Ok(())
@@ -198,6 +227,12 @@ pub(crate) async fn put_part(
     if let Err(r) = authorize(&s, &token, query.as_deref()) {
         return r;
     }
+    store_part(&s, &token, &part, body).await
+}
+
+/// Store part `part` of upload `token` (already authorized): the initiate flow's and the CDN v3
+/// flow's part `PUT`.
+pub(crate) async fn store_part(s: &Shared, token: &str, part: &str, body: Body) -> Response {
     let Ok(n) = part.parse::<u32>() else {
         return detail(400, &format!("Invalid part number {part:?}"));
     };
@@ -228,7 +263,7 @@ pub(crate) async fn put_part(
     let etag = format!("\"{}\"", &sha256[..32]);
     {
         let mut uploads = lock(&s.multipart.uploads);
-        let Some(up) = uploads.get_mut(&token) else {
+        let Some(up) = uploads.get_mut(token) else {
             return detail(404, "Upload not found");
         };
         if up.completed.is_some() {
@@ -277,7 +312,14 @@ pub(crate) async fn complete(
     if let Err(r) = authorize(&s, &token, query.as_deref()) {
         return r;
     }
-    let listed = match serde_json::from_slice::<CompleteBody>(&body) {
+    complete_upload(&s, &token, &body, false)
+}
+
+/// Complete upload `token` (already authorized) from the `{"parts": [...]}` body. The initiate
+/// flow must list the parts in order (as fal-js sends them); the CDN v3 flow may list them in
+/// any order (fal's Python client lists them as they finish): `sorted` sorts them first.
+pub(crate) fn complete_upload(s: &Shared, token: &str, body: &[u8], sorted: bool) -> Response {
+    let listed = match serde_json::from_slice::<CompleteBody>(body) {
         Ok(b) => b.parts,
         Err(e) => {
             return detail(
@@ -288,13 +330,16 @@ pub(crate) async fn complete(
             )
         }
     };
-    let listed: Vec<(u32, String)> = listed
+    let mut listed: Vec<(u32, String)> = listed
         .into_iter()
         .map(|p| (p.part_number, p.etag))
         .collect();
+    if sorted {
+        listed.sort_by_key(|(n, _)| *n);
+    }
     let (record, data) = {
         let mut uploads = lock(&s.multipart.uploads);
-        let Some(up) = uploads.get_mut(&token) else {
+        let Some(up) = uploads.get_mut(token) else {
             return detail(404, "Upload not found");
         };
         if let Some(done) = &up.completed {

@@ -35,6 +35,7 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         .route("/queue/{*path}", post(submit).get(queue_get).put(queue_put))
         .route("/run/{*path}", post(run))
         .route("/rest/storage/upload/initiate", post(initiate))
+        .route("/rest/storage/auth/token", post(super::cdn::token))
         .route(
             "/rest/storage/upload/initiate-multipart",
             post(super::multipart::initiate),
@@ -63,7 +64,12 @@ pub(crate) fn cdn_router(shared: Arc<Shared>) -> Router {
             "/multipart/{token}/{part}",
             put(super::multipart::put_part).post(super::multipart::complete),
         )
-        .route("/files/{*path}", get(download))
+        .route(
+            "/files/{*path}",
+            get(download)
+                .post(super::cdn::files_post)
+                .put(super::cdn::files_put),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
@@ -301,12 +307,17 @@ async fn submit(
         Err(r) => return r,
     };
     let injected = s.take_failure(endpoint.as_str());
+    let object_lifecycle = match output_lifecycle(&headers) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     let meta = SubmitMeta {
         webhook,
         priority,
         runner_hint: header(&headers, "x-fal-runner-hint").map(str::to_owned),
         request_timeout: timeout.as_ref().map(|t| t.0.clone()),
         start_deadline: timeout.map(|t| t.1),
+        object_lifecycle,
     };
     let job = s.submit(&endpoint, input, meta, injected);
     let view = s.observe(&job);
@@ -517,6 +528,10 @@ async fn run(
     if let Err(r) = start_timeout(&headers) {
         return with_request_id(r, &request_id);
     }
+    let lifecycle = match output_lifecycle(&headers) {
+        Ok(l) => l,
+        Err(r) => return with_request_id(r, &request_id),
+    };
     let input = match parse_body(&body) {
         Ok(m) => m,
         Err(r) => return with_request_id(r, &request_id),
@@ -549,10 +564,9 @@ async fn run(
                     _ = tokio::time::sleep(processing) => {}
                     _ = shutdown.changed() => return detail(503, "Service shutting down"),
                 }
-                json_response(
-                    200,
-                    &s.produce(endpoint.as_str(), &request_id, &input, processing),
-                )
+                let output = s.produce(endpoint.as_str(), &request_id, &input, processing);
+                super::cdn::record_outputs(&s, &output, lifecycle.as_ref());
+                json_response(200, &output)
             }
         },
     };
@@ -562,7 +576,19 @@ async fn run(
 // ---------------------------------------------------------------------------------------------
 // storage
 
-async fn initiate(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+/// The `x-fal-object-lifecycle-preference` of a submit or run, checked (422 naming the header
+/// when it is not fal's shape).
+fn output_lifecycle(headers: &HeaderMap) -> Result<Option<Value>, Response> {
+    super::cdn::lifecycle_of(headers, &[super::cdn::LIFECYCLE_PREFERENCE]).map_err(|m| {
+        unprocessable(&[Detail::new(
+            vec![json!("header"), json!(super::cdn::LIFECYCLE_PREFERENCE)],
+            &m,
+            "value_error",
+        )])
+    })
+}
+
+async fn initiate(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let req = match parse_body(&body) {
         Ok(m) => m,
         Err(r) => return r,
@@ -574,6 +600,9 @@ async fn initiate(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     let file_name = text("file_name").unwrap_or("upload.bin");
     let token = media::uuid();
     let file_path = state::file_path(&token, file_name);
+    if let Err(r) = super::cdn::record_upload(&s, &file_path, &headers) {
+        return r;
+    }
     let cdn = s.cdn_base.trim_end_matches('/');
     let answer = json!({
         "upload_url": format!("{cdn}/upload/{token}"),

@@ -65,6 +65,7 @@ pub(crate) struct Shared {
     pub(crate) faults: super::faults::Injector,
     pub(crate) failures: Mutex<HashMap<String, VecDeque<MockFailure>>>,
     pub(crate) multipart: super::multipart::Multipart,
+    pub(crate) cdn: super::cdn::Cdn,
     /// Endpoint ids answered with 404 (apps fal no longer serves).
     pub(crate) removed: Mutex<std::collections::HashSet<String>>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -90,6 +91,8 @@ pub(crate) struct Job {
     pub(crate) priority: Option<String>,
     pub(crate) runner_hint: Option<String>,
     pub(crate) request_timeout: Option<String>,
+    /// The `x-fal-object-lifecycle-preference` JSON, applied to the output's files.
+    pub(crate) object_lifecycle: Option<Value>,
     /// Parsed `x-fal-request-timeout`.
     pub(crate) start_deadline: Option<Duration>,
     pub(crate) injected: Option<MockFailure>,
@@ -351,6 +354,7 @@ pub(crate) struct SubmitMeta {
     pub(crate) runner_hint: Option<String>,
     pub(crate) request_timeout: Option<String>,
     pub(crate) start_deadline: Option<Duration>,
+    pub(crate) object_lifecycle: Option<Value>,
 }
 
 impl Shared {
@@ -402,6 +406,7 @@ impl Shared {
             priority: meta.priority,
             runner_hint: meta.runner_hint,
             request_timeout: meta.request_timeout,
+            object_lifecycle: meta.object_lifecycle,
             start_deadline: meta.start_deadline,
             injected,
             submitted: Instant::now(),
@@ -534,12 +539,16 @@ impl Shared {
                 ),
                 _ => match self.check_input(&job.endpoint, &job.input) {
                     Err(details) => Outcome::Failed(Failure::validation(&details)),
-                    Ok(()) => Outcome::Ok(self.produce(
-                        &job.endpoint,
-                        &job.id,
-                        &job.input,
-                        job.timing.processing_time,
-                    )),
+                    Ok(()) => {
+                        let output = self.produce(
+                            &job.endpoint,
+                            &job.id,
+                            &job.input,
+                            job.timing.processing_time,
+                        );
+                        super::cdn::record_outputs(self, &output, job.object_lifecycle.as_ref());
+                        Outcome::Ok(output)
+                    }
                 },
             },
         };
@@ -676,6 +685,9 @@ impl Shared {
 
     /// A stored file's content type and bytes, rendering a lazy image on first access.
     pub(crate) fn file(&self, path: &str) -> Option<(String, Bytes)> {
+        if self.cdn.expired(path) {
+            return None;
+        }
         let entry = lock(&self.files).get(path).cloned()?;
         match entry {
             StoredFile::Bytes { content_type, data } => Some((content_type, data)),
@@ -914,6 +926,7 @@ impl Shared {
             priority: job.priority.clone(),
             runner_hint: job.runner_hint.clone(),
             request_timeout: job.request_timeout.clone(),
+            object_lifecycle: job.object_lifecycle.clone(),
             cancelled,
             completed_at: view.completion.as_ref().map(|c| c.at),
         }

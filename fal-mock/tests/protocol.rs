@@ -1663,3 +1663,242 @@ async fn removed_endpoints_answer_404_like_an_app_fal_does_not_serve() {
     .await;
     assert_eq!(mock.submissions("fal-ai/flux-pro-trainer"), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The CDN v3 upload flow and object lifecycles
+
+async fn cdn_token(mock: &FalMock) -> (String, Value) {
+    let r = http()
+        .post(format!(
+            "{}storage/auth/token?storage_type=fal-cdn-v3",
+            mock.rest_url()
+        ))
+        .header("authorization", auth(mock))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(
+        v["base_url"].as_str().unwrap(),
+        mock.cdn_url().trim_end_matches('/')
+    );
+    assert!(v["expires_at"].as_str().unwrap().ends_with('Z'), "{v}");
+    (format!("Bearer {}", v["token"].as_str().unwrap()), v)
+}
+
+#[tokio::test]
+async fn cdn_v3_single_upload_with_a_token_and_a_lifecycle() {
+    let mock = fast_mock().await;
+    // The token needs the key.
+    let r = http()
+        .post(format!(
+            "{}storage/auth/token?storage_type=fal-cdn-v3",
+            mock.rest_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (token, _) = cdn_token(&mock).await;
+    assert_eq!(mock.cdn_token_fetches(), 1);
+    let cdn = mock.cdn_url();
+    let upload = |auth: Option<String>, lifecycle: Option<&str>| {
+        let mut rb = http()
+            .post(format!("{cdn}files/upload"))
+            .header("content-type", "image/png")
+            .header("x-fal-file-name", "face.png")
+            .body(common::PNG_1X1.to_vec());
+        if let Some(a) = auth {
+            rb = rb.header("authorization", a);
+        }
+        if let Some(l) = lifecycle {
+            rb = rb.header("x-fal-object-lifecycle", l);
+        }
+        rb.send()
+    };
+    // No token, a key instead of a token, a wrong token: 401.
+    for bad in [None, Some(auth(&mock)), Some("Bearer nope".to_owned())] {
+        assert_eq!(upload(bad, None).await.unwrap().status(), 401);
+    }
+    // A lifecycle that is not fal's shape: 400 naming it.
+    let r = upload(
+        Some(token.clone()),
+        Some(r#"{"expiration_duration_seconds": "1d"}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("expiration_duration_seconds"));
+
+    let lifecycle = r#"{"expiration_duration_seconds":1,"initial_acl":{"default":"hide"}}"#;
+    let r = upload(Some(token.clone()), Some(lifecycle)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let url = r.json::<Value>().await.unwrap()["access_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        url.starts_with(&format!("{cdn}files/")) && url.ends_with("/face.png"),
+        "{url}"
+    );
+    assert_eq!(
+        mock.file_lifecycle(&url),
+        Some(json!({"expiration_duration_seconds": 1, "initial_acl": {"default": "hide"}}))
+    );
+    let (ct, bytes) = download(&url).await;
+    assert_eq!((ct.as_str(), &bytes[..]), ("image/png", common::PNG_1X1));
+    // Past its expiry the file is gone.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 404);
+    assert!(mock.uploaded(&url).is_none());
+}
+
+#[tokio::test]
+async fn cdn_v3_multipart_accepts_parts_listed_in_any_order() {
+    let mock = fast_mock().await;
+    let (token, _) = cdn_token(&mock).await;
+    let r = http()
+        .post(format!("{}files/upload/multipart", mock.cdn_url()))
+        .header("authorization", &token)
+        .header("content-type", "application/zip")
+        .header("x-fal-file-name", "set.zip")
+        .header(
+            "x-fal-object-lifecycle",
+            r#"{"expiration_duration_seconds":86400}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let created: Value = r.json().await.unwrap();
+    let access = created["access_url"].as_str().unwrap().to_owned();
+    let id = created["uploadId"].as_str().unwrap().to_owned();
+    let data: Vec<u8> = (0..25u32).map(|i| i as u8).collect();
+    let mut parts = Vec::new();
+    for (n, chunk) in data.chunks(10).enumerate().rev() {
+        let n = n + 1;
+        let r = http()
+            .put(format!("{access}/multipart/{id}/{n}"))
+            .header("authorization", &token)
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        parts.push(json!({"partNumber": n, "etag": etag}));
+    }
+    // Without the token a part is refused.
+    let r = http()
+        .put(format!("{access}/multipart/{id}/1"))
+        .body(vec![0u8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Listed 3, 2, 1 (as the parts finished): accepted.
+    let r = http()
+        .post(format!("{access}/multipart/{id}/complete"))
+        .header("authorization", &token)
+        .json(&json!({ "parts": parts }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (ct, bytes) = download(&access).await;
+    assert_eq!((ct.as_str(), bytes.to_vec()), ("application/zip", data));
+    assert_eq!(
+        mock.file_lifecycle(&access),
+        Some(json!({"expiration_duration_seconds": 86400}))
+    );
+    assert_eq!(
+        mock.multipart_upload(&access).unwrap().part_sizes,
+        [10, 10, 5]
+    );
+}
+
+#[tokio::test]
+async fn cdn_tokens_expire() {
+    let mock = FalMock::builder()
+        .cdn_token_ttl(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let (token, v) = cdn_token(&mock).await;
+    assert!(!v["expires_at"].as_str().unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = http()
+        .post(format!("{}files/upload", mock.cdn_url()))
+        .header("authorization", token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn the_output_lifecycle_preference_applies_to_output_files() {
+    let mock = fast_mock().await;
+    let preference = r#"{"expiration_duration_seconds":3600}"#;
+    // Sync run.
+    let r = http()
+        .post(format!("{}fal-ai/flux-lora", mock.run_url()))
+        .header("authorization", auth(&mock))
+        .header("x-fal-object-lifecycle-preference", preference)
+        .json(&json!({"prompt": "a fox"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    let url = out["images"][0]["url"].as_str().unwrap();
+    assert_eq!(
+        mock.file_lifecycle(url),
+        Some(json!({"expiration_duration_seconds": 3600}))
+    );
+    // Queue.
+    let r = http()
+        .post(format!("{}fal-ai/flux-lora", mock.queue_url()))
+        .header("authorization", auth(&mock))
+        .header("x-fal-object-lifecycle-preference", preference)
+        .json(&json!({"prompt": "a fox"}))
+        .send()
+        .await
+        .unwrap();
+    let submitted: Value = r.json().await.unwrap();
+    let id = submitted["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        mock.job(&id).unwrap().object_lifecycle,
+        Some(json!({"expiration_duration_seconds": 3600}))
+    );
+    completed(&mock, &submitted).await;
+    let (_, out) = get(&mock, submitted["response_url"].as_str().unwrap()).await;
+    let url = out["images"][0]["url"].as_str().unwrap();
+    assert_eq!(
+        mock.file_lifecycle(url),
+        Some(json!({"expiration_duration_seconds": 3600}))
+    );
+    // Not fal's shape: 422 naming the header, nothing queued.
+    let r = http()
+        .post(format!("{}fal-ai/flux-lora", mock.queue_url()))
+        .header("authorization", auth(&mock))
+        .header("x-fal-object-lifecycle-preference", "1d")
+        .json(&json!({"prompt": "a fox"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("x-fal-object-lifecycle-preference"));
+}
