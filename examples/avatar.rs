@@ -220,7 +220,8 @@ async fn run(args: Args) -> Result<(), Error> {
         archive.len() / 1024
     );
 
-    // 3. Upload it to fal storage, with a progress bar (plain lines when not a terminal).
+    // 3. Upload it to fal storage, with a progress bar (plain lines when not a terminal). The
+    //    photos are personal: the archive expires on fal after a day (DEFAULT_ARCHIVE_EXPIRY).
     let name = format!("{}-training.zip", args.kind);
     let bar = ProgressBar::new(archive.len() as u64);
     bar.set_style(
@@ -232,8 +233,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let quarters = Arc::new(AtomicU64::new(0));
     let zip_url = fal
         .storage()
-        .upload_bytes(archive.into_bytes())
-        .content_type("application/zip")
+        .upload_archive(&archive)
         .file_name(name)
         .on_progress(move |p: UploadProgress| {
             if shown.is_hidden() {
@@ -249,7 +249,10 @@ async fn run(args: Args) -> Result<(), Error> {
         .await;
     bar.finish_and_clear();
     let zip_url = zip_url?;
-    println!("uploaded: {zip_url}");
+    println!(
+        "uploaded: {zip_url} (expires on fal after {})",
+        fal_client::storage::DEFAULT_ARCHIVE_EXPIRY
+    );
 
     // 4. The plan: the trainer input with the preset's values, inspectable before paying.
     let plan = trainer.plan(args.kind, args.preset, zip_url, trigger);

@@ -50,12 +50,8 @@
 //!     .archive_builder(kind, &trigger)
 //!     .build_from_dir_async("photos/mug")
 //!     .await?;
-//! let zip_url = fal
-//!     .storage()
-//!     .upload_bytes(archive.into_bytes())
-//!     .content_type("application/zip")
-//!     .file_name("mug.zip")
-//!     .await?;
+//! // The photos are personal: the archive expires on fal after a day unless told otherwise.
+//! let zip_url = fal.storage().upload_archive(&archive).await?;
 //! let plan = kind.plan(Preset::Balanced, zip_url, trigger);
 //! let job = plan.submit(&fal).await?;
 //! // store job.endpoint_id() and job.request_id() now

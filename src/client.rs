@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointId};
 use crate::error::{Error, Result};
 use crate::queue::{self, RequestHandle, Run, Submit};
-use crate::storage::Storage;
+use crate::storage::{CdnTokens, Storage};
 use crate::transport::Transport;
 use crate::webhook::{KeyCache, WebhookVerifier};
 
@@ -51,6 +51,8 @@ struct Inner {
     transport: Arc<Transport>,
     /// The webhook key cache, made on first use.
     keys: OnceLock<Arc<KeyCache>>,
+    /// The CDN token of the v3 upload flow.
+    cdn_tokens: Arc<CdnTokens>,
 }
 
 impl fmt::Debug for FalClient {
@@ -98,6 +100,7 @@ impl FalClient {
             inner: Arc::new(Inner {
                 transport: Arc::new(Transport::new(config, http, auth)),
                 keys: OnceLock::new(),
+                cdn_tokens: Arc::default(),
             }),
         }
     }
@@ -210,7 +213,10 @@ impl FalClient {
 
     /// Storage: uploads and downloads on this client's connection pool.
     pub fn storage(&self) -> Storage {
-        Storage::new(Arc::clone(&self.inner.transport))
+        Storage::new(
+            Arc::clone(&self.inner.transport),
+            Arc::clone(&self.inner.cdn_tokens),
+        )
     }
 
     /// The webhook verifier with fal's keys ([`Config::jwks_url`], `FAL_JWKS_URL`), fetched

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::lifecycle::{ObjectLifecycle, UploadFlow};
 use crate::retry::RetryPolicy;
 
 /// Default queue base URL (`FAL_QUEUE_URL`).
@@ -14,6 +15,8 @@ pub const DEFAULT_QUEUE_URL: &str = "https://queue.fal.run";
 pub const DEFAULT_RUN_URL: &str = "https://fal.run";
 /// Default REST (storage, tokens) base URL (`FAL_REST_URL`).
 pub const DEFAULT_REST_URL: &str = "https://rest.fal.ai";
+/// Default CDN base URL of the v3 upload flow (`FAL_CDN_URL`), as fal's Python client.
+pub const DEFAULT_CDN_URL: &str = "https://v3.fal.media";
 /// Default URL of fal's webhook key set (`FAL_JWKS_URL`).
 pub const DEFAULT_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
 
@@ -27,6 +30,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 /// | setting | default | builder |
 /// |---|---|---|
 /// | queue / run / REST base URL | `https://queue.fal.run`, `https://fal.run`, `https://rest.fal.ai` | [`queue_url`](crate::FalClientBuilder::queue_url), [`run_url`](crate::FalClientBuilder::run_url), [`rest_url`](crate::FalClientBuilder::rest_url) (`FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`) |
+/// | CDN (v3 uploads) | `https://v3.fal.media` | [`cdn_url`](crate::FalClientBuilder::cdn_url) (`FAL_CDN_URL`) |
+/// | upload flows, in order | CDN v3, then initiate | [`upload_flows`](crate::FalClientBuilder::upload_flows) |
+/// | lifecycle of uploads / of requests' output files | none (fal's account settings) | [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle), [`output_lifecycle`](crate::FalClientBuilder::output_lifecycle) |
 /// | webhook key set | `https://rest.alpha.fal.ai/.well-known/jwks.json` | [`jwks_url`](crate::FalClientBuilder::jwks_url) (`FAL_JWKS_URL`) |
 /// | retries | 5 retries, 500 ms … 30 s, ±25% jitter | [`retry`](crate::FalClientBuilder::retry) |
 /// | connect timeout | 10 s | [`connect_timeout`](crate::FalClientBuilder::connect_timeout) |
@@ -40,6 +46,10 @@ pub struct Config {
     pub(crate) run_url: Url,
     pub(crate) rest_url: Url,
     pub(crate) jwks_url: Url,
+    pub(crate) cdn_url: Url,
+    pub(crate) upload_flows: Vec<UploadFlow>,
+    pub(crate) upload_lifecycle: Option<ObjectLifecycle>,
+    pub(crate) output_lifecycle: Option<ObjectLifecycle>,
     pub(crate) retry: RetryPolicy,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
@@ -56,6 +66,10 @@ impl fmt::Debug for Config {
             .field("run_url", &self.run_url.as_str())
             .field("rest_url", &self.rest_url.as_str())
             .field("jwks_url", &self.jwks_url.as_str())
+            .field("cdn_url", &self.cdn_url.as_str())
+            .field("upload_flows", &self.upload_flows)
+            .field("upload_lifecycle", &self.upload_lifecycle)
+            .field("output_lifecycle", &self.output_lifecycle)
             .field("retry", &self.retry)
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
@@ -86,6 +100,26 @@ impl Config {
     /// The URL of fal's webhook key set.
     pub fn jwks_url(&self) -> &Url {
         &self.jwks_url
+    }
+
+    /// The CDN base URL of the v3 upload flow (always ends in `/`).
+    pub fn cdn_url(&self) -> &Url {
+        &self.cdn_url
+    }
+
+    /// The upload flows, in the order they are tried.
+    pub fn upload_flows(&self) -> &[UploadFlow] {
+        &self.upload_flows
+    }
+
+    /// The lifecycle of uploads, unless an upload sets its own.
+    pub fn upload_lifecycle(&self) -> Option<&ObjectLifecycle> {
+        self.upload_lifecycle.as_ref()
+    }
+
+    /// The lifecycle of the files a request creates, unless the request sets its own.
+    pub fn output_lifecycle(&self) -> Option<&ObjectLifecycle> {
+        self.output_lifecycle.as_ref()
     }
 
     /// The retry policy of every call.

@@ -24,12 +24,8 @@
 //! // A training zip from a folder of photos (+ NAME.txt captions), checked against the trainer's
 //! // rules before upload.
 //! let archive = trainer.archive_builder(kind, &trigger).build_from_dir_async("photos/anna").await?;
-//! let zip_url = fal
-//!     .storage()
-//!     .upload_bytes(archive.into_bytes())
-//!     .content_type("application/zip")
-//!     .file_name("anna.zip")
-//!     .await?;
+//! // The photos are personal: the archive expires on fal after a day unless told otherwise.
+//! let zip_url = fal.storage().upload_archive(&archive).await?;
 //!
 //! // The plan applies the preset to the trainer's own parameters; inspect it before paying.
 //! let plan = trainer.plan(kind, Preset::Balanced, zip_url, trigger);
@@ -93,6 +89,7 @@ mod deprecation;
 mod detail;
 pub mod endpoint;
 pub mod error;
+mod lifecycle;
 pub mod models;
 pub mod queue;
 pub mod retry;

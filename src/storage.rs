@@ -1,15 +1,17 @@
 //! fal storage: upload bytes and files, download result files, and data URIs.
 //!
-//! Uploads follow fal's JavaScript client (<https://docs.fal.ai/model-apis/fal-cdn>):
-//! `POST {rest}/storage/upload/initiate?storage_type=fal-cdn-v3` with `{"content_type",
-//! "file_name"}` answers `{"upload_url", "file_url"}`; the bytes then go to `upload_url` with a
-//! `PUT` that carries **no** fal key (the URL is pre-signed), and the returned `file_url` is what
-//! model inputs take (`images_data_url`, `image_data_url`, `image_url`). Files stream from disk;
-//! they are never read whole into memory.
+//! Uploads speak both of fal's flows (<https://docs.fal.ai/model-apis/fal-cdn>): the CDN v3
+//! flow of fal's Python client (a CDN token, then the file to `{cdn}/files/upload`, or multipart
+//! with ETags) and the initiate flow of fal's JavaScript client (`initiate`, then a `PUT` to a
+//! pre-signed URL that carries **no** fal key), the first falling back to the second when it is
+//! unavailable ([`Upload`] says when). The returned URL is what model inputs take
+//! (`images_data_url`, `image_data_url`, `image_url`). Files stream from disk; they are never
+//! read whole into memory.
 //!
-//! Uploads larger than 90 MiB use fal's multipart flow (`initiate-multipart`, parts of 10 MiB
-//! sent a few at a time and retried one by one, then `complete`); the [`Upload`] builder changes
-//! the threshold, part size and concurrency, and reports progress ([`UploadProgress`], in bytes).
+//! Uploads larger than 90 MiB are multipart (parts of 10 MiB sent a few at a time and retried one
+//! by one, then `complete`); the [`Upload`] builder changes the threshold, part size and
+//! concurrency, sets the file's [lifecycle](ObjectLifecycle) (expiry, initial access control),
+//! and reports progress ([`UploadProgress`], in bytes).
 //!
 //! ```no_run
 //! # async fn demo() -> fal_client::Result<()> {
@@ -37,18 +39,28 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use url::Url;
 
+use crate::archive::TrainingArchive;
 use crate::error::{Error, Result};
+use crate::lifecycle::{LIFECYCLE_HEADER, LIFECYCLE_PREFERENCE_HEADER};
 use crate::queue::join;
 use crate::transport::Transport;
 use crate::transport::{redact_url, Body, Meter, Op, Request};
 
+mod cdn;
 mod multipart;
 mod options;
+
+pub use crate::lifecycle::{Acl, AclDecision, AclRule, Expiry, ObjectLifecycle, UploadFlow};
+pub(crate) use cdn::CdnTokens;
 
 use options::UploadOptions;
 pub use options::{
     UploadProgress, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
+
+/// How long fal keeps a training archive uploaded with [`Storage::upload_archive`] unless told
+/// otherwise: one day (the photos are personal; a trainer reads them when it starts).
+pub const DEFAULT_ARCHIVE_EXPIRY: Expiry = Expiry::OneDay;
 
 /// `storage_type` query value of the initiate call (fal-js).
 const STORAGE_TYPE: &str = "fal-cdn-v3";
@@ -57,6 +69,7 @@ const STORAGE_TYPE: &str = "fal-cdn-v3";
 #[derive(Debug, Clone)]
 pub struct Storage {
     transport: Arc<Transport>,
+    tokens: Arc<CdnTokens>,
 }
 
 #[derive(Serialize)]
@@ -72,8 +85,8 @@ struct InitiateResponse {
 }
 
 impl Storage {
-    pub(crate) fn new(transport: Arc<Transport>) -> Self {
-        Self { transport }
+    pub(crate) fn new(transport: Arc<Transport>, tokens: Arc<CdnTokens>) -> Self {
+        Self { transport, tokens }
     }
 
     /// Upload bytes: an [`Upload`] builder (content type, file name, multipart settings,
@@ -91,6 +104,31 @@ impl Storage {
     /// name is the path's last component.
     pub fn upload_file(&self, path: impl AsRef<Path>) -> Upload {
         Upload::new(self.clone(), Source::File(path.as_ref().to_path_buf()))
+    }
+
+    /// Upload a training archive (people's photos): an [`Upload`] of `archive.zip`
+    /// (`application/zip`) that **expires after [`DEFAULT_ARCHIVE_EXPIRY`] (one day)** unless
+    /// the client has an [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle) or the
+    /// upload sets its own [`lifecycle`](Upload::lifecycle) (`ObjectLifecycle::keep()` turns
+    /// expiry off). A trainer reads the archive when the training starts; a day covers a long
+    /// queue.
+    ///
+    /// ```no_run
+    /// # async fn demo(fal: fal_client::FalClient) -> fal_client::Result<()> {
+    /// use fal_client::archive::ArchiveBuilder;
+    /// let archive = ArchiveBuilder::new().build_from_dir_async("photos/anna").await?;
+    /// let zip_url = fal.storage().upload_archive(&archive).await?; // gone from fal in a day
+    /// # Ok(()) }
+    /// ```
+    pub fn upload_archive(&self, archive: &TrainingArchive) -> Upload {
+        let mut upload = self
+            .upload_bytes(archive.bytes().clone())
+            .content_type(archive.content_type())
+            .file_name("archive.zip");
+        if self.transport.config().upload_lifecycle().is_none() {
+            upload = upload.lifecycle(ObjectLifecycle::expiring(DEFAULT_ARCHIVE_EXPIRY));
+        }
+        upload
     }
 
     /// Download a file (e.g. a result image or LoRA; the URL as a `&str`, `String` or [`Url`])
@@ -165,6 +203,16 @@ impl Storage {
         };
         let content_type_header = HeaderValue::from_str(&content_type)
             .map_err(|_| Error::invalid_input("content_type", "cannot be an HTTP header value"))?;
+        let file_name_header = HeaderValue::from_str(&name)
+            .map_err(|_| Error::invalid_input("file_name", "cannot be an HTTP header value"))?;
+        let config = self.transport.config();
+        let lifecycle = options
+            .lifecycle
+            .as_ref()
+            .or(config.upload_lifecycle())
+            .map(|l| l.header(false))
+            .transpose()?
+            .flatten();
         let multipart = len > options.multipart_threshold;
         let parts = if multipart {
             multipart::plan(len, options.part_size)?
@@ -179,75 +227,165 @@ impl Storage {
         );
         async {
             let tracker = options::tracker(&options, len);
-            let meter = tracker.clone().map(|t| t as Arc<dyn Meter>);
-            let target = if multipart {
-                let target = self
-                    .initiate("storage/upload/initiate-multipart", &content_type, &name)
-                    .await?;
-                multipart::upload(
-                    &self.transport,
-                    &target,
-                    &source,
-                    &parts,
-                    len,
-                    options.concurrency,
-                    meter,
-                )
-                .await?;
-                target
-            } else {
-                let target = self
-                    .initiate("storage/upload/initiate", &content_type, &name)
-                    .await?;
-                // A pre-signed URL: the op never carries the fal key.
-                let mut put = Request::new(Op::Upload, Method::PUT, target.upload_url.clone());
-                put.headers
-                    .insert(http::header::CONTENT_TYPE, content_type_header);
-                put.body = Some(source.body(0, len));
-                put.meter = meter;
-                self.transport.send(&put).await?;
-                target
+            let ctx = UploadCtx {
+                source: &source,
+                len,
+                content_type: &content_type,
+                content_type_header,
+                file_name: &name,
+                file_name_header,
+                lifecycle,
+                parts: &parts,
+                concurrency: options.concurrency,
+                meter: tracker.clone().map(|t| t as Arc<dyn Meter>),
             };
-            if let Some(t) = &tracker {
-                t.finish();
+            let flows = config.upload_flows();
+            let mut failed: Option<Error> = None;
+            for (i, flow) in flows.iter().enumerate() {
+                let attempt = match flow {
+                    UploadFlow::CdnV3 => self.via_cdn(&ctx).await,
+                    UploadFlow::Initiate => self.via_initiate(&ctx).await,
+                };
+                match attempt {
+                    Ok(file_url) => {
+                        if let Some(t) = &tracker {
+                            t.finish();
+                        }
+                        tracing::info!(file_url = %redact_url(&file_url), flow = ?flow, "uploaded");
+                        return Ok(file_url);
+                    }
+                    Err(Attempt::Unavailable(e)) if i + 1 < flows.len() => {
+                        tracing::warn!(
+                            flow = ?flow,
+                            next = ?flows[i + 1],
+                            error = %e,
+                            "upload flow unavailable; falling back"
+                        );
+                        failed = Some(e);
+                    }
+                    Err(Attempt::Unavailable(e) | Attempt::Final(e)) => return Err(e),
+                }
             }
-            tracing::info!(file_url = %redact_url(&target.file_url), "uploaded");
-            Ok(target.file_url)
+            Err(failed.unwrap_or_else(|| Error::Config("no upload flow is configured".into())))
         }
         .instrument(span)
         .await
     }
 
+    /// fal's CDN v3 flow: a CDN token, then one `POST {cdn}/files/upload`, or multipart.
+    async fn via_cdn(&self, ctx: &UploadCtx<'_>) -> std::result::Result<Url, Attempt> {
+        let token = self
+            .tokens
+            .get(&self.transport)
+            .await
+            .map_err(Attempt::classify)?;
+        let refused = |e: Error| async {
+            // A token the CDN refuses is not used again.
+            if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) {
+                self.tokens.forget().await;
+            }
+            Attempt::classify(e)
+        };
+        let headers = |req: &mut Request<'_>| {
+            req.headers
+                .insert(http::header::AUTHORIZATION, token.authorization.clone());
+            req.headers
+                .insert(http::header::CONTENT_TYPE, ctx.content_type_header.clone());
+            req.headers
+                .insert("x-fal-file-name", ctx.file_name_header.clone());
+            ctx.lifecycle_headers(req);
+        };
+        if ctx.parts.is_empty() {
+            let url =
+                join(self.transport.config().cdn_url(), "files/upload").map_err(Attempt::Final)?;
+            let mut req = Request::new(Op::Upload, Method::POST, url);
+            headers(&mut req);
+            req.headers.insert(
+                http::header::ACCEPT,
+                HeaderValue::from_static("application/json"),
+            );
+            req.body = Some(ctx.source.body(0, ctx.len));
+            req.meter = ctx.meter.clone();
+            let answer: CdnUploadAnswer =
+                match self.transport.json(&req, &"CDN upload answer").await {
+                    Ok(a) => a,
+                    Err(e) => return Err(refused(e).await),
+                };
+            return answer_url("access_url", &answer.access_url).map_err(Attempt::classify);
+        }
+        let url = join(&token.base_url, "files/upload/multipart").map_err(Attempt::Final)?;
+        let mut create = Request::new(Op::UploadCreate, Method::POST, url);
+        headers(&mut create);
+        let created: CdnMultipartAnswer = match self
+            .transport
+            .json(&create, &"multipart create answer")
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return Err(refused(e).await),
+        };
+        let access_url =
+            answer_url("access_url", &created.access_url).map_err(Attempt::classify)?;
+        if created.upload_id.trim().is_empty() {
+            return Err(Attempt::classify(Error::Upload(
+                "the multipart create answer has no uploadId".into(),
+            )));
+        }
+        // From the first part on, the file is on its way: no fallback.
+        let target = multipart::MultipartTarget::Cdn {
+            access_url: access_url.clone(),
+            upload_id: created.upload_id,
+            authorization: token.authorization.clone(),
+        };
+        ctx.multipart(&self.transport, &target)
+            .await
+            .map_err(Attempt::Final)?;
+        Ok(access_url)
+    }
+
+    /// The initiate flow: `initiate[-multipart]` with the fal key, then the pre-signed `PUT`(s).
+    async fn via_initiate(&self, ctx: &UploadCtx<'_>) -> std::result::Result<Url, Attempt> {
+        let route = if ctx.parts.is_empty() {
+            "storage/upload/initiate"
+        } else {
+            "storage/upload/initiate-multipart"
+        };
+        let target = self.initiate(route, ctx).await.map_err(Attempt::classify)?;
+        if ctx.parts.is_empty() {
+            // A pre-signed URL: the op never carries the fal key.
+            let mut put = Request::new(Op::Upload, Method::PUT, target.upload_url.clone());
+            put.headers
+                .insert(http::header::CONTENT_TYPE, ctx.content_type_header.clone());
+            put.body = Some(ctx.source.body(0, ctx.len));
+            put.meter = ctx.meter.clone();
+            self.transport.send(&put).await.map_err(Attempt::classify)?;
+        } else {
+            let signed = multipart::MultipartTarget::Signed {
+                upload_url: target.upload_url,
+            };
+            ctx.multipart(&self.transport, &signed)
+                .await
+                .map_err(Attempt::Final)?;
+        }
+        Ok(target.file_url)
+    }
+
     /// `route` is `storage/upload/initiate` or `storage/upload/initiate-multipart`.
-    async fn initiate(
-        &self,
-        route: &str,
-        content_type: &str,
-        file_name: &str,
-    ) -> Result<UploadTarget> {
+    async fn initiate(&self, route: &str, ctx: &UploadCtx<'_>) -> Result<UploadTarget> {
         let mut url = join(self.transport.config().rest_url(), route)?;
         url.query_pairs_mut()
             .append_pair("storage_type", STORAGE_TYPE);
         let body = serde_json::to_vec(&InitiateRequest {
-            content_type,
-            file_name,
+            content_type: ctx.content_type,
+            file_name: ctx.file_name,
         })
         .map_err(|e| Error::Upload(format!("cannot encode the initiate request: {e}")))?;
-        let req = Request::new(Op::UploadInitiate, Method::POST, url).json_body(body.into());
+        let mut req = Request::new(Op::UploadInitiate, Method::POST, url).json_body(body.into());
+        ctx.lifecycle_headers(&mut req);
         let answer: InitiateResponse = self.transport.json(&req, &"upload initiate answer").await?;
-        let parse = |what: &str, s: &str| {
-            Url::parse(s)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| {
-                    Error::Upload(format!(
-                        "the initiate answer's {what} is not an http(s) URL"
-                    ))
-                })
-        };
         Ok(UploadTarget {
-            upload_url: parse("upload_url", &answer.upload_url)?,
-            file_url: parse("file_url", &answer.file_url)?,
+            upload_url: answer_url("upload_url", &answer.upload_url)?,
+            file_url: answer_url("file_url", &answer.file_url)?,
         })
     }
 }
@@ -255,15 +393,32 @@ impl Storage {
 /// An upload, sent when awaited: from [`Storage::upload_bytes`] and [`Storage::upload_file`].
 /// Returns the file's fal URL, the one model inputs take.
 ///
-/// Files up to [`multipart_threshold`](Self::multipart_threshold) bytes (default 90 MiB) go up in
-/// one `PUT` to the initiate answer's `upload_url`. Larger ones use fal's multipart flow:
-/// `POST {rest}/storage/upload/initiate-multipart`, parts of [`part_size`](Self::part_size)
-/// bytes (default 10 MiB, 1-based numbers) each `PUT` to `{upload_url path}/{n}` with the query
-/// string kept, at most [`concurrency`](Self::concurrency) at once (default 4), then
-/// `POST {upload_url path}/complete` with every part's ETag. Each part is retried on its own
-/// under the client's [`RetryPolicy`](crate::retry::RetryPolicy) (a part `PUT` is idempotent);
-/// only the failed part is sent again. The fal key is never sent to the upload, part or
-/// complete URLs (they are pre-signed).
+/// The upload flows are tried in the client's order
+/// ([`FalClientBuilder::upload_flows`](crate::FalClientBuilder::upload_flows); default the CDN
+/// v3 flow, then the initiate flow, as fal's Python client):
+///
+/// - [`UploadFlow::CdnV3`]: a CDN token (`POST {rest}/storage/auth/token?storage_type=fal-cdn-v3`
+///   with the fal key; cached until shortly before it expires, one fetch shared by concurrent
+///   uploads), then files up to [`multipart_threshold`](Self::multipart_threshold) bytes (default
+///   90 MiB) in one `POST {cdn}/files/upload` with the token, larger ones as multipart: `POST
+///   {token base_url}/files/upload/multipart`, parts `PUT {access_url}/multipart/{uploadId}/{n}`,
+///   then `complete` with every part's ETag.
+/// - [`UploadFlow::Initiate`]: `POST {rest}/storage/upload/initiate` (or `initiate-multipart`)
+///   with the fal key, then one `PUT` to the pre-signed `upload_url`, or parts `PUT` to
+///   `{upload_url path}/{n}` (query string kept) and `POST {upload_url path}/complete`.
+///
+/// **Fallback**: the next flow is tried only when one is unavailable before any of the file was
+/// stored: its routes missing or refused (404, 405, 501, 401, 403; the token route fails at
+/// once, without retries), fal's or the CDN's errors and rate limits after retries (5xx, 429),
+/// a connection that failed or stalled after retries, an answer of the wrong shape. A refused
+/// file (other 4xx), bad input, a local file error, or a multipart upload whose parts are on
+/// their way end the upload.
+///
+/// Parts are [`part_size`](Self::part_size) bytes (default 10 MiB, 1-based numbers), at most
+/// [`concurrency`](Self::concurrency) in flight (default 4), each retried on its own under the
+/// client's [`RetryPolicy`](crate::retry::RetryPolicy): only a failed part is sent again. Files
+/// stream from disk: memory does not grow with the file size. The fal key never goes to the CDN
+/// (it gets the CDN token) nor to a pre-signed URL.
 ///
 /// ```no_run
 /// # async fn demo(fal: fal_client::FalClient, zip: bytes::Bytes) -> fal_client::Result<()> {
@@ -278,13 +433,16 @@ impl Storage {
 /// ```
 ///
 /// # Errors (when awaited)
+/// The error of the last flow tried:
 /// - [`Error::Io`] when the file cannot be read (or is not a regular file);
-/// - [`Error::InvalidInput`] for a part size of 0, or more than 10,000 parts;
-/// - [`Error::Api`] when fal or its CDN refuses the initiate call, a part or the complete
-///   call (after retries for retryable statuses), [`Error::Transport`] after retries;
-/// - [`Error::Upload`] for a malformed initiate answer, a part answer without an ETag (naming
-///   the part), parts that do not add up to the file, or a file that changed size during the
-///   upload. Nothing is completed in those cases.
+/// - [`Error::InvalidInput`] for a part size of 0, more than 10,000 parts, a content type or
+///   file name that cannot be a header value, or an invalid [`lifecycle`](Self::lifecycle);
+/// - [`Error::Api`] when fal or its CDN refuses the token, initiate or create call, the file, a
+///   part or the complete call (after retries for retryable statuses), [`Error::Transport`]
+///   after retries;
+/// - [`Error::Upload`] for a malformed answer, a part answer without an ETag (naming the part),
+///   parts that do not add up to the file, or a file that changed size during the upload.
+///   Nothing is completed in those cases.
 #[must_use = "an upload does nothing until it is awaited"]
 pub struct Upload {
     storage: Storage,
@@ -328,7 +486,28 @@ impl Upload {
         self
     }
 
-    /// Uploads **larger than** `bytes` use the multipart flow; others go up in one `PUT`.
+    /// The lifecycle of the uploaded file (its expiry, its initial access control list),
+    /// instead of the client's [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle).
+    /// Sent as `X-Fal-Object-Lifecycle` and `X-Fal-Object-Lifecycle-Preference` (as fal's Python
+    /// client does: the CDN reads the first, storage-backed initiation the second). An invalid
+    /// one fails the upload with [`Error::InvalidInput`] before anything is sent.
+    ///
+    /// ```no_run
+    /// # async fn demo(fal: fal_client::FalClient) -> fal_client::Result<()> {
+    /// use fal_client::storage::{Expiry, ObjectLifecycle};
+    /// let url = fal
+    ///     .storage()
+    ///     .upload_file("selfie.jpg")
+    ///     .lifecycle(ObjectLifecycle::expiring(Expiry::OneDay))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn lifecycle(mut self, lifecycle: ObjectLifecycle) -> Self {
+        self.options.lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// Uploads **larger than** `bytes` use the multipart flow; others go up in one request.
     /// Default [`DEFAULT_MULTIPART_THRESHOLD`] (90 MiB). `u64::MAX` disables multipart.
     pub fn multipart_threshold(mut self, bytes: u64) -> Self {
         self.options.multipart_threshold = bytes;
@@ -387,6 +566,104 @@ impl IntoFuture for Upload {
 struct UploadTarget {
     upload_url: Url,
     file_url: Url,
+}
+
+#[derive(Deserialize)]
+struct CdnUploadAnswer {
+    access_url: String,
+}
+
+#[derive(Deserialize)]
+struct CdnMultipartAnswer {
+    access_url: String,
+    #[serde(rename = "uploadId")]
+    upload_id: String,
+}
+
+/// An http(s) URL from an upload answer's field `what`.
+fn answer_url(what: &str, s: &str) -> Result<Url> {
+    Url::parse(s.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| Error::Upload(format!("the upload answer's {what} is not an http(s) URL")))
+}
+
+/// What one upload sends, whatever the flow.
+struct UploadCtx<'a> {
+    source: &'a Source,
+    len: u64,
+    content_type: &'a str,
+    content_type_header: HeaderValue,
+    file_name: &'a str,
+    file_name_header: HeaderValue,
+    /// The lifecycle header value, when there is one.
+    lifecycle: Option<HeaderValue>,
+    parts: &'a [multipart::Part],
+    concurrency: usize,
+    meter: Option<Arc<dyn Meter>>,
+}
+
+impl UploadCtx<'_> {
+    /// The lifecycle under both names, as fal's Python client sends it on uploads (the CDN reads
+    /// `X-Fal-Object-Lifecycle`, storage-backed initiation `X-Fal-Object-Lifecycle-Preference`).
+    fn lifecycle_headers(&self, req: &mut Request<'_>) {
+        if let Some(v) = &self.lifecycle {
+            req.headers.insert(LIFECYCLE_HEADER, v.clone());
+            req.headers.insert(LIFECYCLE_PREFERENCE_HEADER, v.clone());
+        }
+    }
+
+    async fn multipart(
+        &self,
+        transport: &Transport,
+        target: &multipart::MultipartTarget,
+    ) -> Result<()> {
+        multipart::upload(
+            transport,
+            target,
+            self.source,
+            self.parts,
+            self.len,
+            self.concurrency,
+            self.meter.clone(),
+        )
+        .await
+    }
+}
+
+/// How an upload flow failed.
+enum Attempt {
+    /// The flow is unavailable and nothing of the file was stored: the next flow may work.
+    Unavailable(Error),
+    /// The upload failed for good (bad input, a local file problem, or a multipart upload
+    /// already on its way).
+    Final(Error),
+}
+
+impl Attempt {
+    /// Which failures say a flow is unavailable: its routes missing or refused (404, 405, 501,
+    /// 401, 403), fal's or the CDN's own errors and rate limits after retries (5xx, 429), a
+    /// connection that failed or stalled after retries, an answer of the wrong shape. Not:
+    /// [`Error::InvalidInput`], [`Error::Io`], other 4xx (the file itself was refused, and the
+    /// other flow would refuse it too), or an answer too large.
+    fn classify(e: Error) -> Self {
+        let unavailable = match &e {
+            Error::Api(a) => {
+                matches!(a.status.as_u16(), 401 | 403 | 404 | 405 | 429 | 501)
+                    || a.status.is_server_error()
+            }
+            Error::Transport { .. }
+            | Error::Stalled { .. }
+            | Error::Decode { .. }
+            | Error::Upload(_) => true,
+            _ => false,
+        };
+        if unavailable {
+            Attempt::Unavailable(e)
+        } else {
+            Attempt::Final(e)
+        }
+    }
 }
 
 /// What an upload reads its bytes from.

@@ -57,6 +57,10 @@ pub(crate) enum Op {
     UploadPart,
     /// The `POST .../complete` of a multipart upload.
     UploadComplete,
+    /// A CDN token for the v3 upload flow (`POST {rest}/storage/auth/token`).
+    CdnToken,
+    /// The create call of a CDN v3 multipart upload (`POST {cdn}/files/upload/multipart`).
+    UploadCreate,
     /// A file download.
     Download,
     /// The webhook key set.
@@ -88,6 +92,8 @@ impl Op {
             Op::Upload => "upload",
             Op::UploadPart => "upload part",
             Op::UploadComplete => "upload completion",
+            Op::CdnToken => "CDN token",
+            Op::UploadCreate => "multipart upload creation",
             Op::Download => "download",
             Op::Jwks => "webhook key set",
         }
@@ -106,7 +112,12 @@ impl Op {
     fn authorized(self) -> bool {
         !matches!(
             self,
-            Op::Upload | Op::UploadPart | Op::UploadComplete | Op::Download | Op::Jwks
+            Op::Upload
+                | Op::UploadPart
+                | Op::UploadComplete
+                | Op::UploadCreate
+                | Op::Download
+                | Op::Jwks
         )
     }
 
@@ -121,6 +132,8 @@ impl Op {
                 | Op::Cancel
                 | Op::UploadInitiate
                 | Op::UploadComplete
+                | Op::UploadCreate
+                | Op::CdnToken
                 | Op::Jwks
         )
     }
@@ -145,7 +158,12 @@ impl Op {
     fn expects_json(self) -> bool {
         matches!(
             self,
-            Op::Status | Op::Result | Op::UploadInitiate | Op::Jwks
+            Op::Status
+                | Op::Result
+                | Op::UploadInitiate
+                | Op::UploadCreate
+                | Op::CdnToken
+                | Op::Jwks
         )
     }
 }

@@ -99,6 +99,7 @@ impl ServerProcess {
             .queue_url(self.var("FAL_QUEUE_URL"))
             .run_url(self.var("FAL_RUN_URL"))
             .rest_url(self.var("FAL_REST_URL"))
+            .cdn_url(self.var("FAL_CDN_URL"))
     }
 
     /// The child's process id.

@@ -47,11 +47,16 @@ pub enum MockRoute {
     UploadPut,
     /// `GET /files/...` on the CDN.
     Download,
+    /// `POST /rest/storage/auth/token` (a CDN token of the v3 upload flow).
+    CdnToken,
+    /// `POST /files/upload` and the v3 multipart calls (`POST`/`PUT` under `/files/`) on the
+    /// CDN.
+    CdnUpload,
 }
 
 impl MockRoute {
     /// Every route.
-    pub const ALL: [MockRoute; 9] = [
+    pub const ALL: [MockRoute; 11] = [
         MockRoute::Submit,
         MockRoute::Status,
         MockRoute::Stream,
@@ -61,6 +66,8 @@ impl MockRoute {
         MockRoute::UploadInitiate,
         MockRoute::UploadPut,
         MockRoute::Download,
+        MockRoute::CdnToken,
+        MockRoute::CdnUpload,
     ];
 
     /// Whether the client may repeat a call to this route without risk (everything but submit
@@ -75,6 +82,9 @@ impl MockRoute {
             return match *method {
                 Method::PUT if path.starts_with("/upload/") => Some(MockRoute::UploadPut),
                 Method::GET if path.starts_with("/files/") => Some(MockRoute::Download),
+                Method::POST | Method::PUT if path.starts_with("/files/") => {
+                    Some(MockRoute::CdnUpload)
+                }
                 _ => None,
             };
         }
@@ -94,6 +104,7 @@ impl MockRoute {
             Method::POST if path == "/rest/storage/upload/initiate" => {
                 Some(MockRoute::UploadInitiate)
             }
+            Method::POST if path == "/rest/storage/auth/token" => Some(MockRoute::CdnToken),
             _ => None,
         }
     }

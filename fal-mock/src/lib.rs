@@ -287,8 +287,11 @@ pub struct RecordedRequest {
     pub path: String,
     /// Raw query string without `?`, when present.
     pub query: Option<String>,
-    /// Whether an `Authorization` header was present (whatever its value).
+    /// Whether an `Authorization` header was present (whatever its value: the fal key, or a CDN
+    /// token of the v3 upload flow).
     pub authorization_present: bool,
+    /// Whether the mock's fal key was sent (in `Authorization` or any other header).
+    pub key_sent: bool,
     /// Which server received it.
     pub host_kind: HostKind,
 }
@@ -665,6 +668,7 @@ impl FalMock {
             .run_url(self.run_url())
             .rest_url(self.rest_url())
             .jwks_url(self.jwks_url())
+            .cdn_url(self.cdn_url())
     }
 
     /// A [`FalClient`] pointed at the mock with its key.

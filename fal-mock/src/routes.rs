@@ -238,6 +238,10 @@ async fn record(
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
         authorization_present: req.headers().contains_key(AUTHORIZATION),
+        key_sent: req
+            .headers()
+            .values()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains(s.key.as_str()))),
         host_kind: kind,
     });
     next.run(req).await

@@ -8,10 +8,11 @@ use url::Url;
 
 use super::FalClient;
 use crate::config::{
-    Config, DEFAULT_JWKS_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_QUEUE_URL, DEFAULT_REST_URL,
-    DEFAULT_RUN_URL,
+    Config, DEFAULT_CDN_URL, DEFAULT_JWKS_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_QUEUE_URL,
+    DEFAULT_REST_URL, DEFAULT_RUN_URL,
 };
 use crate::error::{Error, Result};
+use crate::lifecycle::{ObjectLifecycle, UploadFlow};
 use crate::retry::RetryPolicy;
 
 /// Builds a [`FalClient`]. Nothing here panics; [`build`](Self::build) reports
@@ -23,6 +24,10 @@ pub struct FalClientBuilder {
     run_url: Option<String>,
     rest_url: Option<String>,
     jwks_url: Option<String>,
+    cdn_url: Option<String>,
+    upload_flows: Option<Vec<UploadFlow>>,
+    upload_lifecycle: Option<ObjectLifecycle>,
+    output_lifecycle: Option<ObjectLifecycle>,
     retry: Option<RetryPolicy>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
@@ -41,6 +46,7 @@ impl fmt::Debug for FalClientBuilder {
             .field("run_url", &self.run_url)
             .field("rest_url", &self.rest_url)
             .field("jwks_url", &self.jwks_url)
+            .field("cdn_url", &self.cdn_url)
             .finish_non_exhaustive()
     }
 }
@@ -53,7 +59,7 @@ impl FalClientBuilder {
 
     /// A builder from the environment: the key from `FAL_KEY`, else `FAL_KEY_ID` +
     /// `FAL_KEY_SECRET` (sent as `id:secret`); base URLs from `FAL_QUEUE_URL`, `FAL_RUN_URL`,
-    /// `FAL_REST_URL`; the webhook key set from `FAL_JWKS_URL`. Unset or blank variables keep
+    /// `FAL_REST_URL`, `FAL_CDN_URL`; the webhook key set from `FAL_JWKS_URL`. Unset or blank variables keep
     /// the defaults; no key is fine here (a webhook receiver needs none).
     pub fn from_env() -> Self {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -78,6 +84,7 @@ impl FalClientBuilder {
         b.run_url = non_empty("FAL_RUN_URL");
         b.rest_url = non_empty("FAL_REST_URL");
         b.jwks_url = non_empty("FAL_JWKS_URL");
+        b.cdn_url = non_empty("FAL_CDN_URL");
         b
     }
 
@@ -108,6 +115,48 @@ impl FalClientBuilder {
     /// REST base URL (storage upload initiation). Default `https://rest.fal.ai`.
     pub fn rest_url(mut self, url: impl Into<String>) -> Self {
         self.rest_url = Some(url.into());
+        self
+    }
+
+    /// CDN base URL of the v3 upload flow (`FAL_CDN_URL`; default
+    /// [`DEFAULT_CDN_URL`](crate::config::DEFAULT_CDN_URL), as fal's Python client). Small files
+    /// go to `{cdn}/files/upload`; multipart uploads go to the `base_url` of the CDN token. The CDN
+    /// gets the CDN token, never the fal key.
+    pub fn cdn_url(mut self, url: impl Into<String>) -> Self {
+        self.cdn_url = Some(url.into());
+        self
+    }
+
+    /// The upload flows, in the order they are tried (default [`UploadFlow::CdnV3`], then
+    /// [`UploadFlow::Initiate`]). An upload falls back to the next flow only when one says it is
+    /// unavailable before any of the file was stored (see
+    /// [`Upload`](crate::storage::Upload)); with one flow there is no fallback. An empty list
+    /// is [`Error::Config`] at [`build`](Self::build).
+    pub fn upload_flows(mut self, flows: impl IntoIterator<Item = UploadFlow>) -> Self {
+        let mut seen = Vec::new();
+        for f in flows {
+            if !seen.contains(&f) {
+                seen.push(f);
+            }
+        }
+        self.upload_flows = Some(seen);
+        self
+    }
+
+    /// The lifecycle of every upload (expiry, initial ACL) unless the upload sets its own
+    /// ([`Upload::lifecycle`](crate::storage::Upload::lifecycle)). Default: none (fal's
+    /// account settings; files are kept when those say nothing).
+    pub fn upload_lifecycle(mut self, lifecycle: ObjectLifecycle) -> Self {
+        self.upload_lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// The lifecycle of the files every request creates (sent as
+    /// `X-Fal-Object-Lifecycle-Preference` on submits and sync runs) unless the request sets
+    /// its own ([`Submit::output_lifecycle`](crate::queue::Submit::output_lifecycle)). Default:
+    /// none (fal's account settings).
+    pub fn output_lifecycle(mut self, lifecycle: ObjectLifecycle) -> Self {
+        self.output_lifecycle = Some(lifecycle);
         self
     }
 
@@ -221,6 +270,16 @@ impl FalClientBuilder {
             run_url: url("run", self.run_url.as_deref(), DEFAULT_RUN_URL)?,
             rest_url: url("rest", self.rest_url.as_deref(), DEFAULT_REST_URL)?,
             jwks_url,
+            cdn_url: url("CDN", self.cdn_url.as_deref(), DEFAULT_CDN_URL)?,
+            upload_flows: match self.upload_flows {
+                None => vec![UploadFlow::CdnV3, UploadFlow::Initiate],
+                Some(f) if f.is_empty() => {
+                    return Err(Error::Config("upload_flows needs at least one flow".into()))
+                }
+                Some(f) => f,
+            },
+            upload_lifecycle: self.upload_lifecycle,
+            output_lifecycle: self.output_lifecycle,
             retry: self.retry.unwrap_or_default(),
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
             read_timeout: self.read_timeout.unwrap_or(Duration::from_secs(120)),

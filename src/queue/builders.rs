@@ -18,6 +18,7 @@ use super::wait::WaitEvent;
 use super::Priority;
 use crate::endpoint::EndpointId;
 use crate::error::{Error, Result};
+use crate::lifecycle::ObjectLifecycle;
 use crate::transport::Transport;
 
 /// The options of a submit.
@@ -28,6 +29,7 @@ pub(crate) struct SubmitOptions {
     pub(crate) runner_hint: Option<String>,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) headers: HeaderMap,
+    pub(crate) output_lifecycle: Option<ObjectLifecycle>,
 }
 
 impl SubmitOptions {
@@ -122,6 +124,15 @@ impl<T> Submit<T> {
         self
     }
 
+    /// The lifecycle (expiry, initial ACL) of the files this request creates on fal's CDN,
+    /// sent as `X-Fal-Object-Lifecycle-Preference`, instead of the client's
+    /// [`output_lifecycle`](crate::FalClientBuilder::output_lifecycle). An invalid one fails
+    /// with [`Error::InvalidInput`] before anything is sent.
+    pub fn output_lifecycle(mut self, lifecycle: ObjectLifecycle) -> Self {
+        self.options.output_lifecycle = Some(lifecycle);
+        self
+    }
+
     /// An extra header (lower-cased by `http`); the typed options above override headers of the
     /// same name.
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -146,6 +157,7 @@ pub(crate) struct RunOptions {
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) headers: HeaderMap,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) output_lifecycle: Option<ObjectLifecycle>,
 }
 
 /// A sync run (`POST {run}/{endpoint id}`), sent when awaited: from
@@ -201,6 +213,15 @@ impl<O> Run<O> {
     /// [`Submit::start_timeout`].
     pub fn start_timeout(mut self, t: Duration) -> Self {
         self.options.start_timeout = Some(t);
+        self
+    }
+
+    /// The lifecycle (expiry, initial ACL) of the files this request creates on fal's CDN,
+    /// sent as `X-Fal-Object-Lifecycle-Preference`, instead of the client's
+    /// [`output_lifecycle`](crate::FalClientBuilder::output_lifecycle). An invalid one fails
+    /// with [`Error::InvalidInput`] before anything is sent.
+    pub fn output_lifecycle(mut self, lifecycle: ObjectLifecycle) -> Self {
+        self.options.output_lifecycle = Some(lifecycle);
         self
     }
 

@@ -37,6 +37,7 @@ use url::Url;
 
 use crate::endpoint::EndpointId;
 use crate::error::{decode_json, Error, Result};
+use crate::lifecycle::{ObjectLifecycle, LIFECYCLE_PREFERENCE_HEADER};
 use crate::transport::Transport;
 use crate::transport::{header_str, Op, Request};
 
@@ -133,6 +134,7 @@ pub(crate) async fn submit<O>(
     for (k, v) in &options.build_headers()? {
         req.headers.insert(k, v.clone());
     }
+    output_lifecycle(&mut req, options.output_lifecycle.as_ref(), config)?;
     req.endpoint = Some(endpoint.as_str());
     let span =
         tracing::info_span!("fal.submit", endpoint = %endpoint, request_id = tracing::field::Empty);
@@ -231,6 +233,11 @@ pub(crate) async fn run<O: DeserializeOwned>(
     for (k, v) in &headers {
         req.headers.insert(k, v.clone());
     }
+    output_lifecycle(
+        &mut req,
+        options.output_lifecycle.as_ref(),
+        transport.config(),
+    )?;
     req.endpoint = Some(endpoint.as_str());
     req.timeout = options.timeout;
     let span = tracing::info_span!("fal.run", endpoint = %endpoint);
@@ -245,6 +252,24 @@ pub(crate) async fn run<O: DeserializeOwned>(
         &body,
         header_str(&headers, "x-fal-request-id"),
     )
+}
+
+/// The request's output lifecycle (its own, else the client's), as
+/// `X-Fal-Object-Lifecycle-Preference`.
+fn output_lifecycle(
+    req: &mut Request<'_>,
+    own: Option<&ObjectLifecycle>,
+    config: &crate::config::Config,
+) -> Result<()> {
+    if let Some(value) = own
+        .or(config.output_lifecycle())
+        .map(|l| l.header(true))
+        .transpose()?
+        .flatten()
+    {
+        req.headers.insert(LIFECYCLE_PREFERENCE_HEADER, value);
+    }
+    Ok(())
 }
 
 /// A `tracing` warning for a submit or run to an endpoint fal deprecated.

@@ -1,6 +1,10 @@
-//! The multipart flow (fal-js): parts `PUT` to
-//! `{origin}{pathname}/{partNumber}{search}` of the initiate answer's `upload_url`, then a
-//! `POST {origin}{pathname}/complete{search}` listing every part's ETag.
+//! Multipart uploads of both flows: parts `PUT` in parallel (each retried on its own), then a
+//! `complete` listing every part's ETag.
+//!
+//! - The initiate flow (fal-js): parts to `{origin}{pathname}/{partNumber}{search}` of the
+//!   initiate answer's pre-signed `upload_url`, complete at `{origin}{pathname}/complete{search}`.
+//! - The CDN v3 flow (fal's Python client): parts to `{access_url}/multipart/{uploadId}/{n}`,
+//!   complete at `{access_url}/multipart/{uploadId}/complete`, each with the CDN token.
 
 use std::sync::Arc;
 
@@ -10,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use url::Url;
 
-use super::{Source, UploadTarget};
+use super::Source;
 use crate::error::{Error, Result};
 use crate::transport::Transport;
 use crate::transport::{header_str, Meter, Op, Request};
@@ -56,6 +60,53 @@ pub(super) fn plan(len: u64, part_size: u64) -> Result<Vec<Part>> {
         .collect())
 }
 
+/// Where a multipart upload's parts and complete call go.
+pub(super) enum MultipartTarget {
+    /// The initiate flow's pre-signed `upload_url` (no credentials).
+    Signed { upload_url: Url },
+    /// The CDN v3 flow: `{access_url}/multipart/{upload_id}/...` with the CDN token.
+    Cdn {
+        access_url: Url,
+        upload_id: String,
+        authorization: HeaderValue,
+    },
+}
+
+impl MultipartTarget {
+    fn url(&self, last: &str) -> Url {
+        match self {
+            MultipartTarget::Signed { upload_url } => sub_url(upload_url, last),
+            MultipartTarget::Cdn {
+                access_url,
+                upload_id,
+                ..
+            } => {
+                let mut u = access_url.clone();
+                u.set_query(None);
+                u.set_fragment(None);
+                // An http(s) URL always has path segments.
+                if let Ok(mut segments) = u.path_segments_mut() {
+                    segments
+                        .pop_if_empty()
+                        .push("multipart")
+                        .push(upload_id)
+                        .push(last);
+                }
+                u
+            }
+        }
+    }
+
+    fn request(&self, op: Op, method: Method, last: &str) -> Request<'static> {
+        let mut req = Request::new(op, method, self.url(last));
+        if let MultipartTarget::Cdn { authorization, .. } = self {
+            req.headers
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+        }
+        req
+    }
+}
+
 /// `{origin}{pathname}/{suffix}{search}` (fal-js builds the part and complete URLs this way).
 pub(super) fn sub_url(upload_url: &Url, suffix: &str) -> Url {
     let mut u = upload_url.clone();
@@ -91,7 +142,7 @@ struct CompleteRequest<'a> {
 /// Send every part (at most `concurrency` at once), check the answers, then complete.
 pub(super) async fn upload(
     transport: &Transport,
-    target: &UploadTarget,
+    target: &MultipartTarget,
     source: &Source,
     parts: &[Part],
     total: u64,
@@ -113,13 +164,10 @@ pub(super) async fn upload(
 
     let body = serde_json::to_vec(&CompleteRequest { parts: &done })
         .map_err(|e| Error::Upload(format!("cannot encode the complete request: {e}")))?;
-    // A pre-signed URL: the op never carries the fal key.
-    let req = Request::new(
-        Op::UploadComplete,
-        Method::POST,
-        sub_url(&target.upload_url, "complete"),
-    )
-    .json_body(body.into());
+    // The op never carries the fal key (a pre-signed URL, or the CDN token).
+    let req = target
+        .request(Op::UploadComplete, Method::POST, "complete")
+        .json_body(body.into());
     transport.bytes(&req).await?;
     tracing::debug!(parts = count, "multipart upload completed");
     Ok(())
@@ -127,18 +175,14 @@ pub(super) async fn upload(
 
 async fn put_part(
     transport: &Transport,
-    target: &UploadTarget,
+    target: &MultipartTarget,
     source: &Source,
     part: Part,
     count: usize,
     meter: Option<Arc<dyn Meter>>,
 ) -> Result<CompletedPart> {
-    // A pre-signed URL: the op never carries the fal key.
-    let mut req = Request::new(
-        Op::UploadPart,
-        Method::PUT,
-        sub_url(&target.upload_url, &part.number.to_string()),
-    );
+    // The op never carries the fal key (a pre-signed URL, or the CDN token).
+    let mut req = target.request(Op::UploadPart, Method::PUT, &part.number.to_string());
     req.headers.insert(
         http::header::ACCEPT,
         HeaderValue::from_static("application/json"),

@@ -56,6 +56,7 @@ pub(crate) struct UploadOptions {
     pub(crate) content_type: Option<String>,
     pub(crate) file_name: Option<String>,
     pub(crate) progress: Option<ProgressFn>,
+    pub(crate) lifecycle: Option<crate::lifecycle::ObjectLifecycle>,
 }
 
 impl Default for UploadOptions {
@@ -67,6 +68,7 @@ impl Default for UploadOptions {
             content_type: None,
             file_name: None,
             progress: None,
+            lifecycle: None,
         }
     }
 }
@@ -80,6 +82,7 @@ impl fmt::Debug for UploadOptions {
             .field("content_type", &self.content_type)
             .field("file_name", &self.file_name)
             .field("on_progress", &self.progress.is_some())
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }

@@ -130,7 +130,7 @@ async fn portrait_avatar_trains_and_generates_decodable_images() {
     let gen = mock.requests();
     assert!(gen
         .iter()
-        .all(|r| r.host_kind != fal_mock::HostKind::Cdn || !r.authorization_present));
+        .all(|r| r.host_kind != fal_mock::HostKind::Cdn || !r.key_sent));
 }
 
 #[tokio::test]

@@ -36,6 +36,10 @@ fn fast_mock() -> FalMockBuilder {
 /// A patient client with short delays: 10 retries from 1 ms to 20 ms, `Retry-After` capped at
 /// 100 ms, a status stream silent for 200 ms is given up.
 fn patient_client(mock: &FalMock) -> FalClient {
+    patient_builder(mock).build().unwrap()
+}
+
+fn patient_builder(mock: &FalMock) -> fal_client::FalClientBuilder {
     mock.client_builder()
         .retry(
             RetryPolicy::default()
@@ -44,8 +48,6 @@ fn patient_client(mock: &FalMock) -> FalClient {
                 .with_max_retry_after(Duration::from_millis(100)),
         )
         .sse_idle_timeout(Duration::from_millis(200))
-        .build()
-        .unwrap()
 }
 
 /// Every wait of these tests gives up after a minute ...
@@ -148,12 +150,21 @@ async fn five_hundred_jobs_complete_exactly_once_with_a_third_of_answers_faulted
         .await
         .unwrap();
     let fal = patient_client(&mock);
-
+    // Half the trainings upload through the initiate flow only, half through the default order
+    // (CDN v3, falling back to initiate when the token route fails).
+    let initiate_only = patient_builder(&mock)
+        .upload_flows([fal_client::storage::UploadFlow::Initiate])
+        .build()
+        .unwrap();
     let started = Instant::now();
     let outcomes = tokio::time::timeout(Duration::from_secs(120), async {
         futures::stream::iter(0..500usize)
             .map(|i| {
-                let fal = fal.clone();
+                let fal = if i % 20 == 19 {
+                    initiate_only.clone()
+                } else {
+                    fal.clone()
+                };
                 let archive = archive.clone();
                 async move {
                     // One training every tenth job: 50 trainings, 450 generations.
@@ -222,6 +233,7 @@ async fn five_hundred_jobs_complete_exactly_once_with_a_third_of_answers_faulted
         MockRoute::Submit,
         MockRoute::UploadInitiate,
         MockRoute::UploadPut,
+        MockRoute::CdnUpload,
     ] {
         assert!(
             counts.faults_by_route.get(&route).copied().unwrap_or(0) > 0,

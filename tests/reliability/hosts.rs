@@ -24,8 +24,8 @@ fn photos() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/portrait")
 }
 
-/// Upload, train, download through the mock: the CDN (a second address) never sees a key; the
-/// API server always does.
+/// Upload (both flows), train, download through the mock: the CDN (a second address) never
+/// sees the key (the v3 flow sends it a CDN token instead); the API server always does.
 #[tokio::test]
 async fn the_cdn_never_receives_the_key() {
     let mock = FalMock::builder()
@@ -37,6 +37,17 @@ async fn the_cdn_never_receives_the_key() {
     let fal = mock.client().unwrap();
     let archive = ArchiveBuilder::new().build_from_dir(photos()).unwrap();
     let url = fal
+        .storage()
+        .upload_bytes(archive.bytes().clone())
+        .content_type("application/zip")
+        .await
+        .unwrap();
+    let initiate = mock
+        .client_builder()
+        .upload_flows([fal_client::storage::UploadFlow::Initiate])
+        .build()
+        .unwrap();
+    initiate
         .storage()
         .upload_bytes(archive.into_bytes())
         .content_type("application/zip")
@@ -65,11 +76,23 @@ async fn the_cdn_never_receives_the_key() {
         .iter()
         .filter(|r| r.host_kind == HostKind::Cdn)
         .collect();
-    assert!(cdn.len() >= 3, "upload PUT and two downloads: {cdn:?}");
-    assert!(cdn.iter().any(|r| r.method == "PUT"));
+    assert!(cdn.len() >= 4, "two uploads and two downloads: {cdn:?}");
+    assert!(
+        cdn.iter().any(|r| r.method == "PUT"),
+        "the initiate flow's PUT"
+    );
+    assert!(
+        cdn.iter()
+            .any(|r| r.method == "POST" && r.path == "/files/upload" && r.authorization_present),
+        "the v3 upload, with its CDN token"
+    );
     assert!(cdn.iter().filter(|r| r.method == "GET").count() >= 2);
     for r in &cdn {
-        assert!(!r.authorization_present, "the key reached the CDN: {r:?}");
+        assert!(!r.key_sent, "the key reached the CDN: {r:?}");
+        assert!(
+            !r.authorization_present || r.path == "/files/upload",
+            "credentials where none belong: {r:?}"
+        );
     }
     for r in requests.iter().filter(|r| r.host_kind == HostKind::Api) {
         assert!(
@@ -253,9 +276,14 @@ async fn upload_and_download_urls_get_no_key_even_on_the_fal_host() {
     assert_eq!(&fal.storage().download(&url).await.unwrap()[..], b"png");
     for r in server.received_requests().await.unwrap() {
         let has_key = r.headers.get("authorization").is_some();
+        // The CDN token route (answered 404 here: the upload falls back to initiate) and the
+        // initiate call are fal's own calls; the PUT and the download are not.
         assert_eq!(
             has_key,
-            r.url.path() == "/storage/upload/initiate",
+            matches!(
+                r.url.path(),
+                "/storage/upload/initiate" | "/storage/auth/token"
+            ),
             "{} {}",
             r.method,
             r.url

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fal_client::retry::RetryPolicy;
-use fal_client::storage::UploadProgress;
+use fal_client::storage::{UploadFlow, UploadProgress};
 use fal_client::StatusCode;
 use fal_client::{Error, FalClient};
 use fal_mock::{FalMock, HostKind};
@@ -24,12 +24,14 @@ fn fast_retries() -> RetryPolicy {
     RetryPolicy::default().with_delays(Duration::from_millis(1), Duration::from_millis(2))
 }
 
+/// A client of the initiate flow (the flow these wiremock tests check; `cdn.rs` checks v3).
 fn client(rest: &MockServer) -> FalClient {
     FalClient::builder()
         .key(KEY)
         .rest_url(rest.uri())
         .queue_url(rest.uri())
         .retry(fast_retries())
+        .upload_flows([UploadFlow::Initiate])
         .build()
         .unwrap()
 }
@@ -569,8 +571,13 @@ async fn a_zero_part_size_is_invalid_input() {
 // ---------------------------------------------------------------------------------------------
 // against FalMock
 
+/// A client of `mock` that uploads through the initiate flow only (the flow these tests check).
 async fn mock_client(mock: &FalMock) -> FalClient {
-    mock.client_builder().retry(fast_retries()).build().unwrap()
+    mock.client_builder()
+        .retry(fast_retries())
+        .upload_flows([UploadFlow::Initiate])
+        .build()
+        .unwrap()
 }
 
 fn sha256_hex(b: &[u8]) -> String {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fal_client::retry::RetryPolicy;
+use fal_client::storage::UploadFlow;
 use fal_client::StatusCode;
 use fal_client::{Error, FalClient};
 use serde_json::json;
@@ -11,6 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = "storage-key";
 
+/// A client of the initiate flow (the flow these wiremock tests check; `cdn.rs` checks v3).
 fn client(rest: &MockServer) -> FalClient {
     FalClient::builder()
         .key(KEY)
@@ -19,6 +21,7 @@ fn client(rest: &MockServer) -> FalClient {
         .retry(
             RetryPolicy::default().with_delays(Duration::from_millis(1), Duration::from_millis(2)),
         )
+        .upload_flows([UploadFlow::Initiate])
         .build()
         .unwrap()
 }
@@ -332,6 +335,7 @@ async fn an_upload_slower_than_the_read_timeout_succeeds() {
         .mount(&rest)
         .await;
     let fal = FalClient::builder()
+        .upload_flows([UploadFlow::Initiate])
         .key(KEY)
         .rest_url(rest.uri())
         .read_timeout(Duration::from_millis(300))
@@ -452,6 +456,7 @@ async fn an_upload_whose_answer_never_comes_is_stalled() {
         .mount(&rest)
         .await;
     let fal = FalClient::builder()
+        .upload_flows([UploadFlow::Initiate])
         .key(KEY)
         .rest_url(rest.uri())
         .request_timeout(Duration::from_millis(300))
