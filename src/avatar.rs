@@ -69,6 +69,7 @@ use crate::archive::{ArchiveBuilder, ArchiveRules};
 use crate::client::FalClient;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::file_input::FileInput;
 use crate::models::{
     FinetuneType, Flux2Lora, Flux2LoraInput, Flux2Trainer, Flux2TrainerInput, Flux2TrainerV2,
     FluxLora, FluxLoraFastTraining, FluxLoraFastTrainingInput, FluxLoraInput, Image,
@@ -114,17 +115,17 @@ impl AvatarKind {
     }
 
     /// Build the training plan for this kind on its [default trainer](Self::default_trainer):
-    /// the trainer input with the preset's values, the archive URL and the trigger phrase.
+    /// the trainer input with the preset's values, the archive (its URL, or a local file or bytes
+    /// the submit uploads first: [`FileInput`]) and the trigger phrase.
     /// Adjust it through [`TrainingPlan::request_mut`] before submitting. Same as
     /// `kind.default_trainer().plan(kind, preset, archive_url, trigger)`.
     pub fn plan(
         self,
         preset: Preset,
-        archive_url: impl Into<String>,
+        archive: impl Into<FileInput>,
         trigger: TriggerPhrase,
     ) -> TrainingPlan {
-        self.default_trainer()
-            .plan(self, preset, archive_url, trigger)
+        self.default_trainer().plan(self, preset, archive, trigger)
     }
 
     /// The caption given to images without one, on trainers that need a caption for every image
@@ -258,7 +259,8 @@ impl Trainer {
     }
 
     /// Build a training plan for a `kind` of avatar on this trainer, with the preset's values
-    /// ([`Preset::values`]), the archive URL and the trigger phrase (sent as the trainer's
+    /// ([`Preset::values`]), the archive (a URL, or a local [`FileInput`] uploaded at submit) and
+    /// the trigger phrase (sent as the trainer's
     /// trigger field, or as its `default_caption` when it has none). Adjust it through
     /// [`TrainingPlan::request_mut`] before submitting.
     ///
@@ -268,10 +270,10 @@ impl Trainer {
         self,
         kind: AvatarKind,
         preset: Preset,
-        archive_url: impl Into<String>,
+        archive: impl Into<FileInput>,
         trigger: TriggerPhrase,
     ) -> TrainingPlan {
-        let url = archive_url.into();
+        let url = archive.into();
         let v = preset.values(self);
         let t = trigger.as_str().to_owned();
         let request = match self {

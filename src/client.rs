@@ -125,8 +125,7 @@ impl FalClient {
     /// [`Error::AmbiguousSubmit`] when the connection failed after the request may have reached
     /// fal (never retried); [`Error::Decode`] for a malformed answer.
     pub fn submit<E: Endpoint>(&self, input: &E::Input) -> Submit<RequestHandle<E::Output>> {
-        let prepared =
-            E::validate(input).and_then(|()| Ok((EndpointId::parse(E::ID)?, to_body(input)?)));
+        let prepared = E::validate(input).and_then(|()| self.prepare::<E>(input));
         self.submit_prepared(prepared)
     }
 
@@ -140,18 +139,38 @@ impl FalClient {
         endpoint_id: &str,
         input: &I,
     ) -> Submit<RequestHandle<serde_json::Value>> {
-        let prepared = EndpointId::parse(endpoint_id).and_then(|id| Ok((id, to_body(input)?)));
+        let prepared = EndpointId::parse(endpoint_id)
+            .and_then(|id| Ok((id, queue::Body::Ready(to_body(input)?))));
         self.submit_prepared(prepared)
+    }
+
+    /// The endpoint id and body of a typed request: the input as JSON, after its local file
+    /// inputs are uploaded (when it has any: they upload when the request is awaited).
+    fn prepare<E: Endpoint>(&self, input: &E::Input) -> Result<(EndpointId, queue::Body)> {
+        let id = EndpointId::parse(E::ID)?;
+        if !E::file_inputs(input).iter().any(|f| f.needs_upload()) {
+            return Ok((id, queue::Body::Ready(to_body(input)?)));
+        }
+        let mut owned = input.clone();
+        let storage = self.storage();
+        let body = async move {
+            storage
+                .upload_file_inputs(E::file_inputs_mut(&mut owned))
+                .await?;
+            to_body(&owned)
+        };
+        Ok((id, queue::Body::AfterUploads(Box::pin(body))))
     }
 
     fn submit_prepared<O: Send + 'static>(
         &self,
-        prepared: Result<(EndpointId, Bytes)>,
+        prepared: Result<(EndpointId, queue::Body)>,
     ) -> Submit<RequestHandle<O>> {
         let transport = Arc::clone(&self.inner.transport);
         Submit::new(move |options| {
             Box::pin(async move {
                 let (endpoint, body) = prepared?;
+                let body = body.ready().await?;
                 queue::submit(&transport, endpoint, body, &options).await
             })
         })
@@ -164,8 +183,7 @@ impl FalClient {
     /// # Errors (when awaited)
     /// As [`submit`](Self::submit), plus [`Error::Decode`] for the output.
     pub fn run<E: Endpoint>(&self, input: &E::Input) -> Run<E::Output> {
-        let prepared =
-            E::validate(input).and_then(|()| Ok((EndpointId::parse(E::ID)?, to_body(input)?)));
+        let prepared = E::validate(input).and_then(|()| self.prepare::<E>(input));
         Run::new(Arc::clone(&self.inner.transport), prepared)
     }
 
@@ -178,7 +196,8 @@ impl FalClient {
         endpoint_id: &str,
         input: &I,
     ) -> Run<serde_json::Value> {
-        let prepared = EndpointId::parse(endpoint_id).and_then(|id| Ok((id, to_body(input)?)));
+        let prepared = EndpointId::parse(endpoint_id)
+            .and_then(|id| Ok((id, queue::Body::Ready(to_body(input)?))));
         Run::new(Arc::clone(&self.inner.transport), prepared)
     }
 

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::file_input::FileInput;
 
 /// Namespaces that prefix `owner/alias` (fal-js `ENDPOINT_NAMESPACES`).
 pub const NAMESPACES: [&str; 2] = ["workflows", "comfy"];
@@ -194,7 +195,7 @@ impl TryFrom<&EndpointId> for EndpointId {
 /// use fal_client::Endpoint;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Serialize)]
+/// #[derive(Clone, Serialize)]
 /// struct Input { prompt: String }
 /// #[derive(Deserialize)]
 /// struct Output { images: Vec<fal_client::models::Image> }
@@ -209,8 +210,9 @@ impl TryFrom<&EndpointId> for EndpointId {
 pub trait Endpoint: Send + Sync + 'static {
     /// The full endpoint id, e.g. `fal-ai/flux-lora`.
     const ID: &'static str;
-    /// The request body.
-    type Input: Serialize + Send + Sync;
+    /// The request body. `Clone` so that a request with local [`FileInput`]s can upload them
+    /// and send a copy holding their URLs.
+    type Input: Serialize + Clone + Send + Sync + 'static;
     /// The result body.
     type Output: DeserializeOwned + Send + 'static;
 
@@ -220,6 +222,18 @@ pub trait Endpoint: Send + Sync + 'static {
     /// [`Error::InvalidInput`] naming the field.
     fn validate(_input: &Self::Input) -> Result<()> {
         Ok(())
+    }
+
+    /// The input's file fields, read-only; the default has none. A [`FileInput`] among them that
+    /// is not a URL is uploaded before the request is sent.
+    fn file_inputs(_input: &Self::Input) -> Vec<&FileInput> {
+        Vec::new()
+    }
+
+    /// The same fields, to put the uploaded files' URLs in. Must list the same fields as
+    /// [`file_inputs`](Self::file_inputs).
+    fn file_inputs_mut(_input: &mut Self::Input) -> Vec<&mut FileInput> {
+        Vec::new()
     }
 }
 

@@ -89,6 +89,7 @@ mod deprecation;
 mod detail;
 pub mod endpoint;
 pub mod error;
+mod file_input;
 mod lifecycle;
 pub mod models;
 pub mod queue;

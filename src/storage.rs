@@ -50,6 +50,7 @@ mod cdn;
 mod multipart;
 mod options;
 
+pub use crate::file_input::FileInput;
 pub use crate::lifecycle::{Acl, AclDecision, AclRule, Expiry, ObjectLifecycle, UploadFlow};
 pub(crate) use cdn::CdnTokens;
 
@@ -129,6 +130,68 @@ impl Storage {
             upload = upload.lifecycle(ObjectLifecycle::expiring(DEFAULT_ARCHIVE_EXPIRY));
         }
         upload
+    }
+
+    /// Upload every file of an untyped JSON input that is not a URL and put the uploaded file's
+    /// URL in its place: each string that is a data URI (`data:<type>;base64,...`, decoded) or a
+    /// `file://` URL of a local path (streamed from disk), at any depth. Other strings, a
+    /// prompt that happens to start with `data:` among them, are left alone. Uploads
+    /// run at once; the client's [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle)
+    /// applies. Typed models need no call: their [`FileInput`] fields are uploaded by
+    /// [`FalClient::submit`](crate::FalClient::submit) and [`run`](crate::FalClient::run).
+    ///
+    /// ```no_run
+    /// # async fn demo(fal: fal_client::FalClient) -> fal_client::Result<()> {
+    /// use fal_client::storage::FileInput;
+    /// let input = serde_json::json!({
+    ///     "prompt": "a fox",
+    ///     "image_url": FileInput::path("fox.png"), // serialized as a file:// URL
+    /// });
+    /// let input = fal.storage().upload_files_in(input).await?; // now an https URL
+    /// let job = fal.submit_json("fal-ai/flux/dev/image-to-image", &input).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Upload`]; [`Error::InvalidInput`] for a data URI that is not base64 or a `file://`
+    /// URL that is not a local path.
+    pub async fn upload_files_in(&self, mut value: serde_json::Value) -> Result<serde_json::Value> {
+        let mut found = Vec::new();
+        collect_files(&value, String::new(), &mut found);
+        let mut files: Vec<FileInput> = found.iter().map(|(_, f)| f.clone()).collect();
+        self.upload_file_inputs(files.iter_mut().collect()).await?;
+        for ((pointer, _), file) in found.iter().zip(files) {
+            if let Some(slot) = value.pointer_mut(pointer) {
+                *slot = serde_json::Value::String(file.to_string());
+            }
+        }
+        Ok(value)
+    }
+
+    /// Upload the file inputs that are not URLs (all at once) and put their URLs in their place.
+    pub(crate) async fn upload_file_inputs(&self, files: Vec<&mut FileInput>) -> Result<()> {
+        let mut pending = Vec::new();
+        let mut slots = Vec::new();
+        for file in files {
+            let upload = match &*file {
+                FileInput::Url(_) => continue,
+                FileInput::Path(path) => self.upload_file(path),
+                FileInput::Bytes { data, content_type } => self
+                    .upload_bytes(data.clone())
+                    .content_type(content_type.clone()),
+                FileInput::DataUri(uri) => {
+                    let (content_type, data) = decode_data_uri(uri)?;
+                    self.upload_bytes(data).content_type(content_type)
+                }
+            };
+            pending.push(upload.into_future());
+            slots.push(file);
+        }
+        let urls = futures::future::try_join_all(pending).await?;
+        for (slot, url) in slots.into_iter().zip(urls) {
+            *slot = FileInput::Url(url.into());
+        }
+        Ok(())
     }
 
     /// Download a file (e.g. a result image or LoRA; the URL as a `&str`, `String` or [`Url`])
@@ -709,6 +772,55 @@ impl Source {
         }
         Ok(())
     }
+}
+
+/// Every string of `value` that is a `data:` URI or a `file://` URL, with its JSON pointer.
+fn collect_files(value: &serde_json::Value, pointer: String, out: &mut Vec<(String, FileInput)>) {
+    match value {
+        serde_json::Value::String(s) => {
+            let file = FileInput::from(s.as_str());
+            if file.needs_upload() {
+                out.push((pointer, file));
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                collect_files(v, format!("{pointer}/{i}"), out);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = k.replace('~', "~0").replace('/', "~1");
+                collect_files(v, format!("{pointer}/{key}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The content type and bytes of a base64 data URI (`data:[<type>][;...];base64,<data>`).
+fn decode_data_uri(uri: &str) -> Result<(String, Bytes)> {
+    let invalid = |why: &str| Error::invalid_input("data_uri", why.to_owned());
+    let rest = uri
+        .strip_prefix("data:")
+        .ok_or_else(|| invalid("does not start with data:"))?;
+    let (meta, data) = rest
+        .split_once(',')
+        .ok_or_else(|| invalid("has no comma before its data"))?;
+    let Some(media) = meta.strip_suffix(";base64") else {
+        return Err(invalid(
+            "is not base64 (only base64 data URIs are uploaded)",
+        ));
+    };
+    let content_type = if media.is_empty() {
+        "application/octet-stream".to_owned()
+    } else {
+        media.to_owned()
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| invalid(&format!("is not valid base64: {e}")))?;
+    Ok((content_type, Bytes::from(bytes)))
 }
 
 fn parse_url(s: &str) -> Result<Url> {

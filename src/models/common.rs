@@ -356,6 +356,17 @@ pub(crate) fn require_non_empty(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Reject an empty file input (a blank URL or data URI, an empty path).
+pub(crate) fn require_file(field: &str, value: &crate::file_input::FileInput) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid_input(
+            field,
+            "is required and must not be empty",
+        ));
+    }
+    Ok(())
+}
+
 /// Reject a float outside `min..=max` (NaN and infinities are always rejected).
 /// `range` is the human-readable range used in the message.
 pub(crate) fn check_f64(field: &str, value: f64, min: f64, max: f64, range: &str) -> Result<()> {

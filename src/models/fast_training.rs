@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_opt_u32, require_non_empty, LoraTrainingOutput};
+use super::common::{check_opt_u32, require_file, LoraTrainingOutput};
 use crate::error::Result;
+use crate::file_input::FileInput;
 
 /// FLUX LoRA fast training, endpoint id `fal-ai/flux-lora-fast-training`
 /// (<https://fal.ai/models/fal-ai/flux-lora-fast-training/api>).
@@ -37,7 +38,8 @@ endpoint!(
     FluxLoraFastTraining,
     "fal-ai/flux-lora-fast-training",
     FluxLoraFastTrainingInput,
-    LoraTrainingOutput
+    LoraTrainingOutput,
+    files: [images_data_url]
 );
 
 /// Input of [`FluxLoraFastTraining`] (fal schema `FluxLoraFastTrainingInput`); only
@@ -51,7 +53,7 @@ pub struct FluxLoraFastTrainingInput {
     /// `images_data_url` (required): URL or data URI of a ZIP of training images, at least 4
     /// (more is better). Each image may have a caption file of the same base name
     /// (`photo.jpg` + `photo.txt`). Must not be empty.
-    pub images_data_url: String,
+    pub images_data_url: FileInput,
     /// `trigger_word`: the token that names the concept. When the archive has no captions it is
     /// used as the caption; when it has captions it is **not** used (put it in the captions).
     /// Server default: none.
@@ -83,7 +85,7 @@ pub struct FluxLoraFastTrainingInput {
 impl FluxLoraFastTrainingInput {
     /// An input with only the required `images_data_url` set; every other field is left to the
     /// server default (set `steps`: fal documents no default for it).
-    pub fn new(images_data_url: impl Into<String>) -> Self {
+    pub fn new(images_data_url: impl Into<FileInput>) -> Self {
         Self {
             images_data_url: images_data_url.into(),
             ..Self::default()
@@ -111,7 +113,7 @@ impl FluxLoraFastTrainingInput {
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) naming the wire field when
     /// `images_data_url` is empty or `steps` is outside 1..=10000.
     pub fn validate(&self) -> Result<()> {
-        require_non_empty("images_data_url", &self.images_data_url)?;
+        require_file("images_data_url", &self.images_data_url)?;
         check_opt_u32("steps", self.steps, 1, 10_000)?;
         Ok(())
     }

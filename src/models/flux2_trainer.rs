@@ -15,9 +15,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_opt_learning_rate, check_opt_steps, require_non_empty, LoraTrainingOutput,
+    check_opt_learning_rate, check_opt_steps, require_file, require_non_empty, LoraTrainingOutput,
 };
 use crate::error::Result;
+use crate::file_input::FileInput;
 
 /// The FLUX.2 \[dev\] LoRA trainer, endpoint id `fal-ai/flux-2-trainer`
 /// (<https://fal.ai/models/fal-ai/flux-2-trainer/api>).
@@ -48,7 +49,8 @@ endpoint!(
     Flux2Trainer,
     "fal-ai/flux-2-trainer",
     Flux2TrainerInput,
-    LoraTrainingOutput
+    LoraTrainingOutput,
+    files: [image_data_url]
 );
 
 /// The FLUX.2 \[dev\] LoRA trainer v2, endpoint id `fal-ai/flux-2-trainer-v2`
@@ -62,7 +64,8 @@ endpoint!(
     Flux2TrainerV2,
     "fal-ai/flux-2-trainer-v2",
     Flux2TrainerInput,
-    LoraTrainingOutput
+    LoraTrainingOutput,
+    files: [image_data_url]
 );
 
 /// Input of [`Flux2Trainer`] and [`Flux2TrainerV2`] (fal schemas `Flux2TrainerInput`,
@@ -76,7 +79,7 @@ pub struct Flux2TrainerInput {
     /// more recommended. Each image may have a caption file `ROOT.txt` (`photo.txt` for
     /// `photo.jpg`); images without one use `default_caption`, and without that the training
     /// fails. Must not be empty.
-    pub image_data_url: String,
+    pub image_data_url: FileInput,
     /// `steps`: total training steps. Server default `1000`; range 100..=10000, a multiple of
     /// 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,7 +102,7 @@ pub struct Flux2TrainerInput {
 impl Flux2TrainerInput {
     /// An input with only the required `image_data_url` set; every other field is left to the
     /// server default.
-    pub fn new(image_data_url: impl Into<String>) -> Self {
+    pub fn new(image_data_url: impl Into<FileInput>) -> Self {
         Self {
             image_data_url: image_data_url.into(),
             ..Self::default()
@@ -125,7 +128,7 @@ impl Flux2TrainerInput {
     /// `image_data_url` is empty, `steps` is outside 100..=10000 or not a multiple of 100,
     /// `learning_rate` is not a finite number above 0, or `default_caption` is blank.
     pub fn validate(&self) -> Result<()> {
-        require_non_empty("image_data_url", &self.image_data_url)?;
+        require_file("image_data_url", &self.image_data_url)?;
         check_opt_steps("steps", self.steps, 100, 10_000, 100)?;
         check_opt_learning_rate("learning_rate", self.learning_rate)?;
         if let Some(caption) = &self.default_caption {

@@ -54,6 +54,12 @@
 /// `validate()` as the check before sending.
 macro_rules! endpoint {
     ($name:ident, $id:literal, $input:ty, $output:ty) => {
+        endpoint!($name, $id, $input, $output, files: [], optional: []);
+    };
+    ($name:ident, $id:literal, $input:ty, $output:ty, files: [$($file:ident),*]) => {
+        endpoint!($name, $id, $input, $output, files: [$($file),*], optional: []);
+    };
+    ($name:ident, $id:literal, $input:ty, $output:ty, files: [$($file:ident),*], optional: [$($opt:ident),*]) => {
         impl $crate::endpoint::Endpoint for $name {
             const ID: &'static str = $id;
             type Input = $input;
@@ -61,6 +67,22 @@ macro_rules! endpoint {
 
             fn validate(input: &Self::Input) -> $crate::error::Result<()> {
                 input.validate()
+            }
+
+            #[allow(unused_mut, unused_variables)]
+            fn file_inputs(input: &Self::Input) -> Vec<&$crate::file_input::FileInput> {
+                let mut files: Vec<&$crate::file_input::FileInput> = vec![$(&input.$file),*];
+                $(files.extend(input.$opt.as_ref());)*
+                files
+            }
+
+            #[allow(unused_mut, unused_variables)]
+            fn file_inputs_mut(
+                input: &mut Self::Input,
+            ) -> Vec<&mut $crate::file_input::FileInput> {
+                let mut files: Vec<&mut $crate::file_input::FileInput> = vec![$(&mut input.$file),*];
+                $(files.extend(input.$opt.as_mut());)*
+                files
             }
         }
     };

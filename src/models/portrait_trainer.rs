@@ -6,8 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_opt_f64, check_opt_u32, require_non_empty, LoraTrainingOutput};
+use super::common::{check_opt_f64, check_opt_u32, require_file, LoraTrainingOutput};
 use crate::error::Result;
+use crate::file_input::FileInput;
 
 /// The FLUX LoRA portrait trainer, endpoint id `fal-ai/flux-lora-portrait-trainer`
 /// (<https://fal.ai/models/fal-ai/flux-lora-portrait-trainer/api>).
@@ -39,7 +40,8 @@ endpoint!(
     PortraitTrainer,
     "fal-ai/flux-lora-portrait-trainer",
     PortraitTrainerInput,
-    LoraTrainingOutput
+    LoraTrainingOutput,
+    files: [images_data_url]
 );
 
 /// Input of [`PortraitTrainer`] (fal schema `PublicInput`); only `images_data_url` is required.
@@ -52,7 +54,7 @@ pub struct PortraitTrainerInput {
     /// `images_data_url` (required): URL or data URI of a ZIP of training images (10 or more
     /// recommended). Each image may have a same-name `.txt` caption, which may contain the
     /// literal placeholder `[trigger]`. Must not be empty.
-    pub images_data_url: String,
+    pub images_data_url: FileInput,
     /// `trigger_phrase`: replaces `[trigger]` in captions, and is used as the caption of images
     /// without a caption file. Server default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,7 +89,7 @@ pub struct PortraitTrainerInput {
 impl PortraitTrainerInput {
     /// An input with only the required `images_data_url` set; every other field is left to the
     /// server default.
-    pub fn new(images_data_url: impl Into<String>) -> Self {
+    pub fn new(images_data_url: impl Into<FileInput>) -> Self {
         Self {
             images_data_url: images_data_url.into(),
             ..Self::default()
@@ -118,7 +120,7 @@ impl PortraitTrainerInput {
     /// `images_data_url` is empty, `learning_rate` is not a finite number in 1e-6..=1e-3, or
     /// `steps` is outside 1..=10000.
     pub fn validate(&self) -> Result<()> {
-        require_non_empty("images_data_url", &self.images_data_url)?;
+        require_file("images_data_url", &self.images_data_url)?;
         check_opt_f64(
             "learning_rate",
             self.learning_rate,

@@ -20,8 +20,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_opt_f64, check_opt_u32, require_non_empty};
+use super::common::{check_opt_f64, check_opt_u32, require_file, require_non_empty};
 use crate::error::{Error, Result};
+use crate::file_input::FileInput;
 
 /// The FLUX Pro finetune trainer, endpoint id `fal-ai/flux-pro-trainer`
 /// (<https://fal.ai/models/fal-ai/flux-pro-trainer/api>).
@@ -64,7 +65,8 @@ endpoint!(
     ProTrainer,
     "fal-ai/flux-pro-trainer",
     ProTrainerInput,
-    ProTrainerOutput
+    ProTrainerOutput,
+    files: [data_url]
 );
 
 /// Input of [`ProTrainer`] (fal-js `FluxProTrainerInput`); `data_url` and `finetune_comment` are
@@ -79,7 +81,7 @@ endpoint!(
 pub struct ProTrainerInput {
     /// `data_url` (required): URL or data URI of the training ZIP (images plus optional
     /// same-name `.txt` captions). Must not be empty.
-    pub data_url: String,
+    pub data_url: FileInput,
     /// `finetune_comment` (required): free-text label of the finetune, shown in its details
     /// (the id itself is opaque). Must not be empty.
     pub finetune_comment: String,
@@ -118,7 +120,7 @@ pub struct ProTrainerInput {
 impl ProTrainerInput {
     /// An input with only the required `data_url` and `finetune_comment` set; every other field
     /// is left to the server default.
-    pub fn new(data_url: impl Into<String>, finetune_comment: impl Into<String>) -> Self {
+    pub fn new(data_url: impl Into<FileInput>, finetune_comment: impl Into<String>) -> Self {
         Self {
             data_url: data_url.into(),
             finetune_comment: finetune_comment.into(),
@@ -151,7 +153,7 @@ impl ProTrainerInput {
     /// empty, `iterations` is outside 100..=1000, `learning_rate` is not a finite number in
     /// 1e-6..=5e-3, or `lora_rank` is not 16 or 32. The numeric bounds are upstream BFL bounds.
     pub fn validate(&self) -> Result<()> {
-        require_non_empty("data_url", &self.data_url)?;
+        require_file("data_url", &self.data_url)?;
         require_non_empty("finetune_comment", &self.finetune_comment)?;
         check_opt_u32("iterations", self.iterations, 100, 1000)?;
         check_opt_f64(

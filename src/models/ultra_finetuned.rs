@@ -21,6 +21,7 @@ use super::common::{
     OutputFormat,
 };
 use crate::error::{Error, Result};
+use crate::file_input::FileInput;
 
 /// FLUX1.1 \[pro\] ultra fine-tuned text-to-image, endpoint id
 /// `fal-ai/flux-pro/v1.1-ultra-finetuned`
@@ -60,7 +61,9 @@ endpoint!(
     UltraFinetuned,
     "fal-ai/flux-pro/v1.1-ultra-finetuned",
     UltraFinetunedInput,
-    GenerationOutput
+    GenerationOutput,
+    files: [],
+    optional: [image_url]
 );
 
 /// Input of [`UltraFinetuned`] (fal schema `FluxProV11UltraFinetunedInput`).
@@ -105,7 +108,7 @@ pub struct UltraFinetunedInput {
     /// `image_url`: URL or data URI of an image prompt (remix-style guidance). Server default:
     /// none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
+    pub image_url: Option<FileInput>,
     /// `image_prompt_strength`: blend weight of `image_url` against the text prompt. Server
     /// default `0.1`; range 0..=1.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,9 +10,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    check_opt_learning_rate, check_opt_steps, require_non_empty, LoraTrainingOutput,
+    check_opt_learning_rate, check_opt_steps, require_file, require_non_empty, LoraTrainingOutput,
 };
 use crate::error::Result;
+use crate::file_input::FileInput;
 
 /// The Z-Image trainer, endpoint id `fal-ai/z-image-trainer`
 /// (<https://fal.ai/models/fal-ai/z-image-trainer/api>).
@@ -39,7 +40,8 @@ endpoint!(
     ZImageTrainer,
     "fal-ai/z-image-trainer",
     ZImageTrainerInput,
-    LoraTrainingOutput
+    LoraTrainingOutput,
+    files: [image_data_url]
 );
 
 /// Input of [`ZImageTrainer`] (fal schema `ZImageTrainerInput`); only `image_data_url` is
@@ -52,7 +54,7 @@ pub struct ZImageTrainerInput {
     /// `image_data_url` (required; **singular**): URL or data URI of a ZIP of images, 10 or
     /// more recommended, each with an optional caption file `ROOT.txt`; images without one use
     /// `default_caption`, and without that the training fails. Must not be empty.
-    pub image_data_url: String,
+    pub image_data_url: FileInput,
     /// `steps`: total training steps. Server default `1000`; range 100..=10000, a multiple of
     /// 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,7 +75,7 @@ pub struct ZImageTrainerInput {
 impl ZImageTrainerInput {
     /// An input with only the required `image_data_url` set; every other field is left to the
     /// server default.
-    pub fn new(image_data_url: impl Into<String>) -> Self {
+    pub fn new(image_data_url: impl Into<FileInput>) -> Self {
         Self {
             image_data_url: image_data_url.into(),
             ..Self::default()
@@ -99,7 +101,7 @@ impl ZImageTrainerInput {
     /// `image_data_url` is empty, `steps` is outside 100..=10000 or not a multiple of 100,
     /// `learning_rate` is not a finite number above 0, or `default_caption` is blank.
     pub fn validate(&self) -> Result<()> {
-        require_non_empty("image_data_url", &self.image_data_url)?;
+        require_file("image_data_url", &self.image_data_url)?;
         check_opt_steps("steps", self.steps, 100, 10_000, 100)?;
         check_opt_learning_rate("learning_rate", self.learning_rate)?;
         if let Some(caption) = &self.default_caption {

@@ -21,6 +21,21 @@ use crate::error::{Error, Result};
 use crate::lifecycle::ObjectLifecycle;
 use crate::transport::Transport;
 
+/// A request body: ready, or ready once the input's local files are uploaded.
+pub(crate) enum Body {
+    Ready(Bytes),
+    AfterUploads(BoxFuture<'static, Result<Bytes>>),
+}
+
+impl Body {
+    pub(crate) async fn ready(self) -> Result<Bytes> {
+        match self {
+            Body::Ready(b) => Ok(b),
+            Body::AfterUploads(f) => f.await,
+        }
+    }
+}
+
 /// The options of a submit.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SubmitOptions {
@@ -176,7 +191,7 @@ pub(crate) struct RunOptions {
 #[must_use = "a run does nothing until it is awaited"]
 pub struct Run<O> {
     transport: Arc<Transport>,
-    prepared: Result<(EndpointId, Bytes)>,
+    prepared: Result<(EndpointId, Body)>,
     options: RunOptions,
     _output: PhantomData<fn() -> O>,
 }
@@ -194,7 +209,7 @@ impl<O> fmt::Debug for Run<O> {
 }
 
 impl<O> Run<O> {
-    pub(crate) fn new(transport: Arc<Transport>, prepared: Result<(EndpointId, Bytes)>) -> Self {
+    pub(crate) fn new(transport: Arc<Transport>, prepared: Result<(EndpointId, Body)>) -> Self {
         Self {
             transport,
             prepared,
@@ -247,6 +262,7 @@ impl<O: DeserializeOwned + Send + 'static> IntoFuture for Run<O> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let (endpoint, body) = self.prepared?;
+            let body = body.ready().await?;
             super::run(&self.transport, endpoint, body, &self.options).await
         })
     }

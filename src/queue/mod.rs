@@ -41,7 +41,7 @@ use crate::lifecycle::{ObjectLifecycle, LIFECYCLE_PREFERENCE_HEADER};
 use crate::transport::Transport;
 use crate::transport::{header_str, Op, Request};
 
-pub(crate) use builders::{OnEvent, RunOptions, SubmitOptions, WaitOptions};
+pub(crate) use builders::{Body, OnEvent, RunOptions, SubmitOptions, WaitOptions};
 pub use builders::{Run, Submit, Wait, DEFAULT_POLL_INTERVAL};
 pub use handle::RequestHandle;
 pub use status::{Metrics, QueueStatus, RequestLog};

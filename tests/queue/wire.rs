@@ -45,7 +45,7 @@ fn submit_answer(server: &MockServer, app: &str, id: &str) -> Value {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct EchoInput {
     prompt: String,
 }

@@ -4,5 +4,6 @@
 mod common;
 
 mod cdn;
+mod inputs;
 mod multipart;
 mod single;
