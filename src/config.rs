@@ -15,8 +15,6 @@ pub const DEFAULT_QUEUE_URL: &str = "https://queue.fal.run";
 pub const DEFAULT_RUN_URL: &str = "https://fal.run";
 /// Default REST (storage, tokens) base URL (`FAL_REST_URL`).
 pub const DEFAULT_REST_URL: &str = "https://rest.fal.ai";
-/// Default CDN base URL of the v3 upload flow (`FAL_CDN_URL`), as fal's Python client.
-pub const DEFAULT_CDN_URL: &str = "https://v3.fal.media";
 /// Default URL of fal's webhook key set (`FAL_JWKS_URL`).
 pub const DEFAULT_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
 
@@ -30,7 +28,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 /// | setting | default | builder |
 /// |---|---|---|
 /// | queue / run / REST base URL | `https://queue.fal.run`, `https://fal.run`, `https://rest.fal.ai` | [`queue_url`](crate::FalClientBuilder::queue_url), [`run_url`](crate::FalClientBuilder::run_url), [`rest_url`](crate::FalClientBuilder::rest_url) (`FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`) |
-/// | CDN (v3 uploads) | `https://v3.fal.media` | [`cdn_url`](crate::FalClientBuilder::cdn_url) (`FAL_CDN_URL`) |
+/// | CDN (v3 uploads) | the CDN token's `base_url` (`https://v3.fal.media` on fal) | [`cdn_url`](crate::FalClientBuilder::cdn_url) (`FAL_CDN_URL`) |
 /// | upload flows, in order | CDN v3, then initiate | [`upload_flows`](crate::FalClientBuilder::upload_flows) |
 /// | lifecycle of uploads / of requests' output files | none (fal's account settings) | [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle), [`output_lifecycle`](crate::FalClientBuilder::output_lifecycle) |
 /// | webhook key set | `https://rest.alpha.fal.ai/.well-known/jwks.json` | [`jwks_url`](crate::FalClientBuilder::jwks_url) (`FAL_JWKS_URL`) |
@@ -46,7 +44,7 @@ pub struct Config {
     pub(crate) run_url: Url,
     pub(crate) rest_url: Url,
     pub(crate) jwks_url: Url,
-    pub(crate) cdn_url: Url,
+    pub(crate) cdn_url: Option<Url>,
     pub(crate) upload_flows: Vec<UploadFlow>,
     pub(crate) upload_lifecycle: Option<ObjectLifecycle>,
     pub(crate) output_lifecycle: Option<ObjectLifecycle>,
@@ -66,7 +64,7 @@ impl fmt::Debug for Config {
             .field("run_url", &self.run_url.as_str())
             .field("rest_url", &self.rest_url.as_str())
             .field("jwks_url", &self.jwks_url.as_str())
-            .field("cdn_url", &self.cdn_url.as_str())
+            .field("cdn_url", &self.cdn_url.as_ref().map(Url::as_str))
             .field("upload_flows", &self.upload_flows)
             .field("upload_lifecycle", &self.upload_lifecycle)
             .field("output_lifecycle", &self.output_lifecycle)
@@ -102,9 +100,10 @@ impl Config {
         &self.jwks_url
     }
 
-    /// The CDN base URL of the v3 upload flow (always ends in `/`).
-    pub fn cdn_url(&self) -> &Url {
-        &self.cdn_url
+    /// The CDN base URL of the v3 upload flow (always ends in `/`), when set; otherwise small
+    /// files go to the CDN token's `base_url`.
+    pub fn cdn_url(&self) -> Option<&Url> {
+        self.cdn_url.as_ref()
     }
 
     /// The upload flows, in the order they are tried.

@@ -359,8 +359,11 @@ impl Storage {
             ctx.lifecycle_headers(req);
         };
         if ctx.parts.is_empty() {
-            let url =
-                join(self.transport.config().cdn_url(), "files/upload").map_err(Attempt::Final)?;
+            let url = join(
+                self.transport.config().cdn_url().unwrap_or(&token.base_url),
+                "files/upload",
+            )
+            .map_err(Attempt::Final)?;
             let mut req = Request::new(Op::Upload, Method::POST, url);
             headers(&mut req);
             req.headers.insert(

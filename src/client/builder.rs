@@ -8,8 +8,8 @@ use url::Url;
 
 use super::FalClient;
 use crate::config::{
-    Config, DEFAULT_CDN_URL, DEFAULT_JWKS_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_QUEUE_URL,
-    DEFAULT_REST_URL, DEFAULT_RUN_URL,
+    Config, DEFAULT_JWKS_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_QUEUE_URL, DEFAULT_REST_URL,
+    DEFAULT_RUN_URL,
 };
 use crate::error::{Error, Result};
 use crate::lifecycle::{ObjectLifecycle, UploadFlow};
@@ -118,10 +118,10 @@ impl FalClientBuilder {
         self
     }
 
-    /// CDN base URL of the v3 upload flow (`FAL_CDN_URL`; default
-    /// [`DEFAULT_CDN_URL`](crate::config::DEFAULT_CDN_URL), as fal's Python client). Small files
-    /// go to `{cdn}/files/upload`; multipart uploads go to the `base_url` of the CDN token. The CDN
-    /// gets the CDN token, never the fal key.
+    /// CDN base URL of the v3 upload flow (`FAL_CDN_URL`): small files go to
+    /// `{cdn}/files/upload`. Default: the `base_url` of the CDN token fal hands out
+    /// (`https://v3.fal.media` on fal), where multipart uploads always go. The CDN gets the CDN
+    /// token, never the fal key.
     pub fn cdn_url(mut self, url: impl Into<String>) -> Self {
         self.cdn_url = Some(url.into());
         self
@@ -270,7 +270,11 @@ impl FalClientBuilder {
             run_url: url("run", self.run_url.as_deref(), DEFAULT_RUN_URL)?,
             rest_url: url("rest", self.rest_url.as_deref(), DEFAULT_REST_URL)?,
             jwks_url,
-            cdn_url: url("CDN", self.cdn_url.as_deref(), DEFAULT_CDN_URL)?,
+            cdn_url: self
+                .cdn_url
+                .as_deref()
+                .map(|raw| base_url("CDN", raw))
+                .transpose()?,
             upload_flows: match self.upload_flows {
                 None => vec![UploadFlow::CdnV3, UploadFlow::Initiate],
                 Some(f) if f.is_empty() => {

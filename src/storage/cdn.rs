@@ -94,12 +94,17 @@ async fn fetch(transport: &Transport) -> Result<CdnToken> {
         .filter(|_| !token.is_empty())
         .ok_or_else(|| Error::Upload("the CDN token answer has no usable token".into()))?;
     authorization.set_sensitive(true);
-    let base_url = Url::parse(answer.base_url.trim())
+    let mut base_url = Url::parse(answer.base_url.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
         .ok_or_else(|| {
             Error::Upload("the CDN token answer's base_url is not an http(s) URL".into())
         })?;
+    // A trailing `/`, so that joining `files/upload` keeps its path.
+    if !base_url.path().ends_with('/') {
+        let path = format!("{}/", base_url.path());
+        base_url.set_path(&path);
+    }
     let lifetime = answer
         .expires_at
         .as_deref()

@@ -466,3 +466,34 @@ async fn training_archives_expire_after_a_day_by_default() {
     assert_eq!(mock.file_lifecycle(&url), None);
     assert_eq!(fal_client::storage::DEFAULT_ARCHIVE_EXPIRY, Expiry::OneDay);
 }
+
+/// Without a configured CDN URL, small files go to the token's `base_url` (with its path).
+#[tokio::test]
+async fn without_a_cdn_url_the_tokens_base_url_is_used() {
+    let rest = MockServer::start().await;
+    let base = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/storage/auth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token": TOKEN, "token_type": "Bearer",
+            "base_url": format!("{}/cdn", base.uri()), "expires_at": in_secs(3600),
+        })))
+        .mount(&rest)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/cdn/files/upload"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_url": format!("{}/cdn/files/x/upload.bin", base.uri()),
+        })))
+        .expect(1)
+        .mount(&base)
+        .await;
+    let fal = FalClient::builder()
+        .key(KEY)
+        .rest_url(rest.uri())
+        .build()
+        .unwrap();
+    assert!(fal.config().cdn_url().is_none());
+    let url = fal.storage().upload_bytes(vec![1u8]).await.unwrap();
+    assert!(url.as_str().ends_with("/cdn/files/x/upload.bin"), "{url}");
+}
