@@ -155,7 +155,7 @@ impl FalClient {
         let storage = self.storage();
         let body = async move {
             storage
-                .upload_file_inputs(E::file_inputs_mut(&mut owned))
+                .upload_file_inputs(E::file_inputs_mut(&mut owned), E::file_lifecycle())
                 .await?;
             to_body(&owned)
         };
@@ -170,6 +170,8 @@ impl FalClient {
         Submit::new(move |options| {
             Box::pin(async move {
                 let (endpoint, body) = prepared?;
+                // The options are checked before the input's files are uploaded.
+                options.check()?;
                 let body = body.ready().await?;
                 queue::submit(&transport, endpoint, body, &options).await
             })

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::file_input::FileInput;
+use crate::lifecycle::ObjectLifecycle;
 
 /// Namespaces that prefix `owner/alias` (fal-js `ENDPOINT_NAMESPACES`).
 pub const NAMESPACES: [&str; 2] = ["workflows", "comfy"];
@@ -234,6 +235,14 @@ pub trait Endpoint: Send + Sync + 'static {
     /// [`file_inputs`](Self::file_inputs).
     fn file_inputs_mut(_input: &mut Self::Input) -> Vec<&mut FileInput> {
         Vec::new()
+    }
+
+    /// The lifecycle of the file inputs the client uploads for this endpoint, unless the client
+    /// has an [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle). Default: none.
+    /// The trainers' archives (people's photos) expire after
+    /// [`DEFAULT_ARCHIVE_EXPIRY`](crate::storage::DEFAULT_ARCHIVE_EXPIRY).
+    fn file_lifecycle() -> Option<ObjectLifecycle> {
+        None
     }
 }
 

@@ -15,11 +15,15 @@ use url::Url;
 /// every file input of a typed model that is not a URL (paths streamed from disk, several at
 /// once) and send the uploaded files' URLs, as fal's JavaScript client does with `Blob`s. For
 /// untyped JSON inputs, [`Storage::upload_files_in`](crate::storage::Storage::upload_files_in)
-/// does the same explicitly.
+/// uploads the data URIs explicitly (upload local files with
+/// [`Storage::upload_file`](crate::storage::Storage::upload_file) and put the URL in).
 ///
-/// As JSON it is a string: the URL; the data URI; a `file://` URL for a path; a data URI for
-/// bytes. A string reads back as [`Url`](Self::Url), [`DataUri`](Self::DataUri) (`data:`) or
-/// [`Path`](Self::Path) (`file://`).
+/// As JSON it is a string: the URL or the data URI. A path or bytes cannot be serialized before
+/// they are uploaded (a serialization error says so), and a string never reads back as a local
+/// path: input that comes from outside (a deserialized request, a user's JSON) can never make the
+/// client read a local file. A string reads back as a [`DataUri`](Self::DataUri) when it is a
+/// base64 data URI (`data:<type>;base64,<data>`), else as a [`Url`](Self::Url) (sent as is:
+/// a data URI that is not base64 is sent inline).
 ///
 /// ```
 /// use fal_client::models::PortraitTrainerInput;
@@ -31,12 +35,12 @@ use url::Url;
 /// let input = PortraitTrainerInput::new(FileInput::path("photos/anna.zip"));
 /// assert!(input.images_data_url.needs_upload());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FileInput {
     /// An `http(s)` URL fal fetches itself: sent as is.
     Url(String),
-    /// A `data:` URI: decoded and uploaded first.
+    /// A base64 data URI (`data:<type>;base64,<data>`): decoded and uploaded first.
     DataUri(String),
     /// A local file: uploaded first, streamed from disk, its type guessed from the extension.
     Path(PathBuf),
@@ -50,7 +54,7 @@ pub enum FileInput {
 }
 
 impl FileInput {
-    /// A URL (or, for a string starting with `data:`, a data URI).
+    /// A URL (or, for a base64 data URI, a [`DataUri`](Self::DataUri)).
     pub fn url(url: impl Into<String>) -> Self {
         Self::from(url.into())
     }
@@ -99,28 +103,32 @@ impl Default for FileInput {
     }
 }
 
-/// Whether `s` has the shape of a data URI: `data:`, a media type and parameters without
-/// spaces, a comma.
+/// Whether `s` is a base64 data URI: `data:`, an optional `type/subtype` and parameters without
+/// spaces, `;base64,`, then only base64 characters.
 pub(crate) fn is_data_uri(s: &str) -> bool {
-    s.strip_prefix("data:")
-        .and_then(|rest| rest.split_once(','))
-        .is_some_and(|(meta, _)| !meta.contains(char::is_whitespace))
+    let Some((meta, data)) = s.strip_prefix("data:").and_then(|r| r.split_once(',')) else {
+        return false;
+    };
+    let Some(media) = meta.strip_suffix(";base64") else {
+        return false;
+    };
+    let media_ok =
+        media.is_empty() || (media.contains('/') && !media.contains(char::is_whitespace));
+    media_ok
+        && data
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r'))
 }
 
-/// A data URI (`data:`, a media type and parameters without spaces, a comma) →
-/// [`FileInput::DataUri`], a `file://` URL of a local path → [`FileInput::Path`], anything else
-/// → [`FileInput::Url`].
+/// A base64 data URI → [`FileInput::DataUri`]; anything else → [`FileInput::Url`]. Never a
+/// local path (see [`FileInput`]).
 impl From<String> for FileInput {
     fn from(s: String) -> Self {
         if is_data_uri(&s) {
-            return FileInput::DataUri(s);
+            FileInput::DataUri(s)
+        } else {
+            FileInput::Url(s)
         }
-        if s.starts_with("file://") {
-            if let Some(path) = Url::parse(&s).ok().and_then(|u| u.to_file_path().ok()) {
-                return FileInput::Path(path);
-            }
-        }
-        FileInput::Url(s)
     }
 }
 
@@ -160,32 +168,52 @@ impl From<&Path> for FileInput {
     }
 }
 
-/// The string it is sent as (see [`FileInput`]).
+/// The URL or data URI; a path as a `file://` URL and bytes by their size (for messages: those
+/// are not sendable before they are uploaded).
 impl fmt::Display for FileInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FileInput::Url(s) | FileInput::DataUri(s) => f.write_str(s),
-            FileInput::Path(p) => {
-                let absolute = std::path::absolute(p).unwrap_or_else(|_| p.clone());
-                match Url::from_file_path(&absolute) {
-                    Ok(u) => f.write_str(u.as_str()),
-                    Err(()) => write!(f, "file://{}", absolute.display()),
-                }
-            }
+            FileInput::Path(p) => match Url::from_file_path(p) {
+                Ok(u) => f.write_str(u.as_str()),
+                Err(()) => write!(f, "{}", p.display()),
+            },
             FileInput::Bytes { data, content_type } => {
-                use base64::Engine;
-                let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-                write!(f, "data:{content_type};base64,{b64}")
+                write!(f, "{} bytes of {content_type}", data.len())
             }
         }
     }
 }
 
+/// Shows the size of bytes, not the bytes.
+impl fmt::Debug for FileInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileInput::Url(s) => f.debug_tuple("Url").field(s).finish(),
+            FileInput::DataUri(s) => f
+                .debug_tuple("DataUri")
+                .field(&format_args!("{} characters", s.len()))
+                .finish(),
+            FileInput::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            FileInput::Bytes { data, content_type } => f
+                .debug_struct("Bytes")
+                .field("data", &format_args!("{} bytes", data.len()))
+                .field("content_type", content_type)
+                .finish(),
+        }
+    }
+}
+
+/// A URL or data URI as its string. A path or bytes is an error: they are uploaded first
+/// ([`FalClient::submit`](crate::FalClient::submit) does it), never sent as they are.
 impl Serialize for FileInput {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            FileInput::Url(u) => s.serialize_str(u),
-            other => s.serialize_str(&other.to_string()),
+            FileInput::Url(u) | FileInput::DataUri(u) => s.serialize_str(u),
+            other => Err(serde::ser::Error::custom(format!(
+                "the local file input {other} is not uploaded yet: send the input with \
+                 FalClient::submit or run (they upload it), or upload it first"
+            ))),
         }
     }
 }
@@ -196,12 +224,12 @@ impl<'de> Deserialize<'de> for FileInput {
     }
 }
 
-/// Equal to a string when it is sent as that string (handy in tests).
+/// Equal to a string when it is a URL or data URI that is that string (handy in tests).
 impl PartialEq<str> for FileInput {
     fn eq(&self, other: &str) -> bool {
         match self {
             FileInput::Url(s) | FileInput::DataUri(s) => s == other,
-            _ => self.to_string().as_str() == other,
+            _ => false,
         }
     }
 }
@@ -226,14 +254,35 @@ mod tests {
             FileInput::from("data:image/png;base64,AA=="),
             FileInput::DataUri(_)
         ));
-        let p = FileInput::path("/tmp/a b.png");
-        let json = serde_json::to_string(&p).unwrap();
-        assert_eq!(json, r#""file:///tmp/a%20b.png""#);
-        assert_eq!(serde_json::from_str::<FileInput>(&json).unwrap(), p);
-        let b = FileInput::bytes(&b"hi"[..], "text/plain");
+        // Never a local path from a string: outside input cannot make the client read a file.
         assert_eq!(
-            serde_json::to_string(&b).unwrap(),
-            r#""data:text/plain;base64,aGk=""#
+            serde_json::from_str::<FileInput>(r#""file:///etc/passwd""#).unwrap(),
+            FileInput::Url("file:///etc/passwd".into())
+        );
+        // Not base64 data URIs, and text that starts with `data:`, are plain strings (sent as is).
+        for s in [
+            "data:text/plain,abc",
+            "data:science,chart",
+            "data: a prompt;base64,x y",
+        ] {
+            assert_eq!(FileInput::from(s), FileInput::Url(s.into()), "{s}");
+        }
+        assert_eq!(
+            serde_json::to_string(&FileInput::url("https://x")).unwrap(),
+            r#""https://x""#
+        );
+        // A path or bytes cannot be sent before it is uploaded.
+        let p = FileInput::path("/tmp/a b.png");
+        let err = serde_json::to_string(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("file:///tmp/a%20b.png") && err.contains("not uploaded"),
+            "{err}"
+        );
+        let b = FileInput::bytes(vec![0u8; 1000], "image/png");
+        assert!(serde_json::to_string(&b).is_err());
+        assert_eq!(
+            format!("{b:?}"),
+            r#"Bytes { data: 1000 bytes, content_type: "image/png" }"#
         );
         assert!(!FileInput::url("https://x").needs_upload());
         assert!(b.needs_upload() && p.needs_upload());

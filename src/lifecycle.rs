@@ -29,6 +29,13 @@ pub enum UploadFlow {
     Initiate,
 }
 
+/// How long fal keeps a training archive (people's photos) the client uploads, unless the
+/// client has an [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle) or the upload
+/// sets its own: one day. A trainer reads the archive when the training starts; a day covers a
+/// long queue. Applies to [`Storage::upload_archive`](crate::storage::Storage::upload_archive)
+/// and to local archives in the trainers' inputs.
+pub const DEFAULT_ARCHIVE_EXPIRY: Expiry = Expiry::OneDay;
+
 /// Header of an upload's lifecycle (fal's CDN v3 and the initiate flow).
 pub(crate) const LIFECYCLE_HEADER: &str = "x-fal-object-lifecycle";
 /// Header of a request's output lifecycle (runs and submits). fal's Python client sends it on
@@ -145,8 +152,10 @@ pub enum AclDecision {
     Hide,
 }
 
-/// One rule of an [`Acl`]: the decision for one fal user (nickname or user id).
+/// One rule of an [`Acl`]: the decision for one fal user (nickname or user id). Made with
+/// [`Acl::rule`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AclRule {
     /// The fal user (nickname or user id).
     pub user: String,
@@ -155,7 +164,14 @@ pub struct AclRule {
 }
 
 /// A file's initial access control list: a default decision and per-user rules.
+///
+/// ```
+/// use fal_client::storage::{Acl, AclDecision};
+/// let only_anna = Acl::new(AclDecision::Hide).rule("anna", AclDecision::Allow);
+/// assert_eq!(only_anna.rules.len(), 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Acl {
     /// The decision for everyone the rules do not name (fal's default when `None`: public).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +179,25 @@ pub struct Acl {
     /// Per-user decisions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<AclRule>,
+}
+
+impl Acl {
+    /// An ACL whose default decision is `default`.
+    pub fn new(default: AclDecision) -> Self {
+        Self {
+            default: Some(default),
+            rules: Vec::new(),
+        }
+    }
+
+    /// The same ACL with a rule for `user` (a fal nickname or user id).
+    pub fn rule(mut self, user: impl Into<String>, decision: AclDecision) -> Self {
+        self.rules.push(AclRule {
+            user: user.into(),
+            decision,
+        });
+        self
+    }
 }
 
 /// The lifecycle of files on fal's CDN: their expiry and initial access control list. Set on
@@ -178,10 +213,8 @@ pub struct Acl {
 ///
 /// ```
 /// use fal_client::storage::{Acl, AclDecision, Expiry, ObjectLifecycle};
-/// let private_for_a_day = ObjectLifecycle::expiring(Expiry::OneDay).with_acl(Acl {
-///     default: Some(AclDecision::Hide),
-///     rules: vec![],
-/// });
+/// let private_for_a_day =
+///     ObjectLifecycle::expiring(Expiry::OneDay).with_acl(Acl::new(AclDecision::Hide));
 /// assert_eq!(private_for_a_day.expires_in(), Some(Expiry::OneDay));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -207,7 +240,11 @@ impl ObjectLifecycle {
         }
     }
 
-    /// Files kept until deleted ([`Expiry::Never`]), whatever the other defaults say.
+    /// Files without an expiry ([`Expiry::Never`]). On an upload no expiry is sent (fal's
+    /// clients send none for `never`), so the account's storage settings still apply there; for
+    /// a request's outputs `"expiration_duration_seconds": null` is sent, which fal documents as
+    /// no expiry, overriding the account's settings. It also replaces a client-wide default
+    /// lifecycle for that call.
     pub fn keep() -> Self {
         Self::expiring(Expiry::Never)
     }
@@ -319,13 +356,7 @@ mod tests {
             header(&ObjectLifecycle::keep(), true).as_deref(),
             Some(r#"{"expiration_duration_seconds":null}"#)
         );
-        let acl = Acl {
-            default: Some(AclDecision::Hide),
-            rules: vec![AclRule {
-                user: "anna".into(),
-                decision: AclDecision::Allow,
-            }],
-        };
+        let acl = Acl::new(AclDecision::Hide).rule("anna", AclDecision::Allow);
         assert_eq!(
             header(
                 &ObjectLifecycle::expiring(Expiry::OneHour).with_acl(acl),
@@ -341,13 +372,7 @@ mod tests {
             header(&ObjectLifecycle::default().with_acl(Acl::default()), false),
             None
         );
-        let nameless = Acl {
-            default: None,
-            rules: vec![AclRule {
-                user: " ".into(),
-                decision: AclDecision::Forbid,
-            }],
-        };
+        let nameless = Acl::default().rule(" ", AclDecision::Forbid);
         assert!(ObjectLifecycle::default()
             .with_acl(nameless)
             .header(false)

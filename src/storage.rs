@@ -51,17 +51,15 @@ mod multipart;
 mod options;
 
 pub use crate::file_input::FileInput;
-pub use crate::lifecycle::{Acl, AclDecision, AclRule, Expiry, ObjectLifecycle, UploadFlow};
+pub use crate::lifecycle::{
+    Acl, AclDecision, AclRule, Expiry, ObjectLifecycle, UploadFlow, DEFAULT_ARCHIVE_EXPIRY,
+};
 pub(crate) use cdn::CdnTokens;
 
 use options::UploadOptions;
 pub use options::{
     UploadProgress, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
-
-/// How long fal keeps a training archive uploaded with [`Storage::upload_archive`] unless told
-/// otherwise: one day (the photos are personal; a trainer reads them when it starts).
-pub const DEFAULT_ARCHIVE_EXPIRY: Expiry = Expiry::OneDay;
 
 /// `storage_type` query value of the initiate call (fal-js).
 const STORAGE_TYPE: &str = "fal-cdn-v3";
@@ -132,62 +130,85 @@ impl Storage {
         upload
     }
 
-    /// Upload every file of an untyped JSON input that is not a URL and put the uploaded file's
-    /// URL in its place: each string that is a data URI (`data:<type>;base64,...`, decoded) or a
-    /// `file://` URL of a local path (streamed from disk), at any depth. Other strings, a
-    /// prompt that happens to start with `data:` among them, are left alone. Uploads
-    /// run at once; the client's [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle)
-    /// applies. Typed models need no call: their [`FileInput`] fields are uploaded by
-    /// [`FalClient::submit`](crate::FalClient::submit) and [`run`](crate::FalClient::run).
+    /// Upload the data URIs of an untyped JSON input and put the uploaded files' URLs in their
+    /// place: every string that is a base64 data URI (`data:<type>;base64,<data>`), at any
+    /// depth. Other strings, a prompt that happens to start with `data:` among them, are left
+    /// alone. At most four uploads run at once; the client's
+    /// [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle) applies. For a local
+    /// file, [`upload_file`](Self::upload_file) it and put its URL in (a string from the input
+    /// never makes the client read a local file). Typed models need no call: their
+    /// [`FileInput`] fields are uploaded by [`FalClient::submit`](crate::FalClient::submit) and
+    /// [`run`](crate::FalClient::run).
     ///
     /// ```no_run
-    /// # async fn demo(fal: fal_client::FalClient) -> fal_client::Result<()> {
-    /// use fal_client::storage::FileInput;
+    /// # async fn demo(fal: fal_client::FalClient, png: &[u8]) -> fal_client::Result<()> {
     /// let input = serde_json::json!({
     ///     "prompt": "a fox",
-    ///     "image_url": FileInput::path("fox.png"), // serialized as a file:// URL
+    ///     "image_url": fal_client::storage::data_uri(png, "image/png"),
     /// });
-    /// let input = fal.storage().upload_files_in(input).await?; // now an https URL
+    /// let input = fal.storage().upload_files_in(input).await?; // image_url is now a URL
     /// let job = fal.submit_json("fal-ai/flux/dev/image-to-image", &input).await?;
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
-    /// As [`Upload`]; [`Error::InvalidInput`] for a data URI that is not base64 or a `file://`
-    /// URL that is not a local path.
+    /// As [`Upload`].
     pub async fn upload_files_in(&self, mut value: serde_json::Value) -> Result<serde_json::Value> {
         let mut found = Vec::new();
-        collect_files(&value, String::new(), &mut found);
+        collect_data_uris(&value, String::new(), &mut found);
         let mut files: Vec<FileInput> = found.iter().map(|(_, f)| f.clone()).collect();
-        self.upload_file_inputs(files.iter_mut().collect()).await?;
+        self.upload_file_inputs(files.iter_mut().collect(), None)
+            .await?;
         for ((pointer, _), file) in found.iter().zip(files) {
-            if let Some(slot) = value.pointer_mut(pointer) {
-                *slot = serde_json::Value::String(file.to_string());
+            if let (Some(slot), FileInput::Url(url)) = (value.pointer_mut(pointer), file) {
+                *slot = serde_json::Value::String(url);
             }
         }
         Ok(value)
     }
 
-    /// Upload the file inputs that are not URLs (all at once) and put their URLs in their place.
-    pub(crate) async fn upload_file_inputs(&self, files: Vec<&mut FileInput>) -> Result<()> {
-        let mut pending = Vec::new();
+    /// Upload the file inputs that are not URLs (at most four at once) and put their URLs in
+    /// their place. `lifecycle` applies unless the client has an upload lifecycle.
+    pub(crate) async fn upload_file_inputs(
+        &self,
+        files: Vec<&mut FileInput>,
+        lifecycle: Option<ObjectLifecycle>,
+    ) -> Result<()> {
+        use futures::{StreamExt, TryStreamExt};
+        let lifecycle = lifecycle.filter(|_| self.transport.config().upload_lifecycle().is_none());
         let mut slots = Vec::new();
+        let mut sources = Vec::new();
         for file in files {
-            let upload = match &*file {
-                FileInput::Url(_) => continue,
-                FileInput::Path(path) => self.upload_file(path),
-                FileInput::Bytes { data, content_type } => self
-                    .upload_bytes(data.clone())
-                    .content_type(content_type.clone()),
-                FileInput::DataUri(uri) => {
-                    let (content_type, data) = decode_data_uri(uri)?;
-                    self.upload_bytes(data).content_type(content_type)
-                }
-            };
-            pending.push(upload.into_future());
-            slots.push(file);
+            if file.needs_upload() {
+                sources.push(file.clone());
+                slots.push(file);
+            }
         }
-        let urls = futures::future::try_join_all(pending).await?;
+        let urls: Vec<Url> = futures::stream::iter(sources)
+            .map(|source| {
+                let lifecycle = lifecycle.clone();
+                async move {
+                    let upload = match source {
+                        FileInput::Path(path) => self.upload_file(path),
+                        FileInput::Bytes { data, content_type } => {
+                            self.upload_bytes(data).content_type(content_type)
+                        }
+                        // Decoded only when its turn comes.
+                        FileInput::DataUri(uri) => {
+                            let (content_type, data) = decode_data_uri(&uri)?;
+                            self.upload_bytes(data).content_type(content_type)
+                        }
+                        FileInput::Url(url) => return parse_url(&url),
+                    };
+                    match lifecycle {
+                        Some(l) => upload.lifecycle(l).await,
+                        None => upload.await,
+                    }
+                }
+            })
+            .buffered(4)
+            .try_collect()
+            .await?;
         for (slot, url) in slots.into_iter().zip(urls) {
             *slot = FileInput::Url(url.into());
         }
@@ -337,15 +358,20 @@ impl Storage {
 
     /// fal's CDN v3 flow: a CDN token, then one `POST {cdn}/files/upload`, or multipart.
     async fn via_cdn(&self, ctx: &UploadCtx<'_>) -> std::result::Result<Url, Attempt> {
+        // Whatever stops the token (its route missing, refused, down, malformed) leaves the
+        // file untouched: the next flow may work.
         let token = self
             .tokens
             .get(&self.transport)
             .await
-            .map_err(Attempt::classify)?;
+            .map_err(|e| match e {
+                Error::InvalidInput { .. } | Error::Config(_) => Attempt::Final(e),
+                e => Attempt::Unavailable(e),
+            })?;
         let refused = |e: Error| async {
             // A token the CDN refuses is not used again.
             if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) {
-                self.tokens.forget().await;
+                self.tokens.forget(&token).await;
             }
             Attempt::classify(e)
         };
@@ -364,7 +390,10 @@ impl Storage {
                 "files/upload",
             )
             .map_err(Attempt::Final)?;
-            let mut req = Request::new(Op::Upload, Method::POST, url);
+            // Each POST stores a new file: once it may have been stored, it is neither repeated
+            // nor followed by the next flow (no second copy of someone's photos).
+            let mut req = Request::new(Op::CdnUpload, Method::POST, url);
+            req.endpoint = Some("the CDN (POST /files/upload)");
             headers(&mut req);
             req.headers.insert(
                 http::header::ACCEPT,
@@ -375,9 +404,11 @@ impl Storage {
             let answer: CdnUploadAnswer =
                 match self.transport.json(&req, &"CDN upload answer").await {
                     Ok(a) => a,
+                    // The CDN answered 2xx with an unreadable body: it stored the file.
+                    Err(e @ Error::Decode { .. }) => return Err(Attempt::Final(e)),
                     Err(e) => return Err(refused(e).await),
                 };
-            return answer_url("access_url", &answer.access_url).map_err(Attempt::classify);
+            return answer_url("access_url", &answer.access_url).map_err(Attempt::Final);
         }
         let url = join(&token.base_url, "files/upload/multipart").map_err(Attempt::Final)?;
         let mut create = Request::new(Op::UploadCreate, Method::POST, url);
@@ -401,7 +432,7 @@ impl Storage {
         let target = multipart::MultipartTarget::Cdn {
             access_url: access_url.clone(),
             upload_id: created.upload_id,
-            authorization: token.authorization.clone(),
+            tokens: Arc::clone(&self.tokens),
         };
         ctx.multipart(&self.transport, &target)
             .await
@@ -476,9 +507,10 @@ impl Storage {
 /// **Fallback**: the next flow is tried only when one is unavailable before any of the file was
 /// stored: its routes missing or refused (404, 405, 501, 401, 403; the token route fails at
 /// once, without retries), fal's or the CDN's errors and rate limits after retries (5xx, 429),
-/// a connection that failed or stalled after retries, an answer of the wrong shape. A refused
-/// file (other 4xx), bad input, a local file error, or a multipart upload whose parts are on
-/// their way end the upload.
+/// a connection that failed or stalled after retries, an answer of the wrong shape from the
+/// initiate or create call. A refused file (other 4xx), bad input, a local file error, a v3
+/// upload that may have been stored (answered 2xx, or cut off after it was sent: never sent
+/// twice), or a multipart upload whose parts are on their way end the upload.
 ///
 /// Parts are [`part_size`](Self::part_size) bytes (default 10 MiB, 1-based numbers), at most
 /// [`concurrency`](Self::concurrency) in flight (default 4), each retried on its own under the
@@ -537,7 +569,7 @@ impl Upload {
         }
     }
 
-    /// Content type announced to fal and sent with a single `PUT`, instead of the guess from
+    /// Content type announced to fal and sent with the file, instead of the guess from
     /// the file name (or `application/octet-stream` for bytes). One that cannot be an HTTP
     /// header value fails the upload with [`Error::InvalidInput`] before anything is sent.
     pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
@@ -605,11 +637,11 @@ impl Upload {
     /// - The first report is `sent == 0` (made before any byte is sent, when `total > 0`).
     /// - Reports follow as body chunks (256 KiB) are handed to the connection, across all parts
     ///   in flight; `sent` only ever grows.
-    /// - When an attempt fails and is retried (a part, or a single `PUT`), its bytes are taken
+    /// - When an attempt fails and is retried (a part, or a single upload), its bytes are taken
     ///   back internally and reports resume only once the retry has sent more than was
     ///   reported before: bytes are never counted twice, and `sent` never goes down.
     /// - `sent == total` is reported exactly once, last, after fal accepted the upload (the
-    ///   single `PUT` answered, or the multipart `complete` call succeeded); until then reports
+    ///   single upload answered, or the multipart `complete` call succeeded); until then reports
     ///   stop at `total - 1`. A failed upload never reports `sent == total`.
     ///
     /// `f` runs on the tasks that send the body, under a lock that keeps reports in order: keep
@@ -777,24 +809,27 @@ impl Source {
     }
 }
 
-/// Every string of `value` that is a `data:` URI or a `file://` URL, with its JSON pointer.
-fn collect_files(value: &serde_json::Value, pointer: String, out: &mut Vec<(String, FileInput)>) {
+/// Every string of `value` that is a base64 data URI, with its JSON pointer.
+fn collect_data_uris(
+    value: &serde_json::Value,
+    pointer: String,
+    out: &mut Vec<(String, FileInput)>,
+) {
     match value {
         serde_json::Value::String(s) => {
-            let file = FileInput::from(s.as_str());
-            if file.needs_upload() {
+            if let file @ FileInput::DataUri(_) = FileInput::from(s.as_str()) {
                 out.push((pointer, file));
             }
         }
         serde_json::Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                collect_files(v, format!("{pointer}/{i}"), out);
+                collect_data_uris(v, format!("{pointer}/{i}"), out);
             }
         }
         serde_json::Value::Object(map) => {
             for (k, v) in map {
                 let key = k.replace('~', "~0").replace('/', "~1");
-                collect_files(v, format!("{pointer}/{key}"), out);
+                collect_data_uris(v, format!("{pointer}/{key}"), out);
             }
         }
         _ => {}

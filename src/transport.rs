@@ -59,6 +59,9 @@ pub(crate) enum Op {
     UploadComplete,
     /// A CDN token for the v3 upload flow (`POST {rest}/storage/auth/token`).
     CdnToken,
+    /// The single `POST {cdn}/files/upload` of the v3 flow: each one stores a new file, so it is
+    /// repeated only where the CDN cannot have stored it (like a submit).
+    CdnUpload,
     /// The create call of a CDN v3 multipart upload (`POST {cdn}/files/upload/multipart`).
     UploadCreate,
     /// A file download.
@@ -93,6 +96,7 @@ impl Op {
             Op::UploadPart => "upload part",
             Op::UploadComplete => "upload completion",
             Op::CdnToken => "CDN token",
+            Op::CdnUpload => "CDN upload",
             Op::UploadCreate => "multipart upload creation",
             Op::Download => "download",
             Op::Jwks => "webhook key set",
@@ -102,7 +106,7 @@ impl Op {
     /// Submits and sync runs are repeated only where fal cannot have taken them.
     fn kind(self) -> CallKind {
         match self {
-            Op::Submit | Op::Run => CallKind::Submit,
+            Op::Submit | Op::Run | Op::CdnUpload => CallKind::Submit,
             _ => CallKind::Idempotent,
         }
     }
@@ -116,6 +120,7 @@ impl Op {
                 | Op::UploadPart
                 | Op::UploadComplete
                 | Op::UploadCreate
+                | Op::CdnUpload
                 | Op::Download
                 | Op::Jwks
         )
@@ -141,7 +146,10 @@ impl Op {
     /// Calls without an overall time limit whose request body (or wait for the answer head) is
     /// watched instead: a silence longer than the read timeout ends the attempt.
     fn watched(self) -> bool {
-        matches!(self, Op::Upload | Op::UploadPart | Op::Download)
+        matches!(
+            self,
+            Op::Upload | Op::UploadPart | Op::CdnUpload | Op::Download
+        )
     }
 
     fn limit(self) -> BodyLimit {
@@ -645,7 +653,10 @@ impl Transport {
             let (err, hint) = match outcome {
                 Sent::Stalled(idle) => {
                     rewind();
-                    // Only watched calls (uploads, downloads) stall here: all idempotent.
+                    if kind == CallKind::Submit {
+                        // A v3 upload whose answer never came: the file may be stored.
+                        return Err(ambiguous_submit(req, Box::new(StalledBody(idle)), None));
+                    }
                     (stalled(req, idle, None), None)
                 }
                 Sent::Answer(resp) if resp.status().is_success() => match finish(resp).await {

@@ -364,7 +364,10 @@ pub(crate) async fn files_post(
             )
         }
         other => match parse_multipart(other) {
-            Some((id, "complete")) => {
+            Some((prefix, id, _)) if !at_access_url(&s, prefix, id) => {
+                detail(404, "Not Found: not this upload's access_url")
+            }
+            Some((_, id, "complete")) => {
                 let data = match read(body).await {
                     Ok(d) => d,
                     Err(r) => return r,
@@ -387,16 +390,26 @@ pub(crate) async fn files_put(
         return r;
     }
     match parse_multipart(&path) {
-        Some((id, part)) if part != "complete" => multipart::store_part(&s, id, part, body).await,
+        Some((prefix, id, _)) if !at_access_url(&s, prefix, id) => {
+            detail(404, "Not Found: not this upload's access_url")
+        }
+        Some((_, id, part)) if part != "complete" => {
+            multipart::store_part(&s, id, part, body).await
+        }
         _ => detail(405, "Method Not Allowed"),
     }
 }
 
-/// `{id}/{name}/multipart/{uploadId}/{last}` → `(uploadId, last)`.
-fn parse_multipart(path: &str) -> Option<(&str, &str)> {
-    let (_, tail) = path.split_once("/multipart/")?;
+/// `{id}/{name}/multipart/{uploadId}/{last}` → `({id}/{name}, uploadId, last)`.
+fn parse_multipart(path: &str) -> Option<(&str, &str, &str)> {
+    let (prefix, tail) = path.split_once("/multipart/")?;
     let (id, last) = tail.split_once('/')?;
-    (!id.is_empty() && !last.is_empty() && !last.contains('/')).then_some((id, last))
+    (!id.is_empty() && !last.is_empty() && !last.contains('/')).then_some((prefix, id, last))
+}
+
+/// Whether `/files/{prefix}` is the `access_url` path of upload `upload_id`.
+fn at_access_url(s: &Shared, prefix: &str, upload_id: &str) -> bool {
+    multipart::file_path_of(s, upload_id).is_some_and(|p| p == format!("/files/{prefix}"))
 }
 
 async fn read(body: Body) -> Result<Bytes, Response> {
@@ -441,11 +454,11 @@ mod tests {
     fn multipart_paths() {
         assert_eq!(
             parse_multipart("abc/photo.zip/multipart/u1/3"),
-            Some(("u1", "3"))
+            Some(("abc/photo.zip", "u1", "3"))
         );
         assert_eq!(
             parse_multipart("abc/photo.zip/multipart/u1/complete"),
-            Some(("u1", "complete"))
+            Some(("abc/photo.zip", "u1", "complete"))
         );
         assert_eq!(parse_multipart("abc/photo.zip"), None);
         assert_eq!(parse_multipart("abc/x/multipart/u1/3/4"), None);

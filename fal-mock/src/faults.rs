@@ -70,10 +70,13 @@ impl MockRoute {
         MockRoute::CdnUpload,
     ];
 
-    /// Whether the client may repeat a call to this route without risk (everything but submit
-    /// and sync run).
+    /// Whether the client may repeat a call to this route without risk (everything but submit,
+    /// sync run and the CDN v3 upload, each of which makes something new).
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, MockRoute::Submit | MockRoute::Run)
+        !matches!(
+            self,
+            MockRoute::Submit | MockRoute::Run | MockRoute::CdnUpload
+        )
     }
 
     /// The route of a request to the API server (`cdn == false`) or the CDN server.
@@ -246,12 +249,13 @@ impl Faults {
     /// `rate` (0..=1) of the answers of every route faulted, split evenly between the kinds that
     /// a careful client is expected to survive on that route:
     ///
-    /// - submit and sync run (not idempotent): 429, ingress 503, slow — never a reset, a 500 or a
-    ///   broken body, which leave a real client unable to know whether fal took the job;
+    /// - submit, sync run and the CDN v3 upload (not idempotent): 429, ingress 503, slow — never
+    ///   a reset, a 500 or a broken body, which leave a real client unable to know whether fal
+    ///   took the job (or stored the file);
     /// - status and result: 429, 500, ingress 503, reset, slow, malformed JSON, HTML page;
     /// - status stream: 429, 500, ingress 503, reset, slow, truncated stream, stalled stream;
-    /// - cancel, upload initiate, upload `PUT`, file download: 429, 500, ingress 503, reset,
-    ///   slow (a broken download body would be silently saved as the file).
+    /// - cancel, upload initiate, upload `PUT`, file download, CDN token: 429, 500, ingress 503,
+    ///   reset, slow (a broken download body would be silently saved as the file).
     pub fn uniform(seed: u64, rate: f64) -> Self {
         use FaultKind::*;
         let mut plan = Self::new(seed);
@@ -263,11 +267,10 @@ impl Faults {
             Slow,
         ];
         for route in MockRoute::ALL {
-            let mut kinds: Vec<FaultKind> = match route {
-                MockRoute::Submit | MockRoute::Run => {
-                    vec![TooManyRequests, IngressUnavailable, Slow]
-                }
-                _ => common.to_vec(),
+            let mut kinds: Vec<FaultKind> = if route.is_idempotent() {
+                common.to_vec()
+            } else {
+                vec![TooManyRequests, IngressUnavailable, Slow]
             };
             match route {
                 MockRoute::Status | MockRoute::Result => kinds.extend([MalformedJson, HtmlPage]),
@@ -769,7 +772,7 @@ mod tests {
     #[test]
     fn uniform_keeps_submits_unambiguous() {
         let plan = Faults::uniform(3, 0.3);
-        for route in [MockRoute::Submit, MockRoute::Run] {
+        for route in [MockRoute::Submit, MockRoute::Run, MockRoute::CdnUpload] {
             for (kind, _) in &plan.rates[&route] {
                 assert!(
                     matches!(

@@ -205,6 +205,13 @@ pub(crate) fn start_v3(
     );
 }
 
+/// The `/files/...` path of upload `upload_id`, when it exists.
+pub(crate) fn file_path_of(s: &Shared, upload_id: &str) -> Option<String> {
+    lock(&s.multipart.uploads)
+        .get(upload_id)
+        .map(|u| u.file_path.clone())
+}
+
 /// Check the token and signature of a CDN multipart request.
 fn authorize(s: &Shared, token: &str, query: Option<&str>) -> Result<(), Response> {
     let uploads = lock(&s.multipart.uploads);

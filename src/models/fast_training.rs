@@ -39,7 +39,7 @@ endpoint!(
     "fal-ai/flux-lora-fast-training",
     FluxLoraFastTrainingInput,
     LoraTrainingOutput,
-    files: [images_data_url]
+    archive: images_data_url
 );
 
 /// Input of [`FluxLoraFastTraining`] (fal schema `FluxLoraFastTrainingInput`); only

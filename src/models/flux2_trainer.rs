@@ -50,7 +50,7 @@ endpoint!(
     "fal-ai/flux-2-trainer",
     Flux2TrainerInput,
     LoraTrainingOutput,
-    files: [image_data_url]
+    archive: image_data_url
 );
 
 /// The FLUX.2 \[dev\] LoRA trainer v2, endpoint id `fal-ai/flux-2-trainer-v2`
@@ -65,7 +65,7 @@ endpoint!(
     "fal-ai/flux-2-trainer-v2",
     Flux2TrainerInput,
     LoraTrainingOutput,
-    files: [image_data_url]
+    archive: image_data_url
 );
 
 /// Input of [`Flux2Trainer`] and [`Flux2TrainerV2`] (fal schemas `Flux2TrainerInput`,

@@ -59,7 +59,16 @@ macro_rules! endpoint {
     ($name:ident, $id:literal, $input:ty, $output:ty, files: [$($file:ident),*]) => {
         endpoint!($name, $id, $input, $output, files: [$($file),*], optional: []);
     };
+    // A trainer: its archive (people's photos) expires after DEFAULT_ARCHIVE_EXPIRY.
+    ($name:ident, $id:literal, $input:ty, $output:ty, archive: $file:ident) => {
+        endpoint!($name, $id, $input, $output, files: [$file], optional: [], lifecycle: Some(
+            $crate::lifecycle::ObjectLifecycle::expiring($crate::lifecycle::DEFAULT_ARCHIVE_EXPIRY)
+        ));
+    };
     ($name:ident, $id:literal, $input:ty, $output:ty, files: [$($file:ident),*], optional: [$($opt:ident),*]) => {
+        endpoint!($name, $id, $input, $output, files: [$($file),*], optional: [$($opt),*], lifecycle: None);
+    };
+    ($name:ident, $id:literal, $input:ty, $output:ty, files: [$($file:ident),*], optional: [$($opt:ident),*], lifecycle: $lifecycle:expr) => {
         impl $crate::endpoint::Endpoint for $name {
             const ID: &'static str = $id;
             type Input = $input;
@@ -83,6 +92,10 @@ macro_rules! endpoint {
                 let mut files: Vec<&mut $crate::file_input::FileInput> = vec![$(&mut input.$file),*];
                 $(files.extend(input.$opt.as_mut());)*
                 files
+            }
+
+            fn file_lifecycle() -> Option<$crate::lifecycle::ObjectLifecycle> {
+                $lifecycle
             }
         }
     };

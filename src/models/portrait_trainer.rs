@@ -41,7 +41,7 @@ endpoint!(
     "fal-ai/flux-lora-portrait-trainer",
     PortraitTrainerInput,
     LoraTrainingOutput,
-    files: [images_data_url]
+    archive: images_data_url
 );
 
 /// Input of [`PortraitTrainer`] (fal schema `PublicInput`); only `images_data_url` is required.

@@ -66,7 +66,7 @@ endpoint!(
     "fal-ai/flux-pro-trainer",
     ProTrainerInput,
     ProTrainerOutput,
-    files: [data_url]
+    archive: data_url
 );
 
 /// Input of [`ProTrainer`] (fal-js `FluxProTrainerInput`); `data_url` and `finetune_comment` are

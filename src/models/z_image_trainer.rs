@@ -41,7 +41,7 @@ endpoint!(
     "fal-ai/z-image-trainer",
     ZImageTrainerInput,
     LoraTrainingOutput,
-    files: [image_data_url]
+    archive: image_data_url
 );
 
 /// Input of [`ZImageTrainer`] (fal schema `ZImageTrainerInput`); only `image_data_url` is

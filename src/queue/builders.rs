@@ -48,6 +48,15 @@ pub(crate) struct SubmitOptions {
 }
 
 impl SubmitOptions {
+    /// Check every option before anything is sent (or uploaded).
+    pub(crate) fn check(&self) -> Result<()> {
+        self.build_headers()?;
+        if let Some(l) = &self.output_lifecycle {
+            l.header(true)?;
+        }
+        Ok(())
+    }
+
     /// The headers this submit sends (user headers, then the typed options).
     pub(crate) fn build_headers(&self) -> Result<HeaderMap> {
         let mut h = self.headers.clone();
@@ -262,6 +271,16 @@ impl<O: DeserializeOwned + Send + 'static> IntoFuture for Run<O> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let (endpoint, body) = self.prepared?;
+            // The options are checked before the input's files are uploaded.
+            let mut headers = self.options.headers.clone();
+            common_headers(
+                &mut headers,
+                self.options.runner_hint.as_deref(),
+                self.options.start_timeout,
+            )?;
+            if let Some(l) = &self.options.output_lifecycle {
+                l.header(true)?;
+            }
             let body = body.ready().await?;
             super::run(&self.transport, endpoint, body, &self.options).await
         })

@@ -261,12 +261,14 @@ fn output_lifecycle(
     own: Option<&ObjectLifecycle>,
     config: &crate::config::Config,
 ) -> Result<()> {
-    if let Some(value) = own
-        .or(config.output_lifecycle())
-        .map(|l| l.header(true))
-        .transpose()?
-        .flatten()
-    {
+    // The request's own lifecycle wins; the client's default does not replace a header the
+    // caller set with `.header(..)`.
+    let lifecycle = match own {
+        Some(l) => Some(l),
+        None if req.headers.contains_key(LIFECYCLE_PREFERENCE_HEADER) => None,
+        None => config.output_lifecycle(),
+    };
+    if let Some(value) = lifecycle.map(|l| l.header(true)).transpose()?.flatten() {
         req.headers.insert(LIFECYCLE_PREFERENCE_HEADER, value);
     }
     Ok(())

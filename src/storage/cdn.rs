@@ -13,14 +13,26 @@ use crate::error::{Error, Result};
 use crate::queue::join;
 use crate::transport::{Op, Request, Transport};
 
-/// A token is not used in the last quarter of its life, nor in its last 30 seconds: an upload
-/// that starts with it must not see it expire on the way.
-const MAX_MARGIN: Duration = Duration::from_secs(30);
+/// A token is not used in the last quarter of its life, nor in its last 30 seconds (its last
+/// half when it lives less than a minute). Multipart uploads ask for the token again for every
+/// part, so a long upload moves on to the next token.
+const MIN_MARGIN: Duration = Duration::from_secs(30);
+
+/// How long a failed token fetch answers for the next ones: uploads meanwhile go to the next
+/// flow at once instead of each waiting for a token route that is down.
+const FAILURE_MEMORY: Duration = Duration::from_secs(30);
 
 /// The client's CDN token, shared by its clones.
 #[derive(Debug, Default)]
 pub(crate) struct CdnTokens {
-    current: tokio::sync::Mutex<Option<CdnToken>>,
+    current: tokio::sync::Mutex<Slot>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    token: Option<CdnToken>,
+    /// When the last fetch failed, and why.
+    failed: Option<(Instant, String)>,
 }
 
 /// A CDN token, ready to send.
@@ -53,17 +65,46 @@ impl CdnTokens {
     /// [`Error::Transport`]; [`Error::Upload`] for an answer without a usable token or base URL.
     pub(super) async fn get(&self, transport: &Transport) -> Result<CdnToken> {
         let mut slot = self.current.lock().await;
-        if let Some(t) = slot.as_ref().filter(|t| Instant::now() < t.usable_until) {
+        if let Some(t) = slot
+            .token
+            .as_ref()
+            .filter(|t| Instant::now() < t.usable_until)
+        {
             return Ok(t.clone());
         }
-        let token = fetch(transport).await?;
-        *slot = Some(token.clone());
-        Ok(token)
+        if let Some((at, why)) = &slot.failed {
+            if at.elapsed() < FAILURE_MEMORY {
+                return Err(Error::Upload(format!(
+                    "no CDN token: the token route failed {:?} ago ({why})",
+                    at.elapsed()
+                )));
+            }
+        }
+        match fetch(transport).await {
+            Ok(token) => {
+                *slot = Slot {
+                    token: Some(token.clone()),
+                    failed: None,
+                };
+                Ok(token)
+            }
+            Err(e) => {
+                slot.failed = Some((Instant::now(), e.to_string()));
+                Err(e)
+            }
+        }
     }
 
-    /// Drop the cached token (the CDN refused it).
-    pub(super) async fn forget(&self) {
-        *self.current.lock().await = None;
+    /// Drop `refused` (the CDN refused it) unless a newer token replaced it meanwhile.
+    pub(super) async fn forget(&self, refused: &CdnToken) {
+        let mut slot = self.current.lock().await;
+        if slot
+            .token
+            .as_ref()
+            .is_some_and(|t| t.authorization == refused.authorization)
+        {
+            slot.token = None;
+        }
     }
 }
 
@@ -110,7 +151,7 @@ async fn fetch(transport: &Transport) -> Result<CdnToken> {
         .as_deref()
         .and_then(remaining)
         .unwrap_or(Duration::ZERO);
-    let margin = (lifetime / 4).min(MAX_MARGIN);
+    let margin = (lifetime / 4).max(MIN_MARGIN.min(lifetime / 2));
     if lifetime.is_zero() {
         tracing::debug!(
             expires_at = answer.expires_at.as_deref(),
@@ -120,7 +161,7 @@ async fn fetch(transport: &Transport) -> Result<CdnToken> {
     Ok(CdnToken {
         authorization,
         base_url,
-        usable_until: fetched_at + (lifetime - margin),
+        usable_until: fetched_at + lifetime.saturating_sub(margin),
     })
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use url::Url;
 
+use super::cdn::CdnTokens;
 use super::Source;
 use crate::error::{Error, Result};
 use crate::transport::Transport;
@@ -64,11 +65,12 @@ pub(super) fn plan(len: u64, part_size: u64) -> Result<Vec<Part>> {
 pub(super) enum MultipartTarget {
     /// The initiate flow's pre-signed `upload_url` (no credentials).
     Signed { upload_url: Url },
-    /// The CDN v3 flow: `{access_url}/multipart/{upload_id}/...` with the CDN token.
+    /// The CDN v3 flow: `{access_url}/multipart/{upload_id}/...` with the client's CDN token,
+    /// asked for again for every request (a long upload moves on to the next token).
     Cdn {
         access_url: Url,
         upload_id: String,
-        authorization: HeaderValue,
+        tokens: Arc<CdnTokens>,
     },
 }
 
@@ -97,13 +99,20 @@ impl MultipartTarget {
         }
     }
 
-    fn request(&self, op: Op, method: Method, last: &str) -> Request<'static> {
+    async fn request(
+        &self,
+        transport: &Transport,
+        op: Op,
+        method: Method,
+        last: &str,
+    ) -> Result<Request<'static>> {
         let mut req = Request::new(op, method, self.url(last));
-        if let MultipartTarget::Cdn { authorization, .. } = self {
+        if let MultipartTarget::Cdn { tokens, .. } = self {
+            let token = tokens.get(transport).await?;
             req.headers
-                .insert(http::header::AUTHORIZATION, authorization.clone());
+                .insert(http::header::AUTHORIZATION, token.authorization);
         }
-        req
+        Ok(req)
     }
 }
 
@@ -166,7 +175,8 @@ pub(super) async fn upload(
         .map_err(|e| Error::Upload(format!("cannot encode the complete request: {e}")))?;
     // The op never carries the fal key (a pre-signed URL, or the CDN token).
     let req = target
-        .request(Op::UploadComplete, Method::POST, "complete")
+        .request(transport, Op::UploadComplete, Method::POST, "complete")
+        .await?
         .json_body(body.into());
     transport.bytes(&req).await?;
     tracing::debug!(parts = count, "multipart upload completed");
@@ -182,7 +192,14 @@ async fn put_part(
     meter: Option<Arc<dyn Meter>>,
 ) -> Result<CompletedPart> {
     // The op never carries the fal key (a pre-signed URL, or the CDN token).
-    let mut req = target.request(Op::UploadPart, Method::PUT, &part.number.to_string());
+    let mut req = target
+        .request(
+            transport,
+            Op::UploadPart,
+            Method::PUT,
+            &part.number.to_string(),
+        )
+        .await?;
     req.headers.insert(
         http::header::ACCEPT,
         HeaderValue::from_static("application/json"),

@@ -109,10 +109,7 @@ async fn a_small_upload_is_one_post_with_the_token_and_the_lifecycle() {
         .upload_bytes(b"\x89PNG face".to_vec())
         .content_type("image/png")
         .file_name("face.png")
-        .lifecycle(ObjectLifecycle::expiring(Expiry::OneDay).with_acl(Acl {
-            default: Some(AclDecision::Hide),
-            rules: vec![],
-        }))
+        .lifecycle(ObjectLifecycle::expiring(Expiry::OneDay).with_acl(Acl::new(AclDecision::Hide)))
         .await
         .unwrap();
     assert_eq!(url.as_str(), "https://v3.fal.media/files/abc/face.png");
@@ -496,4 +493,103 @@ async fn without_a_cdn_url_the_tokens_base_url_is_used() {
     assert!(fal.config().cdn_url().is_none());
     let url = fal.storage().upload_bytes(vec![1u8]).await.unwrap();
     assert!(url.as_str().ends_with("/cdn/files/x/upload.bin"), "{url}");
+}
+
+/// A v3 upload the CDN answered 2xx stored the file: a body that does not read is an error,
+/// never a second upload (no retry, no fallback: no second copy of someone's photos).
+#[tokio::test]
+async fn a_v3_upload_answered_2xx_is_never_sent_again() {
+    for body in ["not json", r#"{"access_url": "ftp://nowhere"}"#] {
+        let (rest, cdn) = (MockServer::start().await, MockServer::start().await);
+        mount_token(&rest, &cdn, 3600, Duration::ZERO).await;
+        Mock::given(method("POST"))
+            .and(path("/files/upload"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body))
+            .expect(1)
+            .mount(&cdn)
+            .await;
+        let fal = builder(&rest, &cdn).build().unwrap();
+        let err = fal.storage().upload_bytes(vec![1u8]).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Decode { .. } | Error::Upload(_)),
+            "{body}: {err:?}"
+        );
+        let initiated = rest
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.url.path().contains("initiate"));
+        assert!(!initiated, "{body}: fell back");
+    }
+}
+
+/// A token route that hangs: the first upload falls back after the request timeout, the others
+/// at once (the failure is remembered), instead of each waiting in turn.
+#[tokio::test]
+async fn a_hanging_token_route_does_not_hold_uploads_in_turn() {
+    let (rest, cdn) = (MockServer::start().await, MockServer::start().await);
+    let calls = mount_token(&rest, &cdn, 3600, Duration::from_secs(5)).await;
+    Mock::given(method("POST"))
+        .and(path("/storage/upload/initiate"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "upload_url": format!("{}/put/here", cdn.uri()),
+            "file_url": format!("{}/files/f.bin", cdn.uri()),
+        })))
+        .mount(&rest)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/put/here"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&cdn)
+        .await;
+    let fal = builder(&rest, &cdn)
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let uploads = (0..4).map(|i| {
+        let fal = fal.clone();
+        async move { fal.storage().upload_bytes(vec![i as u8]).await.unwrap() }
+    });
+    futures::future::join_all(uploads).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one token fetch for four uploads"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A client-wide output lifecycle does not replace the header a call set itself.
+#[tokio::test]
+async fn a_callers_own_lifecycle_header_stays() {
+    let (rest, cdn) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST"))
+        .and(path("/fal-ai/flux-lora"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "images": [], "seed": 1, "prompt": "x", "has_nsfw_concepts": [],
+        })))
+        .mount(&rest)
+        .await;
+    let fal = builder(&rest, &cdn)
+        .output_lifecycle(ObjectLifecycle::expiring(Expiry::OneHour))
+        .build()
+        .unwrap();
+    fal.run::<FluxLora>(&FluxLoraInput::new("x"))
+        .header(
+            "x-fal-object-lifecycle-preference".parse().unwrap(),
+            r#"{"expiration_duration_seconds":120}"#.parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    let sent = &rest.received_requests().await.unwrap()[0];
+    assert_eq!(
+        sent.headers["x-fal-object-lifecycle-preference"],
+        r#"{"expiration_duration_seconds":120}"#
+    );
 }
