@@ -171,9 +171,16 @@ impl FalClient {
             Box::pin(async move {
                 let (endpoint, body) = prepared?;
                 // The options are checked before the input's files are uploaded.
-                options.check()?;
+                let headers = options.headers(transport.config())?;
                 let body = body.ready().await?;
-                queue::submit(&transport, endpoint, body, &options).await
+                queue::submit(
+                    &transport,
+                    endpoint,
+                    body,
+                    options.webhook.as_ref(),
+                    headers,
+                )
+                .await
             })
         })
     }

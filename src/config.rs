@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::error::{Error, Result};
 use crate::lifecycle::{ObjectLifecycle, UploadFlow};
 use crate::retry::RetryPolicy;
 
@@ -167,4 +168,26 @@ impl Config {
                     && base.port_or_known_default() == url.port_or_known_default()
             })
     }
+}
+
+/// `raw` (trimmed) as an absolute `http` or `https` URL, or `None`. (The URL standard gives
+/// both schemes a host always, so there is no host to check.)
+pub(crate) fn http_url(raw: &str) -> Option<Url> {
+    Url::parse(raw.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+/// Gives `url`'s path a trailing `/`, so that joining a relative path keeps the last segment.
+pub(crate) fn with_trailing_slash(url: &mut Url) {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+}
+
+/// `base` joined with a relative path (the base always ends in `/`).
+pub(crate) fn join(base: &Url, path: &str) -> Result<Url> {
+    base.join(path.trim_start_matches('/'))
+        .map_err(|e| Error::Config(format!("cannot join {base} and {path:?}: {e}")))
 }

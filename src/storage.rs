@@ -40,9 +40,9 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::archive::TrainingArchive;
+use crate::config::{http_url, join};
 use crate::error::{Error, Result};
 use crate::lifecycle::{LIFECYCLE_HEADER, LIFECYCLE_PREFERENCE_HEADER};
-use crate::queue::join;
 use crate::transport::Transport;
 use crate::transport::{redact_url, Body, Meter, Op, Request};
 
@@ -680,9 +680,7 @@ struct CdnMultipartAnswer {
 
 /// An http(s) URL from an upload answer's field `what`.
 fn answer_url(what: &str, s: &str) -> Result<Url> {
-    Url::parse(s.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+    http_url(s)
         .ok_or_else(|| Error::Upload(format!("the upload answer's {what} is not an http(s) URL")))
 }
 
@@ -862,10 +860,7 @@ fn decode_data_uri(uri: &str) -> Result<(String, Bytes)> {
 }
 
 fn parse_url(s: &str) -> Result<Url> {
-    Url::parse(s)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or_else(|| Error::invalid_input("url", format!("{s:?} is not an http(s) URL")))
+    http_url(s).ok_or_else(|| Error::invalid_input("url", format!("{s:?} is not an http(s) URL")))
 }
 
 /// `upload.{ext}` where `ext` is the content type's subtype cut at `+`, `-` or `;`

@@ -8,8 +8,8 @@ use url::Url;
 
 use super::FalClient;
 use crate::config::{
-    Config, DEFAULT_JWKS_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_QUEUE_URL, DEFAULT_REST_URL,
-    DEFAULT_RUN_URL,
+    http_url, with_trailing_slash, Config, DEFAULT_JWKS_URL, DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL,
 };
 use crate::error::{Error, Result};
 use crate::lifecycle::{ObjectLifecycle, UploadFlow};
@@ -257,14 +257,11 @@ impl FalClientBuilder {
             .user_agent
             .unwrap_or_else(|| concat!("fal-client-rs/", env!("CARGO_PKG_VERSION")).into());
         let jwks_raw = self.jwks_url.as_deref().unwrap_or(DEFAULT_JWKS_URL);
-        let jwks_url = Url::parse(jwks_raw.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "the webhook key set URL (FAL_JWKS_URL) {jwks_raw:?} is not an http(s) URL"
-                ))
-            })?;
+        let jwks_url = http_url(jwks_raw).ok_or_else(|| {
+            Error::Config(format!(
+                "the webhook key set URL (FAL_JWKS_URL) {jwks_raw:?} is not an http(s) URL"
+            ))
+        })?;
         let config = Config {
             queue_url: url("queue", self.queue_url.as_deref(), DEFAULT_QUEUE_URL)?,
             run_url: url("run", self.run_url.as_deref(), DEFAULT_RUN_URL)?,
@@ -342,10 +339,7 @@ fn base_url(which: &str, raw: &str) -> Result<Url> {
             "{which} base URL {raw:?} must not have a query or fragment"
         )));
     }
-    if !url.path().ends_with('/') {
-        let p = format!("{}/", url.path());
-        url.set_path(&p);
-    }
+    with_trailing_slash(&mut url);
     Ok(url)
 }
 

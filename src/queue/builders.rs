@@ -16,9 +16,10 @@ use url::Url;
 
 use super::wait::WaitEvent;
 use super::Priority;
+use crate::config::Config;
 use crate::endpoint::EndpointId;
 use crate::error::{Error, Result};
-use crate::lifecycle::ObjectLifecycle;
+use crate::lifecycle::{ObjectLifecycle, LIFECYCLE_PREFERENCE_HEADER};
 use crate::transport::Transport;
 
 /// A request body: ready, or ready once the input's local files are uploaded.
@@ -36,34 +37,57 @@ impl Body {
     }
 }
 
-/// The options of a submit.
+/// The options submits and runs share; they become the call's headers.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SubmitOptions {
-    pub(crate) webhook: Option<Url>,
-    pub(crate) priority: Option<Priority>,
+pub(crate) struct CallOptions {
     pub(crate) runner_hint: Option<String>,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) headers: HeaderMap,
     pub(crate) output_lifecycle: Option<ObjectLifecycle>,
 }
 
-impl SubmitOptions {
-    /// Check every option before anything is sent (or uploaded).
-    pub(crate) fn check(&self) -> Result<()> {
-        self.build_headers()?;
-        if let Some(l) = &self.output_lifecycle {
-            l.header(true)?;
-        }
-        Ok(())
-    }
-
-    /// The headers this submit sends (user headers, then the typed options).
-    pub(crate) fn build_headers(&self) -> Result<HeaderMap> {
+impl CallOptions {
+    /// The call's headers, checked and built once before anything is sent or uploaded: the
+    /// caller's own, then the typed options over them; the output lifecycle
+    /// (`X-Fal-Object-Lifecycle-Preference`) is the call's own, else the client's unless the
+    /// caller set that header.
+    fn headers(&self, config: &Config) -> Result<HeaderMap> {
         let mut h = self.headers.clone();
+        if let Some(hint) = &self.runner_hint {
+            let v = HeaderValue::from_str(hint)
+                .map_err(|_| Error::invalid_input("runner_hint", "must be a valid header value"))?;
+            h.insert("x-fal-runner-hint", v);
+        }
+        if let Some(t) = self.start_timeout {
+            h.insert("x-fal-request-timeout", timeout_header(t)?);
+        }
+        let lifecycle = match &self.output_lifecycle {
+            Some(l) => Some(l),
+            None if h.contains_key(LIFECYCLE_PREFERENCE_HEADER) => None,
+            None => config.output_lifecycle(),
+        };
+        if let Some(value) = lifecycle.map(|l| l.header(true)).transpose()?.flatten() {
+            h.insert(LIFECYCLE_PREFERENCE_HEADER, value);
+        }
+        Ok(h)
+    }
+}
+
+/// The options of a submit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SubmitOptions {
+    pub(crate) webhook: Option<Url>,
+    pub(crate) priority: Option<Priority>,
+    pub(crate) call: CallOptions,
+}
+
+impl SubmitOptions {
+    /// The headers this submit sends (see [`CallOptions::headers`]), plus its priority.
+    pub(crate) fn headers(&self, config: &Config) -> Result<HeaderMap> {
+        let mut h = self.call.headers(config)?;
         if let Some(p) = self.priority {
             h.insert("x-fal-queue-priority", HeaderValue::from_static(p.as_str()));
         }
-        common_headers(&mut h, self.runner_hint.as_deref(), self.start_timeout)?;
         Ok(h)
     }
 }
@@ -135,7 +159,7 @@ impl<T> Submit<T> {
 
     /// Routing / session-affinity hint (`x-fal-runner-hint`).
     pub fn runner_hint(mut self, hint: impl Into<String>) -> Self {
-        self.options.runner_hint = Some(hint.into());
+        self.options.call.runner_hint = Some(hint.into());
         self
     }
 
@@ -144,7 +168,7 @@ impl<T> Submit<T> {
     /// `x-fal-request-timeout-type: user`. Must be more than 1 s (checked before sending, like
     /// the official clients).
     pub fn start_timeout(mut self, t: Duration) -> Self {
-        self.options.start_timeout = Some(t);
+        self.options.call.start_timeout = Some(t);
         self
     }
 
@@ -153,14 +177,14 @@ impl<T> Submit<T> {
     /// [`output_lifecycle`](crate::FalClientBuilder::output_lifecycle). An invalid one fails
     /// with [`Error::InvalidInput`] before anything is sent.
     pub fn output_lifecycle(mut self, lifecycle: ObjectLifecycle) -> Self {
-        self.options.output_lifecycle = Some(lifecycle);
+        self.options.call.output_lifecycle = Some(lifecycle);
         self
     }
 
     /// An extra header (lower-cased by `http`); the typed options above override headers of the
     /// same name.
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.options.headers.insert(name, value);
+        self.options.call.headers.insert(name, value);
         self
     }
 }
@@ -177,11 +201,8 @@ impl<T: Send + 'static> IntoFuture for Submit<T> {
 /// The options of a sync run.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RunOptions {
-    pub(crate) runner_hint: Option<String>,
-    pub(crate) start_timeout: Option<Duration>,
-    pub(crate) headers: HeaderMap,
+    pub(crate) call: CallOptions,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) output_lifecycle: Option<ObjectLifecycle>,
 }
 
 /// A sync run (`POST {run}/{endpoint id}`), sent when awaited: from
@@ -229,14 +250,14 @@ impl<O> Run<O> {
 
     /// Routing / session-affinity hint (`x-fal-runner-hint`).
     pub fn runner_hint(mut self, hint: impl Into<String>) -> Self {
-        self.options.runner_hint = Some(hint.into());
+        self.options.call.runner_hint = Some(hint.into());
         self
     }
 
     /// Server-side deadline for the run to start (`x-fal-request-timeout`), more than 1 s; see
     /// [`Submit::start_timeout`].
     pub fn start_timeout(mut self, t: Duration) -> Self {
-        self.options.start_timeout = Some(t);
+        self.options.call.start_timeout = Some(t);
         self
     }
 
@@ -245,13 +266,13 @@ impl<O> Run<O> {
     /// [`output_lifecycle`](crate::FalClientBuilder::output_lifecycle). An invalid one fails
     /// with [`Error::InvalidInput`] before anything is sent.
     pub fn output_lifecycle(mut self, lifecycle: ObjectLifecycle) -> Self {
-        self.options.output_lifecycle = Some(lifecycle);
+        self.options.call.output_lifecycle = Some(lifecycle);
         self
     }
 
     /// An extra header (lower-cased by `http`).
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.options.headers.insert(name, value);
+        self.options.call.headers.insert(name, value);
         self
     }
 
@@ -272,17 +293,16 @@ impl<O: DeserializeOwned + Send + 'static> IntoFuture for Run<O> {
         Box::pin(async move {
             let (endpoint, body) = self.prepared?;
             // The options are checked before the input's files are uploaded.
-            let mut headers = self.options.headers.clone();
-            common_headers(
-                &mut headers,
-                self.options.runner_hint.as_deref(),
-                self.options.start_timeout,
-            )?;
-            if let Some(l) = &self.options.output_lifecycle {
-                l.header(true)?;
-            }
+            let headers = self.options.call.headers(self.transport.config())?;
             let body = body.ready().await?;
-            super::run(&self.transport, endpoint, body, &self.options).await
+            super::run(
+                &self.transport,
+                endpoint,
+                body,
+                headers,
+                self.options.timeout,
+            )
+            .await
         })
     }
 }
@@ -470,22 +490,6 @@ impl<'a, T: Send + 'a> IntoFuture for Wait<'a, T> {
     }
 }
 
-pub(crate) fn common_headers(
-    h: &mut HeaderMap,
-    hint: Option<&str>,
-    start_timeout: Option<Duration>,
-) -> Result<()> {
-    if let Some(hint) = hint {
-        let v = HeaderValue::from_str(hint)
-            .map_err(|_| Error::invalid_input("runner_hint", "must be a valid header value"))?;
-        h.insert("x-fal-runner-hint", v);
-    }
-    if let Some(t) = start_timeout {
-        h.insert("x-fal-request-timeout", timeout_header(t)?);
-    }
-    Ok(())
-}
-
 /// `x-fal-request-timeout` value: whole seconds without a fraction (`30`), else the shortest
 /// decimal (`2.5`), as fal-js. Must be more than 1 s.
 pub(crate) fn timeout_header(t: Duration) -> Result<HeaderValue> {
@@ -552,7 +556,8 @@ mod tests {
             .priority(Priority::Low)
             .runner_hint("new-hint")
             .start_timeout(Duration::from_secs(60));
-        let h = submit.options.build_headers().unwrap();
+        let fal = crate::FalClient::builder().key("k").build().unwrap();
+        let h = submit.options.headers(fal.config()).unwrap();
         assert_eq!(h["x-custom"], "1");
         assert_eq!(h["x-fal-queue-priority"], "low");
         assert_eq!(h["x-fal-runner-hint"], "new-hint");
@@ -561,7 +566,8 @@ mod tests {
 
     #[test]
     fn default_options_send_no_fal_headers() {
-        let h = SubmitOptions::default().build_headers().unwrap();
+        let fal = crate::FalClient::builder().key("k").build().unwrap();
+        let h = SubmitOptions::default().headers(fal.config()).unwrap();
         assert!(h.is_empty());
     }
 }

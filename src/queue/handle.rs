@@ -11,7 +11,8 @@ use serde::Deserialize;
 use tracing::Instrument;
 use url::Url;
 
-use super::{check_request_id, join, status, CancelOutcome, QueueStatus, Wait};
+use super::{check_request_id, status, CancelOutcome, QueueStatus, Wait};
+use crate::config::join;
 use crate::endpoint::EndpointId;
 use crate::error::{Error, Result};
 use crate::transport::Transport;

@@ -26,22 +26,23 @@ mod stream;
 mod wait;
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::Method;
+use http::{HeaderMap, Method};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tracing::Instrument;
 use url::Url;
 
+use crate::config::join;
 use crate::endpoint::EndpointId;
 use crate::error::{decode_json, Error, Result};
-use crate::lifecycle::{ObjectLifecycle, LIFECYCLE_PREFERENCE_HEADER};
 use crate::transport::Transport;
 use crate::transport::{header_str, Op, Request};
 
-pub(crate) use builders::{Body, OnEvent, RunOptions, SubmitOptions, WaitOptions};
+pub(crate) use builders::{Body, OnEvent, SubmitOptions, WaitOptions};
 pub use builders::{Run, Submit, Wait, DEFAULT_POLL_INTERVAL};
 pub use handle::RequestHandle;
 pub use status::{Metrics, QueueStatus, RequestLog};
@@ -122,19 +123,18 @@ pub(crate) async fn submit<O>(
     transport: &Arc<Transport>,
     endpoint: EndpointId,
     body: Bytes,
-    options: &SubmitOptions,
+    webhook: Option<&Url>,
+    headers: HeaderMap,
 ) -> Result<RequestHandle<O>> {
     let config = transport.config();
     let mut url = join(config.queue_url(), endpoint.as_str())?;
-    if let Some(hook) = &options.webhook {
+    if let Some(hook) = webhook {
         url.query_pairs_mut()
             .append_pair("fal_webhook", hook.as_str());
     }
     let mut req = Request::new(Op::Submit, Method::POST, url).json_body(body);
-    for (k, v) in &options.build_headers()? {
-        req.headers.insert(k, v.clone());
-    }
-    output_lifecycle(&mut req, options.output_lifecycle.as_ref(), config)?;
+    // Replaces same-named headers (a caller's content type wins, as before).
+    req.headers.extend(headers);
     req.endpoint = Some(endpoint.as_str());
     let span =
         tracing::info_span!("fal.submit", endpoint = %endpoint, request_id = tracing::field::Empty);
@@ -220,26 +220,14 @@ pub(crate) async fn run<O: DeserializeOwned>(
     transport: &Arc<Transport>,
     endpoint: EndpointId,
     body: Bytes,
-    options: &RunOptions,
+    headers: HeaderMap,
+    timeout: Option<Duration>,
 ) -> Result<O> {
     let url = join(transport.config().run_url(), endpoint.as_str())?;
     let mut req = Request::new(Op::Run, Method::POST, url).json_body(body);
-    let mut headers = options.headers.clone();
-    builders::common_headers(
-        &mut headers,
-        options.runner_hint.as_deref(),
-        options.start_timeout,
-    )?;
-    for (k, v) in &headers {
-        req.headers.insert(k, v.clone());
-    }
-    output_lifecycle(
-        &mut req,
-        options.output_lifecycle.as_ref(),
-        transport.config(),
-    )?;
+    req.headers.extend(headers);
     req.endpoint = Some(endpoint.as_str());
-    req.timeout = options.timeout;
+    req.timeout = timeout;
     let span = tracing::info_span!("fal.run", endpoint = %endpoint);
     warn_if_deprecated(&endpoint);
     let (headers, body) = transport
@@ -252,26 +240,6 @@ pub(crate) async fn run<O: DeserializeOwned>(
         &body,
         header_str(&headers, "x-fal-request-id"),
     )
-}
-
-/// The request's output lifecycle (its own, else the client's), as
-/// `X-Fal-Object-Lifecycle-Preference`.
-fn output_lifecycle(
-    req: &mut Request<'_>,
-    own: Option<&ObjectLifecycle>,
-    config: &crate::config::Config,
-) -> Result<()> {
-    // The request's own lifecycle wins; the client's default does not replace a header the
-    // caller set with `.header(..)`.
-    let lifecycle = match own {
-        Some(l) => Some(l),
-        None if req.headers.contains_key(LIFECYCLE_PREFERENCE_HEADER) => None,
-        None => config.output_lifecycle(),
-    };
-    if let Some(value) = lifecycle.map(|l| l.header(true)).transpose()?.flatten() {
-        req.headers.insert(LIFECYCLE_PREFERENCE_HEADER, value);
-    }
-    Ok(())
 }
 
 /// A `tracing` warning for a submit or run to an endpoint fal deprecated.
@@ -329,10 +297,4 @@ fn check_request_id(request_id: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// `base` joined with a relative path (the base always ends in `/`).
-pub(crate) fn join(base: &Url, path: &str) -> Result<Url> {
-    base.join(path.trim_start_matches('/'))
-        .map_err(|e| Error::Config(format!("cannot join {base} and {path:?}: {e}")))
 }

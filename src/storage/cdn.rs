@@ -9,8 +9,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::config::{http_url, join, with_trailing_slash};
 use crate::error::{Error, Result};
-use crate::queue::join;
 use crate::transport::{Op, Request, Transport};
 
 /// A token is not used in the last quarter of its life, nor in its last 30 seconds (its last
@@ -111,7 +111,7 @@ impl CdnTokens {
 async fn fetch(transport: &Transport) -> Result<CdnToken> {
     let mut url = join(transport.config().rest_url(), "storage/auth/token")?;
     url.query_pairs_mut()
-        .append_pair("storage_type", "fal-cdn-v3");
+        .append_pair("storage_type", super::STORAGE_TYPE);
     let mut req =
         Request::new(Op::CdnToken, Method::POST, url).json_body(bytes::Bytes::from_static(b"{}"));
     req.headers.insert(
@@ -135,17 +135,11 @@ async fn fetch(transport: &Transport) -> Result<CdnToken> {
         .filter(|_| !token.is_empty())
         .ok_or_else(|| Error::Upload("the CDN token answer has no usable token".into()))?;
     authorization.set_sensitive(true);
-    let mut base_url = Url::parse(answer.base_url.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-        .ok_or_else(|| {
-            Error::Upload("the CDN token answer's base_url is not an http(s) URL".into())
-        })?;
-    // A trailing `/`, so that joining `files/upload` keeps its path.
-    if !base_url.path().ends_with('/') {
-        let path = format!("{}/", base_url.path());
-        base_url.set_path(&path);
-    }
+    let mut base_url = http_url(&answer.base_url).ok_or_else(|| {
+        Error::Upload("the CDN token answer's base_url is not an http(s) URL".into())
+    })?;
+    // So that joining `files/upload` keeps its path.
+    with_trailing_slash(&mut base_url);
     let lifetime = answer
         .expires_at
         .as_deref()
