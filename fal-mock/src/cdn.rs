@@ -29,11 +29,12 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+use super::routes::{detail, json_response, query_param};
 use super::state::{self, lock, Shared, StoredFile};
 use super::{media, multipart, FalMock, FalMockBuilder};
 
@@ -240,24 +241,9 @@ pub(crate) fn record_outputs(s: &Shared, output: &Value, lifecycle: Option<&Valu
     }
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
-    let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = axum::http::StatusCode::from_u16(status)
-        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-fn detail(status: u16, text: &str) -> Response {
-    json_response(status, &json!({ "detail": text }))
-}
-
 /// `POST /rest/storage/auth/token?storage_type=fal-cdn-v3` (behind the API server's auth).
 pub(crate) async fn token(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    let storage_type = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "storage_type")
-        .map(|(_, v)| v.into_owned());
+    let storage_type = query_param(query.as_deref(), "storage_type");
     if storage_type.as_deref() != Some("fal-cdn-v3") {
         return detail(400, "storage_type must be fal-cdn-v3");
     }

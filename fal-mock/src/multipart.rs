@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{CONTENT_TYPE, ETAG};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::ETAG;
+use axum::http::HeaderValue;
 use axum::response::Response;
 use bytes::BytesMut;
 use futures::StreamExt;
@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::routes::{detail, json_response, query_param};
 use super::state::{self, lock, Shared, StoredFile};
 use super::{media, FalMock, FalMockBuilder};
 
@@ -119,24 +120,6 @@ impl FalMock {
     }
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
-    let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-fn detail(status: u16, text: &str) -> Response {
-    json_response(status, &json!({ "detail": text }))
-}
-
-fn signature(query: Option<&str>) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "signature")
-        .map(|(_, v)| v.into_owned())
-}
-
 /// `POST /rest/storage/upload/initiate-multipart` (behind the API server's auth).
 pub(crate) async fn initiate(
     State(s): State<Arc<Shared>>,
@@ -218,7 +201,9 @@ fn authorize(s: &Shared, token: &str, query: Option<&str>) -> Result<(), Respons
     let Some(up) = uploads.get(token) else {
         return Err(detail(404, "Upload not found"));
     };
-    if up.signature.is_empty() || signature(query).as_deref() != Some(up.signature.as_str()) {
+    if up.signature.is_empty()
+        || query_param(query, "signature").as_deref() != Some(up.signature.as_str())
+    {
         return Err(detail(403, "Invalid or missing signature"));
     }
     Ok(())

@@ -86,7 +86,7 @@ pub(crate) fn cdn_router(shared: Arc<Shared>) -> Router {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-fn json_response(status: u16, body: &Value) -> Response {
+pub(crate) fn json_response(status: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = Response::new(Body::from(body.to_string()));
     *r.status_mut() = status;
@@ -109,7 +109,7 @@ fn with_request_id(r: Response, id: &str) -> Response {
     with_header(r, "x-fal-request-id", id)
 }
 
-fn detail(status: u16, text: &str) -> Response {
+pub(crate) fn detail(status: u16, text: &str) -> Response {
     json_response(status, &json!({ "detail": text }))
 }
 
@@ -132,7 +132,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(str::trim)
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
