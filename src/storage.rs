@@ -61,7 +61,7 @@ pub use options::{
     UploadProgress, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
 };
 
-/// `storage_type` query value of the initiate call (fal-js).
+/// `storage_type` query value of the CDN token and initiate calls (fal-js, fal's Python client).
 const STORAGE_TYPE: &str = "fal-cdn-v3";
 
 /// Uploads and downloads of a [`FalClient`](crate::FalClient) (`fal.storage()`), on its connection pool.
@@ -156,10 +156,10 @@ impl Storage {
     pub async fn upload_files_in(&self, mut value: serde_json::Value) -> Result<serde_json::Value> {
         let mut found = Vec::new();
         collect_data_uris(&value, String::new(), &mut found);
-        let mut files: Vec<FileInput> = found.iter().map(|(_, f)| f.clone()).collect();
+        let (pointers, mut files): (Vec<String>, Vec<FileInput>) = found.into_iter().unzip();
         self.upload_file_inputs(files.iter_mut().collect(), None)
             .await?;
-        for ((pointer, _), file) in found.iter().zip(files) {
+        for (pointer, file) in pointers.iter().zip(files) {
             if let (Some(slot), FileInput::Url(url)) = (value.pointer_mut(pointer), file) {
                 *slot = serde_json::Value::String(url);
             }
@@ -450,7 +450,7 @@ impl Storage {
         let target = self.initiate(route, ctx).await.map_err(Attempt::classify)?;
         if ctx.parts.is_empty() {
             // A pre-signed URL: the op never carries the fal key.
-            let mut put = Request::new(Op::Upload, Method::PUT, target.upload_url.clone());
+            let mut put = Request::new(Op::Upload, Method::PUT, target.upload_url);
             put.headers
                 .insert(http::header::CONTENT_TYPE, ctx.content_type_header.clone());
             put.body = Some(ctx.source.body(0, ctx.len));

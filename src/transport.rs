@@ -790,14 +790,15 @@ impl Transport {
         let declared = resp.content_length();
         // The body is read from `resp`; its headers are not needed there any more.
         let headers = std::mem::take(resp.headers_mut());
-        let rid = answer_request_id(req, &headers).map(str::to_owned);
-        let too_large = |head: &[u8], request_id: Option<String>| {
+        // The request id is copied out only for an error.
+        let rid = || answer_request_id(req, &headers).map(str::to_owned);
+        let too_large = |head: &[u8]| {
             let err = Error::ResponseTooLarge {
                 what: req.op.name(),
                 url: redact_url(&req.url),
                 limit,
                 declared,
-                request_id,
+                request_id: rid(),
                 body_excerpt: excerpt(head),
             };
             (err, false)
@@ -806,7 +807,7 @@ impl Transport {
         if declared.is_some_and(|n| n > limit) {
             // Read one chunk for the excerpt, then stop.
             let head = reader.next(None).await.ok().flatten().unwrap_or_default();
-            return Err(too_large(&head, rid));
+            return Err(too_large(&head));
         }
         // Most answers come in one chunk: that chunk is the body (no copy). A second chunk
         // starts a buffer.
@@ -822,7 +823,7 @@ impl Transport {
                             None if body.is_empty() => &chunk[..],
                             None => &body[..],
                         };
-                        return Err(too_large(head, rid));
+                        return Err(too_large(head));
                     }
                     if body.is_empty() && first.is_none() {
                         first = Some(chunk);
@@ -845,7 +846,7 @@ impl Transport {
                 Ok(None) => break,
                 Err(b) => {
                     let idempotent = req.op.kind() == CallKind::Idempotent;
-                    return Err((self.body_error(req, b, rid), idempotent));
+                    return Err((self.body_error(req, b, rid()), idempotent));
                 }
             }
         }

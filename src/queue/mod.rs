@@ -278,18 +278,9 @@ fn endpoint_not_found(error: Error, endpoint: &EndpointId, sync_run: bool) -> Er
 }
 
 fn check_request_id(request_id: &str) -> Result<()> {
-    // Bytes first: an ASCII id (fal's are UUIDs) is checked without decoding characters.
-    let bad_char =
-        |c: char| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_whitespace() || c.is_control();
-    let bad = if request_id.is_ascii() {
-        request_id.bytes().any(|b| {
-            matches!(b, b'/' | b'\\' | b'?' | b'#' | b'%' | b' ')
-                || b.is_ascii_whitespace()
-                || b.is_ascii_control()
-        })
-    } else {
-        request_id.chars().any(bad_char)
-    };
+    let bad = request_id
+        .chars()
+        .any(|c| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_whitespace() || c.is_control());
     if bad || request_id.is_empty() || request_id == "." || request_id == ".." {
         return Err(Error::invalid_input(
             "request_id",
