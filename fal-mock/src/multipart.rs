@@ -29,11 +29,11 @@ use axum::response::Response;
 use bytes::BytesMut;
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::routes::{detail, json_response, query_param};
-use super::state::{self, lock, Shared, StoredFile};
+use super::routes::{detail, initiated, json_response, query_param, Initiated};
+use super::state::{lock, Shared, StoredFile};
 use super::{media, FalMock, FalMockBuilder};
 
 /// Multipart uploads in progress and done, plus injected part failures.
@@ -126,26 +126,15 @@ pub(crate) async fn initiate(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return json_response(
-                422,
-                &json!({"detail": [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}]}),
-            )
-        }
+    let Initiated {
+        token,
+        content_type,
+        file_path,
+    } = match initiated(&s, &headers, &body) {
+        Ok(i) => i,
+        Err(r) => return r,
     };
-    let text = |k: &str| req.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
-    let content_type = text("content_type")
-        .unwrap_or("application/octet-stream")
-        .to_owned();
-    let file_name = text("file_name").unwrap_or("upload.bin");
-    let token = media::uuid();
     let sig = media::uuid();
-    let file_path = state::file_path(&token, file_name);
-    if let Err(r) = super::cdn::record_upload(&s, &file_path, &headers) {
-        return r;
-    }
     let cdn = s.cdn_base.trim_end_matches('/');
     let file_url = format!("{cdn}{file_path}");
     let answer = json!({

@@ -592,21 +592,44 @@ fn output_lifecycle(headers: &HeaderMap) -> Result<Option<Value>, Response> {
     })
 }
 
-async fn initiate(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let req = match parse_body(&body) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+/// What both initiate routes start with: the body read like FastAPI would, a new upload token,
+/// the file's path (its lifecycle recorded from the headers).
+pub(crate) struct Initiated {
+    pub(crate) token: String,
+    pub(crate) content_type: String,
+    pub(crate) file_path: String,
+}
+
+/// The start of `POST /rest/storage/upload/initiate[-multipart]`, or the answer to refuse it.
+pub(crate) fn initiated(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Initiated, Response> {
+    let req = parse_body(body)?;
     let text = |k: &str| req.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
     let content_type = text("content_type")
         .unwrap_or("application/octet-stream")
         .to_owned();
-    let file_name = text("file_name").unwrap_or("upload.bin");
     let token = media::uuid();
-    let file_path = state::file_path(&token, file_name);
-    if let Err(r) = super::cdn::record_upload(&s, &file_path, &headers) {
-        return r;
-    }
+    let file_path = state::file_path(&token, text("file_name").unwrap_or("upload.bin"));
+    super::cdn::record_upload(s, &file_path, headers)?;
+    Ok(Initiated {
+        token,
+        content_type,
+        file_path,
+    })
+}
+
+async fn initiate(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Initiated {
+        token,
+        content_type,
+        file_path,
+    } = match initiated(&s, &headers, &body) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
     let cdn = s.cdn_base.trim_end_matches('/');
     let answer = json!({
         "upload_url": format!("{cdn}/upload/{token}"),

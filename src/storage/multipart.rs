@@ -28,14 +28,15 @@ pub(super) struct Part {
     pub(super) len: u64,
 }
 
-/// Cut `len` bytes into parts of `part_size` (the last one holds the rest).
-///
-/// # Errors
-/// [`Error::InvalidInput`] when `part_size` is 0 or the file needs more than `u32::MAX` parts.
 /// Most parts one upload may have (the S3-style limit object stores behind fal's CDN share):
 /// it also bounds the part list kept in memory.
 pub(super) const MAX_PARTS: u64 = 10_000;
 
+/// Cut `len` bytes into parts of `part_size` (the last one holds the rest).
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `part_size` is 0 or the file needs more than [`MAX_PARTS`]
+/// parts.
 pub(super) fn plan(len: u64, part_size: u64) -> Result<Vec<Part>> {
     if part_size == 0 {
         return Err(Error::invalid_input("part_size", "must be at least 1 byte"));
