@@ -476,14 +476,15 @@ impl<'de> Deserialize<'de> for Generator {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Preset {
-    /// Quick prototypes: the shortest training (500 steps on every LoRA trainer).
+    /// Quick prototypes: the shortest training (500 steps; 200 iterations on the legacy pro
+    /// trainer).
     Fast,
-    /// The production default (1000 steps on every LoRA trainer but the portrait trainer's
-    /// 1000 at a higher learning rate; fal's own default on FLUX.2 and Z-Image).
+    /// The production default (1000 steps, fal's own default on FLUX.2 and Z-Image; 500
+    /// iterations on the legacy pro trainer).
     #[default]
     Balanced,
     /// Best results: the longest training (2000 steps; 2500, fal's default, on the portrait
-    /// trainer), longer and dearer.
+    /// trainer; 1000 iterations on the legacy pro trainer), longer and dearer.
     Quality,
 }
 
@@ -1151,12 +1152,7 @@ impl TrainedAvatar {
         if prompt.is_empty() {
             return Err(Error::invalid_input("prompt", "must not be empty"));
         }
-        if !(1..=4).contains(&n) {
-            return Err(Error::invalid_input(
-                "num_images",
-                format!("must be between 1 and 4 (got {n})"),
-            ));
-        }
+        // `n` is checked with the rest of the request by its `validate` below.
         let prompt = if crate::archive::contains_phrase(prompt, self.trigger.as_str()) {
             prompt.to_owned()
         } else {

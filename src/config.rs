@@ -127,7 +127,8 @@ impl Config {
         &self.retry
     }
 
-    /// The TCP/TLS connect timeout.
+    /// The TCP/TLS connect timeout (not applied when the client was given its own
+    /// [`http_client`](crate::FalClientBuilder::http_client): that client's applies).
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
@@ -152,7 +153,8 @@ impl Config {
         self.max_response_bytes
     }
 
-    /// The `User-Agent` header.
+    /// The `User-Agent` header (not applied when the client was given its own
+    /// [`http_client`](crate::FalClientBuilder::http_client): that client's applies).
     pub fn user_agent(&self) -> &str {
         &self.user_agent
     }

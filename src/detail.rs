@@ -97,13 +97,27 @@ struct RawErrorBody {
 /// Parse an error body into its `detail` and `error_type`; never fails (a body that is not JSON
 /// or has an unexpected shape gives [`ErrorDetail::None`]).
 pub(crate) fn parse_error_body(body: &[u8]) -> (ErrorDetail, Option<String>) {
-    let Ok(raw) = serde_json::from_slice::<RawErrorBody>(body) else {
-        return (ErrorDetail::None, None);
-    };
+    match serde_json::from_slice::<RawErrorBody>(body) {
+        Ok(raw) => from_raw(raw),
+        Err(_) => (ErrorDetail::None, None),
+    }
+}
+
+/// [`parse_error_body`] for a body already parsed (a webhook's `payload`).
+pub(crate) fn parse_error_value(body: &serde_json::Value) -> (ErrorDetail, Option<String>) {
+    match RawErrorBody::deserialize(body) {
+        Ok(raw) => from_raw(raw),
+        Err(_) => (ErrorDetail::None, None),
+    }
+}
+
+fn from_raw(raw: RawErrorBody) -> (ErrorDetail, Option<String>) {
     let detail = match raw.detail {
         Some(serde_json::Value::String(s)) => ErrorDetail::Message(s),
         Some(v @ serde_json::Value::Array(_)) => {
-            match serde_json::from_value::<Vec<ValidationDetail>>(v.clone()) {
+            // Read from the borrowed value: kept whole for the message if it is not a list of
+            // field details.
+            match Vec::<ValidationDetail>::deserialize(&v) {
                 Ok(list) => ErrorDetail::Validation(list),
                 Err(_) => ErrorDetail::Message(v.to_string()),
             }

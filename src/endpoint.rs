@@ -53,7 +53,8 @@ impl EndpointId {
     ///
     /// # Errors
     /// [`Error::InvalidEndpointId`] when the id has no `/` and is not a legacy `digits-alias` id,
-    /// has an empty segment, lacks an alias, or contains whitespace, `?`, `#` or `%`.
+    /// has an empty segment or a `.` / `..` segment, lacks an alias, or contains whitespace,
+    /// control characters, `\`, `?`, `#` or `%`.
     pub fn parse(id: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidEndpointId {
             id: id.to_owned(),

@@ -458,11 +458,6 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     s
 }
 
-/// Decode JSON bytes into `T`, naming the JSON path on failure.
-///
-/// Bodies that decode (nearly all) go through plain `serde_json` once; only a body that fails
-/// is decoded a second time with `serde_path_to_error` to find the path. Path tracking on every
-/// body cost about as much as the rest of the decoding (`cargo bench --bench lifecycle`).
 /// What was decoded, for [`Error::Decode`]: `"{0} output"`, formatted only on a failure.
 pub(crate) struct OutputOf<'a>(pub(crate) &'a str);
 
@@ -481,6 +476,11 @@ impl fmt::Display for AnswerOf {
     }
 }
 
+/// Decode JSON bytes into `T`, naming the JSON path on failure.
+///
+/// Bodies that decode (nearly all) go through plain `serde_json` once; only a body that fails
+/// is decoded a second time with `serde_path_to_error` to find the path. Path tracking on every
+/// body cost about as much as the rest of the decoding (`cargo bench --bench lifecycle`).
 pub(crate) fn decode_json<'de, T: serde::Deserialize<'de>>(
     what: &dyn fmt::Display,
     body: &'de [u8],

@@ -103,13 +103,16 @@ impl Default for FileInput {
     }
 }
 
+/// The media type (possibly empty) and the data of `data:[<type>][;...];base64,<data>`.
+pub(crate) fn base64_data_uri_parts(s: &str) -> Option<(&str, &str)> {
+    let (meta, data) = s.strip_prefix("data:")?.split_once(',')?;
+    Some((meta.strip_suffix(";base64")?, data))
+}
+
 /// Whether `s` is a base64 data URI: `data:`, an optional `type/subtype` and parameters without
 /// spaces, `;base64,`, then only base64 characters.
 pub(crate) fn is_data_uri(s: &str) -> bool {
-    let Some((meta, data)) = s.strip_prefix("data:").and_then(|r| r.split_once(',')) else {
-        return false;
-    };
-    let Some(media) = meta.strip_suffix(";base64") else {
+    let Some((media, data)) = base64_data_uri_parts(s) else {
         return false;
     };
     let media_ok =
@@ -168,7 +171,7 @@ impl From<&Path> for FileInput {
     }
 }
 
-/// The URL or data URI; a path as a `file://` URL and bytes by their size (for messages: those
+/// The URL or data URI; an absolute path as a `file://` URL (another path as it is) and bytes by their size (for messages: those
 /// are not sendable before they are uploaded).
 impl fmt::Display for FileInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -63,8 +63,8 @@ pub enum Expiry {
     ThirtyDays,
     /// 31,536,000 seconds.
     OneYear,
-    /// This long, rounded up to whole seconds; at least one second (checked when sent:
-    /// [`Error::InvalidInput`] for less).
+    /// This long, rounded up to whole seconds (1.5 s is 2 s); not zero (checked when sent:
+    /// [`Error::InvalidInput`]).
     After(Duration),
 }
 
@@ -72,7 +72,7 @@ impl Expiry {
     /// The expiry in seconds; `None` for [`Expiry::Never`].
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an [`Expiry::After`] shorter than one second.
+    /// [`Error::InvalidInput`] for an [`Expiry::After`] of zero.
     pub fn seconds(self) -> Result<Option<u64>> {
         Ok(Some(match self {
             Expiry::Never => return Ok(None),
@@ -83,7 +83,7 @@ impl Expiry {
             Expiry::ThirtyDays => 2_592_000,
             Expiry::OneYear => 31_536_000,
             Expiry::After(d) => {
-                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                let secs = ceil_secs(d);
                 if secs == 0 {
                     return Err(Error::invalid_input(
                         "expires_in",
@@ -134,9 +134,14 @@ impl fmt::Display for Expiry {
             Expiry::SevenDays => f.write_str("7d"),
             Expiry::ThirtyDays => f.write_str("30d"),
             Expiry::OneYear => f.write_str("1y"),
-            Expiry::After(d) => write!(f, "{}", d.as_secs() + u64::from(d.subsec_nanos() > 0)),
+            Expiry::After(d) => write!(f, "{}", ceil_secs(*d)),
         }
     }
+}
+
+/// `d` in whole seconds, rounded up.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// What a reader of a file gets: fal's ACL decisions.

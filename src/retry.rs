@@ -23,7 +23,7 @@
 //! | 2xx whose body is not JSON at all (cut short, an HTML page from a proxy) where JSON is expected (status, result, upload initiate) | retried; [`Error::Decode`](crate::Error::Decode) when retries run out | not retried: [`Error::Decode`](crate::Error::Decode) (fal may have the job) |
 //! | 2xx JSON of the wrong shape | never: [`Error::Decode`](crate::Error::Decode) naming the JSON path | never |
 //! | 2xx larger than its size limit | never: [`Error::ResponseTooLarge`](crate::Error::ResponseTooLarge) | never |
-//! | an answer body silent for longer than the read timeout | retried ([`Error::Stalled`](crate::Error::Stalled) when retries run out) | not retried: [`Error::Stalled`](crate::Error::Stalled) (fal may have the job) |
+//! | an answer body silent for longer than the read timeout | retried ([`Error::Stalled`](crate::Error::Stalled) when retries run out) | not retried: [`Error::AmbiguousSubmit`](crate::Error::AmbiguousSubmit) (fal may have the job) |
 //!
 //! "After the request was sent" covers every failure except the ones that prove nothing left
 //! the machine (reqwest's `is_connect`: refused, DNS, TLS handshake). A reset is ambiguous

@@ -51,6 +51,7 @@ mod multipart;
 mod options;
 
 pub use crate::file_input::FileInput;
+use crate::file_input::{base64_data_uri_parts, is_data_uri};
 pub use crate::lifecycle::{
     Acl, AclDecision, AclRule, Expiry, ObjectLifecycle, UploadFlow, DEFAULT_ARCHIVE_EXPIRY,
 };
@@ -814,10 +815,8 @@ fn collect_data_uris(
     out: &mut Vec<(String, FileInput)>,
 ) {
     match value {
-        serde_json::Value::String(s) => {
-            if let file @ FileInput::DataUri(_) = FileInput::from(s.as_str()) {
-                out.push((pointer, file));
-            }
+        serde_json::Value::String(s) if is_data_uri(s) => {
+            out.push((pointer, FileInput::DataUri(s.clone())));
         }
         serde_json::Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
@@ -837,17 +836,9 @@ fn collect_data_uris(
 /// The content type and bytes of a base64 data URI (`data:[<type>][;...];base64,<data>`).
 fn decode_data_uri(uri: &str) -> Result<(String, Bytes)> {
     let invalid = |why: &str| Error::invalid_input("data_uri", why.to_owned());
-    let rest = uri
-        .strip_prefix("data:")
-        .ok_or_else(|| invalid("does not start with data:"))?;
-    let (meta, data) = rest
-        .split_once(',')
-        .ok_or_else(|| invalid("has no comma before its data"))?;
-    let Some(media) = meta.strip_suffix(";base64") else {
-        return Err(invalid(
-            "is not base64 (only base64 data URIs are uploaded)",
-        ));
-    };
+    let (media, data) = base64_data_uri_parts(uri).ok_or_else(|| {
+        invalid("is not a base64 data URI (data:[<type>];base64,<data>; only those are uploaded)")
+    })?;
     let content_type = if media.is_empty() {
         "application/octet-stream".to_owned()
     } else {

@@ -671,13 +671,12 @@ impl Transport {
                 },
                 Sent::Answer(resp) => {
                     rewind();
-                    let facts = StatusFacts::from_answer(resp.status(), resp.headers());
-                    let retry = facts.retried(kind);
+                    // The error carries the retry decision for this call (`retried`).
                     let err = self.api_error(req, resp).await;
-                    if !retry {
+                    let Some(hint) = err.as_api().filter(|e| e.retried).map(|e| e.retry_after)
+                    else {
                         return Err(err);
-                    }
-                    let hint = err.as_api().and_then(|e| e.retry_after);
+                    };
                     (err, hint)
                 }
                 Sent::Failed(source) => {

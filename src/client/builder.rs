@@ -327,13 +327,8 @@ impl FalClientBuilder {
 /// Parse a base URL: absolute, `http` or `https`, no query or fragment; the path gets a
 /// trailing `/` so that joining keeps it.
 fn base_url(which: &str, raw: &str) -> Result<Url> {
-    let mut url = Url::parse(raw.trim())
-        .map_err(|e| Error::Config(format!("{which} base URL {raw:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::Config(format!(
-            "{which} base URL {raw:?} must be an http(s) URL with a host"
-        )));
-    }
+    let mut url = http_url(raw)
+        .ok_or_else(|| Error::Config(format!("{which} base URL {raw:?} is not an http(s) URL")))?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::Config(format!(
             "{which} base URL {raw:?} must not have a query or fragment"

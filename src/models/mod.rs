@@ -56,9 +56,6 @@ macro_rules! endpoint {
     ($name:ident, $id:literal, $input:ty, $output:ty) => {
         endpoint!($name, $id, $input, $output, files: [], optional: []);
     };
-    ($name:ident, $id:literal, $input:ty, $output:ty, files: [$($file:ident),*]) => {
-        endpoint!($name, $id, $input, $output, files: [$($file),*], optional: []);
-    };
     // A trainer: its archive (people's photos) expires after DEFAULT_ARCHIVE_EXPIRY.
     ($name:ident, $id:literal, $input:ty, $output:ty, archive: $file:ident) => {
         endpoint!($name, $id, $input, $output, files: [$file], optional: [], lifecycle: Some(

@@ -41,6 +41,15 @@ struct KeyState {
     last_rotation_attempt: Option<Instant>,
 }
 
+impl KeyState {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            keys: Arc::clone(&self.keys),
+            attempts: self.attempts,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Reason {
     /// No keys yet.
@@ -86,13 +95,7 @@ impl KeyCache {
         let (snap, stale) = {
             let st = self.read();
             let stale = st.fetched_at.is_none_or(|t| t.elapsed() >= ttl);
-            (
-                Snapshot {
-                    keys: Arc::clone(&st.keys),
-                    attempts: st.attempts,
-                },
-                stale,
-            )
+            (st.snapshot(), stale)
         };
         if !snap.keys.is_empty() && !stale {
             return Ok(snap);
@@ -124,7 +127,7 @@ impl KeyCache {
     }
 
     /// Fetch now, sharing a fetch in flight; not rate-limited.
-    pub(crate) async fn refresh(&self) -> Result<Vec<Ed25519Key>, WebhookError> {
+    pub(crate) async fn refresh(&self) -> Result<(), WebhookError> {
         let seen = self.read().attempts;
         let (snap, failure) = self
             .refresh_from(seen, Reason::Manual, Duration::ZERO)
@@ -132,7 +135,7 @@ impl KeyCache {
         match failure {
             Some(message) => Err(self.fetch_error(message)),
             None if snap.keys.is_empty() => Err(WebhookError::NoKeys),
-            None => Ok(snap.keys.as_ref().clone()),
+            None => Ok(()),
         }
     }
 
@@ -164,13 +167,7 @@ impl KeyCache {
             let st = self.read();
             if st.attempts != seen_attempts {
                 // Another task fetched while this one waited: use its result.
-                return (
-                    Snapshot {
-                        keys: Arc::clone(&st.keys),
-                        attempts: st.attempts,
-                    },
-                    None,
-                );
+                return (st.snapshot(), None);
             }
             let recent =
                 |t: Option<Instant>| t.is_some_and(|t| started.duration_since(t) < min_refresh);
@@ -183,13 +180,7 @@ impl KeyCache {
                     url = self.url(),
                     "webhook key refresh skipped (rate limit)"
                 );
-                return (
-                    Snapshot {
-                        keys: Arc::clone(&st.keys),
-                        attempts: st.attempts,
-                    },
-                    None,
-                );
+                return (st.snapshot(), None);
             }
         }
         tracing::debug!(?reason, url = self.url(), "fetching webhook keys");
@@ -222,13 +213,7 @@ impl KeyCache {
                 Some(message)
             }
         };
-        (
-            Snapshot {
-                keys: Arc::clone(&st.keys),
-                attempts: st.attempts,
-            },
-            failure,
-        )
+        (st.snapshot(), failure)
     }
 
     /// One `GET` of the JWKS through the client's transport (no credentials: the key only goes
@@ -243,12 +228,11 @@ impl KeyCache {
         );
         req.timeout = Some(FETCH_TIMEOUT.min(self.transport.config().request_timeout()));
         req.once = true;
-        let (_, body) = self
+        let jwks: Jwks = self
             .transport
-            .bytes(&req)
+            .json(&req, &"webhook key set")
             .await
             .map_err(|e| e.to_string())?;
-        let jwks = Jwks::from_slice(&body).map_err(|e| format!("invalid JWKS: {e}"))?;
         let keys = jwks.ed25519_keys();
         if keys.is_empty() {
             return Err(format!(

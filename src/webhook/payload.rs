@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use super::{join_path, WebhookError};
-use crate::detail::{parse_error_body, ErrorDetail, ValidationDetail};
+use crate::detail::{parse_error_value, ErrorDetail, ValidationDetail};
 
 /// A webhook delivery's body, with the endpoint output typed as `T`.
 ///
@@ -162,10 +162,7 @@ impl<T: DeserializeOwned> WebhookPayload<T> {
             },
             "ERROR" => {
                 let payload = env.payload.unwrap_or(Value::Null);
-                let (detail, error_type) = match serde_json::to_vec(&payload) {
-                    Ok(bytes) => parse_error_body(&bytes),
-                    Err(_) => (ErrorDetail::None, None),
-                };
+                let (detail, error_type) = parse_error_value(&payload);
                 let message = text(env.error)
                     .or_else(|| text(env.payload_error))
                     .unwrap_or_else(|| "unknown error".to_owned());

@@ -136,7 +136,7 @@ impl WebhookVerifier {
         match &self.keys {
             Keys::Fixed(keys) if keys.is_empty() => Err(WebhookError::NoKeys),
             Keys::Fixed(_) => Ok(()),
-            Keys::Fetched(cache) => cache.refresh().await.map(drop),
+            Keys::Fetched(cache) => cache.refresh().await,
         }
     }
 
@@ -177,7 +177,7 @@ impl WebhookVerifier {
                         // Maybe fal rotated its key: refresh once (coalesced, rate-limited) and
                         // try again only when the key set actually changed.
                         let fresh = cache.rotate(&snap, self.min_refresh).await;
-                        if Arc::ptr_eq(&fresh.keys, &snap.keys) || fresh.keys.is_empty() {
+                        if fresh.keys == snap.keys || fresh.keys.is_empty() {
                             Err(WebhookError::SignatureMismatch { keys_tried })
                         } else {
                             check_keys(&prepared, &fresh.keys)

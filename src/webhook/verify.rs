@@ -215,24 +215,15 @@ pub(crate) struct Prepared<'h> {
     signature: Signature,
 }
 
-/// Every check that needs no key: non-empty headers, timestamp format, signature encoding,
-/// timestamp window. Cheap, so a server runs it before fetching keys.
+/// Every check that needs no key (the headers, read by [`WebhookHeaders::from_header_map`], are
+/// present and non-empty): timestamp format, signature encoding, timestamp window. Cheap, so a
+/// server runs it before fetching keys.
 pub(crate) fn prepare<'h>(
     headers: &'h WebhookHeaders,
     body: &[u8],
     now: SystemTime,
     leeway: Duration,
 ) -> Result<Prepared<'h>, WebhookError> {
-    for (name, value) in [
-        (HEADER_REQUEST_ID, &headers.request_id),
-        (HEADER_USER_ID, &headers.user_id),
-        (HEADER_TIMESTAMP, &headers.timestamp),
-        (HEADER_SIGNATURE, &headers.signature),
-    ] {
-        if value.is_empty() {
-            return Err(WebhookError::MissingHeader(name));
-        }
-    }
     let timestamp = parse_timestamp(&headers.timestamp)?;
     let signature = decode_signature(&headers.signature)?;
     check_window(timestamp, now, leeway)?;
