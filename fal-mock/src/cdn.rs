@@ -62,10 +62,14 @@ struct FileLifecycle {
     expires_at: Option<Instant>,
 }
 
+/// The longest token lifetime: 100 years.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 impl Cdn {
     pub(crate) fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
+            // A token's expiry is added to the clocks: at most MAX_TOKEN_TTL so that it fits.
+            ttl: ttl.min(MAX_TOKEN_TTL),
             tokens: Mutex::new(HashMap::new()),
             token_fetches: AtomicUsize::new(0),
             lifecycles: Mutex::new(HashMap::new()),
@@ -87,7 +91,8 @@ impl Cdn {
         let expires_at = lifecycle
             .get("expiration_duration_seconds")
             .and_then(Value::as_u64)
-            .map(|s| Instant::now() + Duration::from_secs(s));
+            // An expiry past what the clock can hold is none.
+            .and_then(|s| Instant::now().checked_add(Duration::from_secs(s)));
         lock(&self.lifecycles).insert(
             path.to_owned(),
             FileLifecycle {
@@ -111,8 +116,9 @@ impl Cdn {
 }
 
 impl FalMockBuilder {
-    /// How long a CDN token of the v3 upload flow is good for (default one hour). A short one
-    /// makes clients fetch tokens again (their caches are tested against it).
+    /// How long a CDN token of the v3 upload flow is good for (default one hour, at most 100
+    /// years). A short one makes clients fetch tokens again (their caches are tested against
+    /// it).
     pub fn cdn_token_ttl(mut self, ttl: Duration) -> Self {
         self.cdn_token_ttl = ttl;
         self
@@ -434,6 +440,22 @@ mod tests {
         for v in bad {
             assert!(check_lifecycle(&v).is_err(), "{v}");
         }
+    }
+
+    #[test]
+    fn an_expiry_or_token_lifetime_past_the_clock_never_panics() {
+        let cdn = Cdn::new(Duration::MAX);
+        assert_eq!(cdn.ttl, MAX_TOKEN_TTL);
+        let far = json!({"expiration_duration_seconds": u64::MAX});
+        assert!(check_lifecycle(&far).is_ok());
+        cdn.record("/files/x/far.zip", far);
+        assert!(!cdn.expired("/files/x/far.zip"));
+        cdn.record(
+            "/files/x/soon.zip",
+            json!({"expiration_duration_seconds": 1}),
+        );
+        assert!(!cdn.expired("/files/x/soon.zip"));
+        assert!(cdn.lifecycle("/files/x/soon.zip").is_some());
     }
 
     #[test]

@@ -310,11 +310,12 @@ async fn submit(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let injected = s.take_failure(endpoint.as_str());
     let object_lifecycle = match output_lifecycle(&headers) {
         Ok(l) => l,
         Err(r) => return r,
     };
+    // Taken only once the request is accepted: a rejected one leaves the planned failure queued.
+    let injected = s.take_failure(endpoint.as_str());
     let meta = SubmitMeta {
         webhook,
         priority,

@@ -2,9 +2,10 @@
 //! driven by them, answering like fal's (pydantic v1 style) 422 bodies:
 //! `{"detail": [{"loc": ["body", field, ...], "msg", "type", "ctx"?}]}`.
 //!
-//! The documents are the crate's test fixtures (`tests/fixtures/openapi/`: snapshots of fal's
-//! model API with `expand=openapi-3.0`, plus a hand-written one for the deprecated pro trainer),
-//! so the mock follows a refresh of them. Unknown fields are ignored (pydantic's default), `null`
+//! The documents are this crate's `openapi/` folder (in the repository a link to fal-client's
+//! test fixtures `tests/fixtures/openapi/`: snapshots of fal's model API with
+//! `expand=openapi-3.0`, plus a hand-written one for the deprecated pro trainer), so the mock
+//! follows a refresh of them. Unknown fields are ignored (pydantic's default), `null`
 //! on an optional field means "not given", a `null` required field is an error.
 
 use std::sync::OnceLock;
@@ -61,24 +62,24 @@ pub(crate) const IMAGE_SIZE_PRESETS: [(&str, u64, u64); 6] = [
 
 /// fal's documents of the endpoints the mock serves.
 const DOCUMENTS: [&str; 13] = [
-    include_str!("../../tests/fixtures/openapi/flux-lora-portrait-trainer.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/flux-lora-fast-training.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/flux-2-trainer.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/flux-2-trainer-v2.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/z-image-trainer.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/z-image-turbo-trainer-v2.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/qwen-image-2512-trainer.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/flux-pro-trainer.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/flux-lora.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/flux-2_lora.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/z-image_turbo_lora.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/qwen-image-2512_lora.openapi.json"),
-    include_str!("../../tests/fixtures/openapi/flux-pro_v1.1-ultra-finetuned.openapi.json"),
+    include_str!("../openapi/flux-lora-portrait-trainer.openapi.json"),
+    include_str!("../openapi/flux-lora-fast-training.openapi.json"),
+    include_str!("../openapi/flux-2-trainer.openapi.json"),
+    include_str!("../openapi/flux-2-trainer-v2.openapi.json"),
+    include_str!("../openapi/z-image-trainer.openapi.json"),
+    include_str!("../openapi/z-image-turbo-trainer-v2.openapi.json"),
+    include_str!("../openapi/qwen-image-2512-trainer.openapi.json"),
+    include_str!("../openapi/flux-pro-trainer.openapi.json"),
+    include_str!("../openapi/flux-lora.openapi.json"),
+    include_str!("../openapi/flux-2_lora.openapi.json"),
+    include_str!("../openapi/z-image_turbo_lora.openapi.json"),
+    include_str!("../openapi/qwen-image-2512_lora.openapi.json"),
+    include_str!("../openapi/flux-pro_v1.1-ultra-finetuned.openapi.json"),
 ];
 
 /// What fal changed in these inputs after the snapshots were taken (fields added and removed,
 /// with sources), applied on top of them.
-const CHANGES: &str = include_str!("../../tests/fixtures/openapi/changes-since-snapshot.json");
+const CHANGES: &str = include_str!("../openapi/changes-since-snapshot.json");
 
 /// What an endpoint does, as far as the mock is concerned.
 #[derive(Debug, Clone)]
