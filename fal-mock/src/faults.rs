@@ -39,7 +39,7 @@ pub enum MockRoute {
     Result,
     /// `PUT /queue/.../requests/{id}/cancel`.
     Cancel,
-    /// `POST /run/{endpoint}`.
+    /// `POST /run/{endpoint}` (a sync run, or a streaming run at `/run/{endpoint}/stream`).
     Run,
     /// `POST /rest/storage/upload/initiate`.
     UploadInitiate,

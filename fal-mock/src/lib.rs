@@ -6,10 +6,12 @@
 //! The mock speaks fal's wire protocol (<https://docs.fal.ai/model-endpoints/queue>) on two local
 //! listeners, by default bound to `127.0.0.1` on ephemeral ports:
 //!
-//! - an **API server** serving the queue under `/queue/`, synchronous runs under `/run/` and the
-//!   REST storage routes under `/rest/`; every route requires `Authorization: Key <key>` and
-//!   answers `401 {"detail":"Unauthorized"}` otherwise, except the webhook key set at
-//!   `/.well-known/jwks.json` (public, like fal's);
+//! - an **API server** serving the queue under `/queue/`, synchronous runs, streaming runs and
+//!   realtime apps under `/run/`, and the REST storage and token routes under `/rest/`; every
+//!   route requires `Authorization: Key <key>` and answers `401 {"detail":"Unauthorized"}`
+//!   otherwise, except the webhook key set at `/.well-known/jwks.json` (public, like fal's), a
+//!   realtime connection (which may use a token instead, and answers over the WebSocket) and a
+//!   streaming run with a token in `fal_jwt_token` (see [Streaming and realtime](#streaming-and-realtime));
 //! - a **CDN server** (a different address, so tests can check the key never goes there) serving
 //!   upload targets (`PUT /upload/<token>`) and files (`GET /files/...`), without auth.
 //!
@@ -49,7 +51,11 @@
 //! prints `export` lines (`FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`,
 //! `FAL_CDN_URL`, `FAL_JWKS_URL`) and one JSON line with the same values, then serves until
 //! SIGINT or SIGTERM. `--help` lists the flags: the key, queue and processing times, log lines,
-//! a seeded fault rate, endpoints to answer 404 for, the webhook signing seed and retries.
+//! a seeded fault rate, endpoints to answer 404 for, the webhook signing seed and retries, and
+//! for streaming and realtime `--stream-events N`, `--stream-cut-after N`,
+//! `--token-shape bare|detail|token`, `--realtime-processing-time`,
+//! `--realtime-session-timeout` and `--realtime-timings`. No further variable is needed: the
+//! realtime URL is `FAL_RUN_URL` with `ws` for `http`, tokens come from `FAL_REST_URL`.
 //!
 //! # Endpoints
 //!
@@ -112,6 +118,64 @@
 //!   [`webhook_allow_remote`](FalMockBuilder::webhook_allow_remote) is set;
 //! - [`sign_webhook`] and [`WebhookSigner`] sign bodies of your own for handler tests.
 //!
+//! # Streaming and realtime
+//!
+//! Streaming runs (fal's `fal.stream` / `fal_client.stream`):
+//!
+//! - `POST /run/{endpoint_id}/stream` (a path already ending in `/stream` is the same stream)
+//!   with the endpoint's input is checked like a sync run (`404`, `422`, planned
+//!   [`MockFailure`]s answer before anything is streamed). Then `200` with
+//!   `content-type: text/event-stream`, `cache-control: no-store`, `x-fal-request-id`, and SSE
+//!   events `data: <JSON>\n\n`: [`stream_events`](FalMockBuilder::stream_events) (default 3)
+//!   partial events `{"images": [], "progress": k/N, "partial": true}`, then one final event
+//!   that is exactly the sync run's output; one wait of `processing_time / (N + 1)` before each
+//!   event. The body ends after the final event.
+//! - Authorized by the key, or without it by `?fal_jwt_token=<token>` (fal's JavaScript client in
+//!   `connectionMode: "client"`) for a token that lists the endpoint's alias.
+//! - [`MockFailure::stream_cut`] (one stream) and
+//!   [`stream_cut_after`](FalMockBuilder::stream_cut_after) (every stream) abort the connection
+//!   after some events without finishing the chunked body. [`FalMock::streams`] counts how
+//!   streams ended ([`StreamCounts`]: started, completed, cut, and disconnected: the client went
+//!   away before the final event).
+//!
+//! Realtime tokens (what fal's clients fetch before a realtime connection):
+//!
+//! - `POST /rest/tokens/` (or `/rest/tokens`) with `{"allowed_apps": ["<alias>"],
+//!   "token_expiration": <seconds, default 120>}` answers `200` with a JWT-shaped token (its
+//!   payload holds `allowed_apps` and `exp`) as a bare JSON string, `{"detail": ...}` or
+//!   `{"token": ...}` ([`FalMockBuilder::token_response_shape`], [`TokenShape`]); a bad body
+//!   answers `422` in pydantic's style. See [`FalMock::tokens_created`],
+//!   [`FalMock::expire_tokens`].
+//!
+//! Realtime apps over WebSocket (fal's `fal.realtime.connect` / `fal_client.realtime`), for
+//! [`REALTIME_APPS`] (`fal-ai/fast-lcm-diffusion`, `fal-ai/fast-turbo-diffusion`):
+//!
+//! - `GET /run/{endpoint_id}/realtime[?fal_jwt_token=<token>&max_buffering=<1..=60>]`, upgraded
+//!   to a WebSocket ([`FalMock::realtime_url`] is the run URL with `ws` for `http`). Another
+//!   endpoint answers the handshake `404`, a bad `max_buffering` `422` (plain HTTP).
+//! - Authorized by `Authorization: Key <key>` on the handshake or by a token for the app's
+//!   alias that has not expired. Otherwise the upgrade is accepted, the mock sends the text frame
+//!   `{"status":"error","error":"Unauthorized"}` and closes with code 1008.
+//! - Each binary frame is a msgpack map (`prompt` required; `seed`, `num_inference_steps`,
+//!   `image_size` or `width`/`height`, `request_id` optional) answered by one binary msgpack
+//!   frame `{"images": [{"url": "data:image/jpeg;base64,...", "width", "height",
+//!   "content_type"}], "seed", "num_inference_steps", "timings": {"inference"},
+//!   "has_nsfw_concepts": [false], "request_id"}` (a real JPEG of at most 64 px, `request_id`
+//!   echoed when given), after [`realtime_processing_time`](FalMockBuilder::realtime_processing_time).
+//!   An input that is not such a map, or any text frame, is answered by the text frame
+//!   `{"type":"x-fal-error","error":"BAD_REQUEST","reason":"..."}` and the session goes on.
+//!   [`realtime_timings`](FalMockBuilder::realtime_timings) adds a text frame
+//!   `{"type":"x-fal-message","action":"timings","timing":<s>}` after each result.
+//! - A session without input for
+//!   [`realtime_session_timeout`](FalMockBuilder::realtime_session_timeout) (default 60 s) gets
+//!   `{"type":"x-fal-error","error":"TIMEOUT","reason":"no inputs, reconnect when needed!"}`
+//!   and close code 1000; [`MockFailure::realtime_close`] closes the next session with code 1011
+//!   (reason `mock: abnormal close`) after some results; the mock's shutdown closes open
+//!   sessions with 1001. [`FalMock::realtime_sessions`] counts authorized connections.
+//!
+//! Handshakes and streams are in the request log ([`FalMock::requests`]) like every request, a
+//! `fal_jwt_token` value recorded as `redacted`.
+//!
 //! # Decisions where fal's behaviour is not documented
 //!
 //! - Result of an unfinished job: `400 {"detail":"Request is still in progress"}`.
@@ -143,9 +207,12 @@ mod cdn;
 mod faults;
 mod media;
 mod multipart;
+mod realtime;
 mod routes;
 mod signer;
 mod state;
+mod stream;
+mod tokens;
 mod validate;
 mod webhook;
 
@@ -168,6 +235,10 @@ pub use webhook::WebhookDelivery;
 pub use faults::{FaultCounts, FaultKind, Faults, MockRoute};
 
 pub use multipart::MultipartRecord;
+
+pub use realtime::REALTIME_APPS;
+pub use stream::StreamCounts;
+pub use tokens::TokenShape;
 
 /// The README's examples, compiled as doctests so the README stays true.
 #[cfg(doctest)]
@@ -203,6 +274,31 @@ pub enum MockFailure {
         /// Category, e.g. `runner_disconnected`.
         error_type: String,
     },
+    /// A streaming run (`POST /run/{endpoint}/stream`) sends `after_events` SSE events, then
+    /// aborts the connection without finishing the chunked body: the client sees a broken body,
+    /// not a clean end. Only a stream takes it (a submit or sync run leaves it queued).
+    StreamCut {
+        /// Events sent before the connection is aborted.
+        after_events: usize,
+    },
+    /// The next realtime session (`GET /run/{endpoint}/realtime`, a WebSocket) sends
+    /// `after_results` results, then closes with code 1011 (internal error) and reason
+    /// `mock: abnormal close`. Only an authorized realtime connection takes it.
+    RealtimeClose {
+        /// Results sent before the session is closed.
+        after_results: usize,
+    },
+}
+
+/// The kind of request a planned [`MockFailure`] is taken by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureUse {
+    /// A queue submit or a sync run.
+    Request,
+    /// A streaming run.
+    Stream,
+    /// A realtime WebSocket handshake.
+    Realtime,
 }
 
 impl MockFailure {
@@ -229,6 +325,28 @@ impl MockFailure {
         Self::CompletedWithError {
             error: error.to_owned(),
             error_type: error_type.to_owned(),
+        }
+    }
+
+    /// [`MockFailure::StreamCut`]: the next stream of the endpoint sends `after_events` events,
+    /// then its connection is aborted.
+    pub fn stream_cut(after_events: usize) -> Self {
+        Self::StreamCut { after_events }
+    }
+
+    /// [`MockFailure::RealtimeClose`]: the next realtime session of the endpoint sends
+    /// `after_results` results, then closes with code 1011.
+    pub fn realtime_close(after_results: usize) -> Self {
+        Self::RealtimeClose { after_results }
+    }
+
+    /// Whether a request of kind `kind` takes this failure.
+    pub(crate) fn applies_to(&self, kind: FailureUse) -> bool {
+        match self {
+            Self::Http { .. } => true,
+            Self::Validation(_) | Self::CompletedWithError { .. } => kind != FailureUse::Realtime,
+            Self::StreamCut { .. } => kind == FailureUse::Stream,
+            Self::RealtimeClose { .. } => kind == FailureUse::Realtime,
         }
     }
 }
@@ -285,7 +403,8 @@ pub struct RecordedRequest {
     pub method: String,
     /// URL path as sent (percent-encoded), e.g. `/queue/fal-ai/flux-lora`.
     pub path: String,
-    /// Raw query string without `?`, when present.
+    /// Raw query string without `?`, when present (a `fal_jwt_token` value is recorded as
+    /// `redacted`: tokens are never stored).
     pub query: Option<String>,
     /// Whether an `Authorization` header was present (whatever its value: the fal key, or a CDN
     /// token of the v3 upload flow).
@@ -361,6 +480,9 @@ pub struct FalMockBuilder {
     store_uploads: bool,
     removed: Vec<String>,
     cdn_token_ttl: Duration,
+    stream: stream::StreamConfig,
+    token_shape: TokenShape,
+    realtime: realtime::RealtimeConfig,
 }
 
 impl Default for FalMockBuilder {
@@ -379,6 +501,9 @@ impl Default for FalMockBuilder {
             faults: Faults::none(),
             store_uploads: true,
             cdn_token_ttl: cdn::DEFAULT_TOKEN_TTL,
+            stream: stream::StreamConfig::default(),
+            token_shape: TokenShape::default(),
+            realtime: realtime::RealtimeConfig::default(),
             removed: fal_client::models::DEPRECATED
                 .iter()
                 .map(|d| d.endpoint_id.to_owned())
@@ -515,6 +640,9 @@ impl FalMockBuilder {
             multipart: multipart::Multipart::new(self.store_uploads),
             cdn: cdn::Cdn::new(self.cdn_token_ttl),
             removed: Mutex::new(self.removed.into_iter().collect()),
+            streams: stream::Streams::new(self.stream),
+            tokens: tokens::Tokens::new(self.token_shape),
+            realtime: realtime::Realtime::new(self.realtime),
             shutdown: rx.clone(),
             webhooks,
         });
@@ -778,6 +906,14 @@ impl FalMock {
 
     /// Make the next submit or sync run of `endpoint_id` (the full id) fail as `failure`
     /// describes. Calls queue up: each failure applies to one request, in order.
+    ///
+    /// A streaming run (`/run/{endpoint_id}/stream`) takes the first queued failure that applies
+    /// to it: [`MockFailure::Http`], [`MockFailure::Validation`] and
+    /// [`MockFailure::CompletedWithError`] answer before streaming, like a sync run;
+    /// [`MockFailure::StreamCut`] cuts the stream. A realtime connection
+    /// (`/run/{endpoint_id}/realtime`) takes [`MockFailure::Http`] (the handshake's answer) or
+    /// [`MockFailure::RealtimeClose`]. Submits and sync runs leave the stream and realtime
+    /// failures queued.
     pub fn fail_next(&self, endpoint_id: &str, failure: MockFailure) {
         lock(&self.shared.failures)
             .entry(endpoint_id.to_owned())

@@ -8,18 +8,22 @@
 //! On start it prints one `export NAME=value` line per setting a client needs (`FAL_KEY`,
 //! `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`, `FAL_CDN_URL`, `FAL_JWKS_URL`), then one JSON
 //! line with the same values and the bound addresses, and serves until SIGINT or SIGTERM. Logs go
-//! to stderr (`RUST_LOG=fal_mock=debug` for every request).
+//! to stderr (`RUST_LOG=fal_mock=debug` for every request). Streaming runs are at
+//! `$FAL_RUN_URL<endpoint>/stream`, realtime apps at `$FAL_RUN_URL<endpoint>/realtime` with `ws`
+//! for `http`, and realtime tokens at `$FAL_REST_URL/tokens/`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use fal_mock::{FalMock, Faults};
+use fal_mock::{FalMock, Faults, TokenShape};
 
 /// A fake of fal.ai: the queue (submit, status, status stream, result, cancel), sync runs,
-/// storage uploads and files, signed webhooks, faults on demand. Prints the URLs to point a
-/// client at, then serves until SIGINT or SIGTERM.
+/// streaming runs (POST $FAL_RUN_URL<endpoint>/stream, server-sent events), realtime apps over
+/// WebSocket (ws://<host>:<port>/run/fal-ai/fast-lcm-diffusion/realtime, msgpack frames), realtime
+/// tokens (POST $FAL_REST_URL/tokens/), storage uploads and files, signed webhooks, faults on
+/// demand. Prints the URLs to point a client at, then serves until SIGINT or SIGTERM.
 #[derive(Parser, Debug)]
 #[command(name = "fal-mock", version)]
 struct Args {
@@ -75,6 +79,31 @@ struct Args {
     /// How long a CDN token of the v3 upload flow is good for (e.g. 1h, 30s).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     cdn_token_ttl: Duration,
+    /// Partial events a streaming run sends before its final event (spread over the processing
+    /// time).
+    #[arg(long, default_value_t = 3)]
+    stream_events: usize,
+    /// Abort every streaming run's connection after this many events (a broken body), to see a
+    /// client fail.
+    #[arg(long, value_name = "N")]
+    stream_cut_after: Option<usize>,
+    /// How POST /rest/tokens/ answers the token: bare ("<jwt>"), detail ({"detail": "<jwt>"}) or
+    /// token ({"token": "<jwt>"}).
+    #[arg(long, default_value = "bare", value_parser = parse_token_shape)]
+    token_shape: TokenShape,
+    /// How long a realtime app takes per input (e.g. 0s, 50ms).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    realtime_processing_time: Duration,
+    /// Close a realtime session (TIMEOUT message, close code 1000) after this long without input.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    realtime_session_timeout: Duration,
+    /// Follow each realtime result with an x-fal-message timings text frame.
+    #[arg(long)]
+    realtime_timings: bool,
+}
+
+fn parse_token_shape(s: &str) -> Result<TokenShape, String> {
+    TokenShape::parse(s).ok_or_else(|| format!("{s:?} is not bare, detail or token"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -126,7 +155,13 @@ async fn serve(args: Args) -> std::io::Result<()> {
         .initial_queue_position(args.queue_position)
         .webhook_retries(args.webhook_retries)
         .webhook_allow_remote(args.webhook_allow_remote)
-        .cdn_token_ttl(args.cdn_token_ttl);
+        .cdn_token_ttl(args.cdn_token_ttl)
+        .stream_events(args.stream_events)
+        .stream_cut_after(args.stream_cut_after)
+        .token_response_shape(args.token_shape)
+        .realtime_processing_time(args.realtime_processing_time)
+        .realtime_session_timeout(args.realtime_session_timeout)
+        .realtime_timings(args.realtime_timings);
     if args.fault_rate > 0.0 {
         builder = builder.faults(Faults::uniform(args.fault_seed, args.fault_rate));
     }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -21,7 +23,7 @@ use serde_json::{json, Map, Value};
 
 use super::state::{self, Outcome, Phase, Shared, SubmitMeta, UploadSlot};
 use super::validate::{self, Detail};
-use super::{faults, media, HostKind, MockFailure, RecordedRequest};
+use super::{faults, media, FailureUse, HostKind, MockFailure, RecordedRequest};
 use fal_client::EndpointId;
 
 /// Largest API request body (a data-URI training archive can be big).
@@ -29,11 +31,15 @@ const API_BODY_LIMIT: usize = 256 * 1024 * 1024;
 /// Longest sleep between two looks at a job while streaming its status.
 const STREAM_TICK: Duration = Duration::from_millis(50);
 
-/// The API server: queue, sync run and REST routes, all behind `Authorization: Key <key>`.
+/// The API server: queue, sync run, streaming run, realtime and REST routes, all behind
+/// `Authorization: Key <key>` (a realtime connection authorizes itself, and a streaming run may
+/// come with a token in `fal_jwt_token` instead).
 pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/queue/{*path}", post(submit).get(queue_get).put(queue_put))
-        .route("/run/{*path}", post(run))
+        .route("/run/{*path}", post(run).get(run_get))
+        .route("/rest/tokens/", post(super::tokens::create))
+        .route("/rest/tokens", post(super::tokens::create))
         .route("/rest/storage/upload/initiate", post(initiate))
         .route("/rest/storage/auth/token", post(super::cdn::token))
         .route(
@@ -105,7 +111,7 @@ fn with_header(mut r: Response, name: &str, value: &str) -> Response {
     r
 }
 
-fn with_request_id(r: Response, id: &str) -> Response {
+pub(crate) fn with_request_id(r: Response, id: &str) -> Response {
     with_header(r, "x-fal-request-id", id)
 }
 
@@ -113,11 +119,15 @@ pub(crate) fn detail(status: u16, text: &str) -> Response {
     json_response(status, &json!({ "detail": text }))
 }
 
-fn unprocessable(details: &[Detail]) -> Response {
+pub(crate) fn unprocessable(details: &[Detail]) -> Response {
     json_response(422, &validate::detail_body(details))
 }
 
-fn failure_response(status: u16, body: &Value, headers: &[(String, String)]) -> Response {
+pub(crate) fn failure_response(
+    status: u16,
+    body: &Value,
+    headers: &[(String, String)],
+) -> Response {
     let mut r = json_response(status, body);
     for (k, v) in headers {
         r = with_header(r, k, v);
@@ -139,7 +149,7 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// Parse a JSON object body like FastAPI would, or the 422 to answer.
-fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Response> {
+pub(crate) fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(unprocessable(&[Detail::new(
             vec![json!("body")],
@@ -163,7 +173,7 @@ fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Response> {
 }
 
 /// Validate `x-fal-request-timeout` (a number of seconds > 1).
-fn start_timeout(headers: &HeaderMap) -> Result<Option<(String, Duration)>, Response> {
+pub(crate) fn start_timeout(headers: &HeaderMap) -> Result<Option<(String, Duration)>, Response> {
     let Some(raw) = header(headers, "x-fal-request-timeout") else {
         return Ok(None);
     };
@@ -190,7 +200,7 @@ fn start_timeout(headers: &HeaderMap) -> Result<Option<(String, Duration)>, Resp
 
 /// The endpoint of a submit or sync run, or the 404 fal answers for an app it does not serve
 /// (a malformed id, or one the mock was told is removed).
-fn endpoint_or_404(s: &Shared, path: &str) -> Result<EndpointId, Response> {
+pub(crate) fn endpoint_or_404(s: &Shared, path: &str) -> Result<EndpointId, Response> {
     let not_found = || detail(404, &format!("Application '{path}' not found"));
     let endpoint = EndpointId::parse(path).map_err(|_| not_found())?;
     if state::lock(&s.removed).contains(endpoint.as_str()) {
@@ -200,17 +210,20 @@ fn endpoint_or_404(s: &Shared, path: &str) -> Result<EndpointId, Response> {
     Ok(endpoint)
 }
 
-/// Pop the next injected failure of `endpoint` if it is an HTTP failure.
+/// Pop the next injected failure of `endpoint` for a submit or sync run if it is an HTTP
+/// failure.
 fn take_http_failure(s: &Shared, endpoint: &str) -> Option<Response> {
-    let mut all = state::lock(&s.failures);
-    let q = all.get_mut(endpoint)?;
-    if !matches!(q.front(), Some(MockFailure::Http { .. })) {
-        return None;
-    }
-    let f = q.pop_front();
-    if q.is_empty() {
-        all.remove(endpoint);
-    }
+    take_http_failure_for(s, endpoint, FailureUse::Request)
+}
+
+/// Pop the next injected failure of `endpoint` that a request of kind `kind` takes, if it is an
+/// HTTP failure, as the answer to send.
+pub(crate) fn take_http_failure_for(
+    s: &Shared,
+    endpoint: &str,
+    kind: FailureUse,
+) -> Option<Response> {
+    let f = s.take_failure_if(endpoint, kind, |f| matches!(f, MockFailure::Http { .. }));
     match f {
         Some(MockFailure::Http {
             status,
@@ -228,6 +241,25 @@ async fn not_found() -> Response {
 // ---------------------------------------------------------------------------------------------
 // middleware
 
+/// The query string to record: a `fal_jwt_token` value is replaced by `redacted` (tokens are
+/// never stored).
+fn recorded_query(query: &str) -> String {
+    if !query.contains("fal_jwt_token=") {
+        return query.to_owned();
+    }
+    query
+        .split('&')
+        .map(|pair| {
+            if pair.starts_with("fal_jwt_token=") {
+                "fal_jwt_token=redacted"
+            } else {
+                pair
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 async fn record(
     State((s, kind)): State<(Arc<Shared>, HostKind)>,
     req: Request,
@@ -236,7 +268,7 @@ async fn record(
     s.record(RecordedRequest {
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
-        query: req.uri().query().map(str::to_owned),
+        query: req.uri().query().map(recorded_query),
         authorization_present: req.headers().contains_key(AUTHORIZATION),
         key_sent: req
             .headers()
@@ -247,6 +279,26 @@ async fn record(
     next.run(req).await
 }
 
+/// Whether `req` may go on without the key: a realtime connection (it authorizes itself, and
+/// answers an unauthorized client over the WebSocket), or a streaming run with a valid
+/// `fal_jwt_token` for its app (fal's JavaScript client in `connectionMode: "client"`).
+fn authorized_without_key(s: &Shared, req: &Request) -> bool {
+    let Some(path) = req.uri().path().strip_prefix("/run/") else {
+        return false;
+    };
+    if req.method() == http::Method::GET {
+        return super::realtime::realtime_target(path).is_some();
+    }
+    match (
+        req.method() == http::Method::POST,
+        super::stream::stream_target(path),
+        query_param(req.uri().query(), "fal_jwt_token"),
+    ) {
+        (true, Some(endpoint), Some(token)) => s.tokens.allows_endpoint(&token, endpoint),
+        _ => false,
+    }
+}
+
 async fn auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let ok = req
         .headers()
@@ -254,7 +306,7 @@ async fn auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Key "))
         .is_some_and(|k| k.trim() == s.key);
-    if ok {
+    if ok || authorized_without_key(&s, &req) {
         next.run(req).await
     } else {
         detail(401, "Unauthorized")
@@ -516,12 +568,31 @@ fn status_stream(s: Arc<Shared>, job: Arc<state::Job>, with_logs: bool) -> Respo
 // ---------------------------------------------------------------------------------------------
 // sync run
 
+/// `GET /run/...`: a realtime connection (`.../realtime`), else 405.
+async fn run_get(
+    State(s): State<Arc<Shared>>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match super::realtime::realtime_target(&path) {
+        Some(endpoint) => {
+            super::realtime::connect(s, endpoint, query.as_deref(), &headers, upgrade).await
+        }
+        None => detail(405, "Method Not Allowed"),
+    }
+}
+
 async fn run(
     State(s): State<Arc<Shared>>,
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(endpoint) = super::stream::stream_target(&path) {
+        return super::stream::stream(s, endpoint, &headers, &body).await;
+    }
     let endpoint = match endpoint_or_404(&s, &path) {
         Ok(e) => e,
         Err(r) => return r,
@@ -583,7 +654,7 @@ async fn run(
 
 /// The `x-fal-object-lifecycle-preference` of a submit or run, checked (422 naming the header
 /// when it is not fal's shape).
-fn output_lifecycle(headers: &HeaderMap) -> Result<Option<Value>, Response> {
+pub(crate) fn output_lifecycle(headers: &HeaderMap) -> Result<Option<Value>, Response> {
     super::cdn::lifecycle_of(headers, &[super::cdn::LIFECYCLE_PREFERENCE]).map_err(|m| {
         unprocessable(&[Detail::new(
             vec![json!("header"), json!(super::cdn::LIFECYCLE_PREFERENCE)],

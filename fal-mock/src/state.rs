@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::media::{self, ImageFormat, ImageSpec};
 use super::validate::{self, Detail, ModelKind};
-use super::{JobSnapshot, JobState, MockFailure, RecordedRequest};
+use super::{FailureUse, JobSnapshot, JobState, MockFailure, RecordedRequest};
 use fal_client::archive::{ArchiveBuilder, ArchiveRules, TriggerPlacement};
 
 /// Lock a mutex, recovering the data from a poisoned lock (the mock never leaves state
@@ -68,6 +68,9 @@ pub(crate) struct Shared {
     pub(crate) cdn: super::cdn::Cdn,
     /// Endpoint ids answered with 404 (apps fal no longer serves).
     pub(crate) removed: Mutex<std::collections::HashSet<String>>,
+    pub(crate) streams: super::stream::Streams,
+    pub(crate) tokens: super::tokens::Tokens,
+    pub(crate) realtime: super::realtime::Realtime,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) webhooks: Arc<super::webhook::Webhooks>,
 }
@@ -367,11 +370,26 @@ impl Shared {
         lock(&self.requests).push(r);
     }
 
-    /// Take the next injected failure for `endpoint`, if any.
+    /// Take the next injected failure for `endpoint` that a submit or sync run takes, if any.
     pub(crate) fn take_failure(&self, endpoint: &str) -> Option<MockFailure> {
+        self.take_failure_if(endpoint, FailureUse::Request, |_| true)
+    }
+
+    /// Take the first injected failure for `endpoint` that a request of kind `kind` takes,
+    /// when `pick` accepts it (failures for other kinds of requests stay queued).
+    pub(crate) fn take_failure_if(
+        &self,
+        endpoint: &str,
+        kind: FailureUse,
+        pick: impl FnOnce(&MockFailure) -> bool,
+    ) -> Option<MockFailure> {
         let mut f = lock(&self.failures);
         let q = f.get_mut(endpoint)?;
-        let next = q.pop_front();
+        let i = q.iter().position(|m| m.applies_to(kind))?;
+        if !q.get(i).is_some_and(pick) {
+            return None;
+        }
+        let next = q.remove(i);
         if q.is_empty() {
             f.remove(endpoint);
         }
