@@ -94,7 +94,7 @@ impl FalClient {
     pub(crate) fn from_parts(
         config: Config,
         http: reqwest::Client,
-        auth: Option<http::HeaderValue>,
+        auth: crate::credentials::Auth,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -110,7 +110,7 @@ impl FalClient {
         self.inner.transport.config()
     }
 
-    /// Whether a key is configured.
+    /// Whether a key or a credential resolver is configured.
     pub fn has_key(&self) -> bool {
         self.inner.transport.has_key()
     }
@@ -208,6 +208,62 @@ impl FalClient {
         let prepared = EndpointId::parse(endpoint_id)
             .and_then(|id| Ok((id, queue::Body::Ready(to_body(input)?))));
         Run::new(Arc::clone(&self.inner.transport), prepared)
+    }
+
+    /// Create a short-lived token for the apps of `endpoint_ids` (`POST {rest}/tokens/`): a
+    /// [`CreateToken`](crate::tokens::CreateToken) that sends when awaited. See
+    /// [`crate::tokens`].
+    ///
+    /// # Errors (when awaited)
+    /// As [`CreateToken`](crate::tokens::CreateToken).
+    pub fn create_token<I, S>(&self, endpoint_ids: I) -> crate::tokens::CreateToken
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        crate::tokens::CreateToken::new(Arc::clone(&self.inner.transport), endpoint_ids)
+    }
+
+    /// A realtime session with the app at `endpoint_id` (WebSocket, msgpack frames): a
+    /// [`RealtimeBuilder`](crate::realtime::RealtimeBuilder) (auth, `max_buffering`,
+    /// throttling, codec); the session connects on its first send. `I` is the input type, `O`
+    /// the result type (`serde_json::Value` for untyped). See [`crate::realtime`].
+    pub fn realtime<I, O>(&self, endpoint_id: &str) -> crate::realtime::RealtimeBuilder<I, O> {
+        crate::realtime::RealtimeBuilder::new(
+            Arc::clone(&self.inner.transport),
+            EndpointId::parse(endpoint_id),
+        )
+    }
+
+    /// Stream a typed request's output as it is made (`POST {run}/{endpoint id}/stream`): a
+    /// [`StreamRequest`](crate::stream::StreamRequest) that sends when awaited and gives an
+    /// [`OutputStream`](crate::stream::OutputStream) of partial events, then the output. The
+    /// input is checked with [`Endpoint::validate`] and its local files are uploaded first, as
+    /// for [`run`](Self::run). See [`crate::stream`].
+    ///
+    /// # Errors (when awaited)
+    /// As [`StreamRequest`](crate::stream::StreamRequest).
+    pub fn stream<E: crate::stream::StreamingEndpoint>(
+        &self,
+        input: &E::Input,
+    ) -> crate::stream::StreamRequest<E::Event, E::Output> {
+        let prepared = E::validate(input).and_then(|()| self.prepare::<E>(input));
+        crate::stream::StreamRequest::new(Arc::clone(&self.inner.transport), prepared)
+    }
+
+    /// [`stream`](Self::stream) for any endpoint id and JSON input: events and output are
+    /// untyped JSON.
+    ///
+    /// # Errors (when awaited)
+    /// [`Error::InvalidEndpointId`], then as [`stream`](Self::stream).
+    pub fn stream_json<I: Serialize + ?Sized>(
+        &self,
+        endpoint_id: &str,
+        input: &I,
+    ) -> crate::stream::StreamRequest<serde_json::Value, serde_json::Value> {
+        let prepared = EndpointId::parse(endpoint_id)
+            .and_then(|id| Ok((id, queue::Body::Ready(to_body(input)?))));
+        crate::stream::StreamRequest::new(Arc::clone(&self.inner.transport), prepared)
     }
 
     /// Rebuild the handle of a request submitted earlier, from the stored endpoint id and

@@ -233,6 +233,44 @@ pub enum Error {
     /// A webhook delivery failed verification or could not be parsed.
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+
+    /// An output stream ([`FalClient::stream`](crate::FalClient::stream)) broke, went silent
+    /// or ended before its final output. fal does not retry streams and neither does the crate
+    /// (the run may be billed): stream again, or run the request through the queue.
+    #[error("the output stream of {endpoint}{} failed after {events} event(s): {kind}", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
+    StreamBroken {
+        /// The endpoint id.
+        endpoint: String,
+        /// The request id fal gave the stream (`x-fal-request-id`), when known.
+        request_id: Option<String>,
+        /// How many events arrived before it failed.
+        events: usize,
+        /// How it failed.
+        kind: crate::stream::StreamBreak,
+        /// The last event that arrived, when it was JSON.
+        last_event: Option<Box<serde_json::Value>>,
+        /// The transport's error, for [`StreamBreak::Broken`](crate::stream::StreamBreak::Broken).
+        #[source]
+        source: Option<crate::credentials::BoxError>,
+    },
+
+    /// A realtime session ([`FalClient::realtime`](crate::FalClient::realtime)) could not be
+    /// opened, was refused, or failed; see [`RealtimeFailure`](crate::realtime::RealtimeFailure).
+    #[error("realtime session with {endpoint}: {failure}")]
+    Realtime {
+        /// The endpoint id.
+        endpoint: String,
+        /// What happened.
+        failure: crate::realtime::RealtimeFailure,
+        /// The WebSocket's error, when there is one.
+        #[source]
+        source: Option<crate::credentials::BoxError>,
+    },
+
+    /// The client's [`CredentialResolver`](crate::credentials::CredentialResolver) failed, so
+    /// the request was not sent.
+    #[error("could not resolve fal credentials: {0}")]
+    Credentials(#[source] crate::credentials::BoxError),
 }
 
 fn endpoint_not_found_message(endpoint: &str, deprecation: Option<&Deprecation>) -> String {
@@ -288,7 +326,8 @@ impl Error {
             | Error::ResponseTooLarge { request_id, .. }
             | Error::Transport { request_id, .. }
             | Error::Stalled { request_id, .. }
-            | Error::AmbiguousSubmit { request_id, .. } => request_id.as_deref(),
+            | Error::AmbiguousSubmit { request_id, .. }
+            | Error::StreamBroken { request_id, .. } => request_id.as_deref(),
             Error::Webhook(e) => e.request_id(),
             _ => None,
         }

@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use crate::config::Config;
+use crate::credentials::Auth;
 use crate::error::{
     decode_json_checked, excerpt, parse_error_body, AnswerOf, ApiError, Error, Result,
 };
@@ -64,6 +65,10 @@ pub(crate) enum Op {
     CdnUpload,
     /// The create call of a CDN v3 multipart upload (`POST {cdn}/files/upload/multipart`).
     UploadCreate,
+    /// `POST {run}/{endpoint id}/stream`: an endpoint's output as server-sent events.
+    Stream,
+    /// A short-lived token (`POST {rest}/tokens/`).
+    Token,
     /// A file download.
     Download,
     /// The webhook key set.
@@ -98,6 +103,8 @@ impl Op {
             Op::CdnToken => "CDN token",
             Op::CdnUpload => "CDN upload",
             Op::UploadCreate => "multipart upload creation",
+            Op::Stream => "output stream",
+            Op::Token => "token",
             Op::Download => "download",
             Op::Jwks => "webhook key set",
         }
@@ -106,7 +113,7 @@ impl Op {
     /// Submits and sync runs are repeated only where fal cannot have taken them.
     fn kind(self) -> CallKind {
         match self {
-            Op::Submit | Op::Run | Op::CdnUpload => CallKind::Submit,
+            Op::Submit | Op::Run | Op::Stream | Op::CdnUpload => CallKind::Submit,
             _ => CallKind::Idempotent,
         }
     }
@@ -139,6 +146,7 @@ impl Op {
                 | Op::UploadComplete
                 | Op::UploadCreate
                 | Op::CdnToken
+                | Op::Token
                 | Op::Jwks
         )
     }
@@ -154,7 +162,7 @@ impl Op {
 
     fn limit(self) -> BodyLimit {
         match self {
-            Op::Result | Op::Run | Op::Download => BodyLimit::Payload,
+            Op::Result | Op::Run | Op::Stream | Op::Download => BodyLimit::Payload,
             Op::Jwks => BodyLimit::Jwks,
             _ => BodyLimit::Control,
         }
@@ -171,6 +179,7 @@ impl Op {
                 | Op::UploadInitiate
                 | Op::UploadCreate
                 | Op::CdnToken
+                | Op::Token
                 | Op::Jwks
         )
     }
@@ -449,8 +458,9 @@ impl BodyReader {
 /// retry policy and the limits of a [`Config`].
 pub(crate) struct Transport {
     http: reqwest::Client,
-    /// `Key {key}`, built once and marked sensitive (never logged, not indexed by HTTP/2).
-    auth: Option<HeaderValue>,
+    /// The `Authorization` header: a fixed `Key {key}` built once, or a resolver's answer;
+    /// marked sensitive (never logged, not indexed by HTTP/2).
+    auth: Auth,
     config: Config,
 }
 
@@ -458,14 +468,14 @@ pub(crate) struct Transport {
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
-            .field("key", &self.auth.as_ref().map(|_| "[REDACTED]"))
+            .field("key", &self.auth.is_some().then_some("[REDACTED]"))
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
 impl Transport {
-    pub(crate) fn new(config: Config, http: reqwest::Client, auth: Option<HeaderValue>) -> Self {
+    pub(crate) fn new(config: Config, http: reqwest::Client, auth: Auth) -> Self {
         Self { http, auth, config }
     }
 
@@ -477,11 +487,22 @@ impl Transport {
         self.auth.is_some()
     }
 
-    /// The `Authorization` value for `url`, only when `url` is on one of the configured fal
-    /// base URLs. The key never goes anywhere else.
-    pub(crate) fn auth_for(&self, url: &Url) -> Option<&HeaderValue> {
-        let auth = self.auth.as_ref()?;
-        self.config.is_fal_url(url).then_some(auth)
+    /// The `Authorization` value for `url` (asked of the resolver when the client has one),
+    /// only when `url` is on one of the configured fal base URLs. The key never goes anywhere
+    /// else.
+    ///
+    /// # Errors
+    /// [`Error::Credentials`] when the client's resolver fails.
+    pub(crate) async fn auth_for(&self, url: &Url) -> Result<Option<HeaderValue>> {
+        if !self.config.is_fal_url(url) {
+            return Ok(None);
+        }
+        self.auth.header().await
+    }
+
+    /// fal answered `401` to `header`: a resolver's cached credential is dropped.
+    pub(crate) fn auth_refused(&self) {
+        self.auth.refused();
     }
 
     /// A reader of a success answer's body.
@@ -639,7 +660,13 @@ impl Transport {
                     t.rewind();
                 }
             };
-            let outcome = match self.attempt(req, tally.clone()).await {
+            // Asked before every attempt: a resolver may rotate the credential.
+            let auth = if req.op.authorized() {
+                self.auth_for(&req.url).await?
+            } else {
+                None
+            };
+            let outcome = match self.attempt(req, tally.clone(), auth).await {
                 Ok(outcome) => outcome,
                 Err(io) => {
                     rewind();
@@ -671,6 +698,9 @@ impl Transport {
                 },
                 Sent::Answer(resp) => {
                     rewind();
+                    if resp.status() == StatusCode::UNAUTHORIZED {
+                        self.auth_refused();
+                    }
                     // The error carries the retry decision for this call (`retried`).
                     let err = self.api_error(req, resp).await;
                     let Some(hint) = err.as_api().filter(|e| e.retried).map(|e| e.retry_after)
@@ -721,7 +751,12 @@ impl Transport {
 
     /// One attempt. The outer error is a local I/O failure (a file body that cannot be read);
     /// the inner one is the HTTP outcome.
-    async fn attempt(&self, req: &Request<'_>, tally: Option<Arc<Tally>>) -> std::io::Result<Sent> {
+    async fn attempt(
+        &self,
+        req: &Request<'_>,
+        tally: Option<Arc<Tally>>,
+        auth: Option<HeaderValue>,
+    ) -> std::io::Result<Sent> {
         let activity = req.op.watched().then(|| {
             Activity::new(match &req.body {
                 Some(Body::Bytes(b)) => b.len() as u64,
@@ -733,10 +768,8 @@ impl Transport {
         if !req.headers.is_empty() {
             rb = rb.headers(req.headers.clone());
         }
-        if req.op.authorized() {
-            if let Some(auth) = self.auth_for(&req.url) {
-                rb = rb.header(http::header::AUTHORIZATION, auth.clone());
-            }
+        if let Some(auth) = auth {
+            rb = rb.header(http::header::AUTHORIZATION, auth);
         }
         match (&req.body, tally, &activity) {
             (Some(Body::Bytes(b)), None, None) => rb = rb.body(b.clone()),

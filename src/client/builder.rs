@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -11,15 +13,22 @@ use crate::config::{
     http_url, with_trailing_slash, Config, DEFAULT_JWKS_URL, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL,
 };
+use crate::credentials::{Auth, Credential, CredentialResolver};
 use crate::error::{Error, Result};
 use crate::lifecycle::{ObjectLifecycle, UploadFlow};
 use crate::retry::RetryPolicy;
+
+/// Where the client's credential comes from.
+enum AuthSource {
+    Key(SecretString),
+    Resolver(Arc<dyn CredentialResolver>),
+}
 
 /// Builds a [`FalClient`]. Nothing here panics; [`build`](Self::build) reports
 /// bad settings. See [`Config`] for every setting and its default.
 #[derive(Default)]
 pub struct FalClientBuilder {
-    key: Option<SecretString>,
+    auth: Option<AuthSource>,
     queue_url: Option<String>,
     run_url: Option<String>,
     rest_url: Option<String>,
@@ -41,7 +50,13 @@ pub struct FalClientBuilder {
 impl fmt::Debug for FalClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FalClientBuilder")
-            .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "auth",
+                &self.auth.as_ref().map(|a| match a {
+                    AuthSource::Key(_) => "key [REDACTED]",
+                    AuthSource::Resolver(_) => "resolver",
+                }),
+            )
             .field("queue_url", &self.queue_url)
             .field("run_url", &self.run_url)
             .field("rest_url", &self.rest_url)
@@ -88,15 +103,26 @@ impl FalClientBuilder {
         b
     }
 
-    /// Whether a key is set.
+    /// Whether a key or a credential resolver is set.
     pub(crate) fn has_key(&self) -> bool {
-        self.key.is_some()
+        self.auth.is_some()
     }
 
     /// The fal API key (`FAL_KEY`, or `key_id:key_secret`). Kept as a secret: redacted in
-    /// `Debug`, never logged, sent only to the configured base URLs.
+    /// `Debug`, never logged, sent only to the configured base URLs. Replaces a
+    /// [`credentials`](Self::credentials) resolver set before.
     pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(SecretString::from(key.into()));
+        self.auth = Some(AuthSource::Key(SecretString::from(key.into())));
+        self
+    }
+
+    /// Resolve the credential when a request needs it instead of holding one key: rotating
+    /// secrets, a secret manager, a user access token. The resolver is asked before each
+    /// attempt unless its last [`Credential`](crate::credentials::Credential) is still cached;
+    /// see [`crate::credentials`]. Replaces a [`key`](Self::key) set before (and the
+    /// environment's, after [`from_env`](Self::from_env)).
+    pub fn credentials(mut self, resolver: impl CredentialResolver) -> Self {
+        self.auth = Some(AuthSource::Resolver(Arc::new(resolver)));
         self
     }
 
@@ -250,7 +276,7 @@ impl FalClientBuilder {
         Ok(FalClient::from_parts(config, http, auth))
     }
 
-    fn into_parts(self) -> Result<(Config, reqwest::Client, Option<http::HeaderValue>)> {
+    fn into_parts(self) -> Result<(Config, reqwest::Client, Auth)> {
         let url =
             |which: &str, raw: Option<&str>, default: &str| base_url(which, raw.unwrap_or(default));
         let user_agent = self
@@ -302,23 +328,12 @@ impl FalClientBuilder {
                 .build()
                 .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
         };
-        let auth = match &self.key {
-            None => None,
-            Some(key) => {
-                // A key read from a file often ends in a newline: trim it rather than fail later.
-                let key = key.expose_secret().trim();
-                if key.is_empty() {
-                    return Err(Error::Config("the fal key is empty".into()));
-                }
-                let mut value =
-                    http::HeaderValue::from_str(&format!("Key {key}")).map_err(|_| {
-                        Error::Config(
-                            "the fal key has characters an HTTP header cannot carry".into(),
-                        )
-                    })?;
-                value.set_sensitive(true);
-                Some(value)
+        let auth = match self.auth {
+            None => Auth::None,
+            Some(AuthSource::Key(key)) => {
+                Auth::Fixed(Credential::key(key.expose_secret())?.header().clone())
             }
+            Some(AuthSource::Resolver(r)) => Auth::resolver(r),
         };
         Ok((config, http, auth))
     }
@@ -352,7 +367,10 @@ mod tests {
     }
 
     fn auth(b: FalClientBuilder) -> Option<http::HeaderValue> {
-        b.into_parts().unwrap().2
+        match b.into_parts().unwrap().2 {
+            Auth::Fixed(h) => Some(h),
+            _ => None,
+        }
     }
 
     #[test]
@@ -414,7 +432,7 @@ mod tests {
         assert_eq!(c.rest_url().as_str(), "https://rest.fal.ai/");
         assert_eq!(c.jwks_url().as_str(), DEFAULT_JWKS_URL);
         assert_eq!(c.request_timeout(), Duration::from_secs(60));
-        assert!(auth.is_none());
+        assert!(!auth.is_some());
     }
 
     #[test]

@@ -48,6 +48,12 @@ endpoint!(
     GenerationOutput
 );
 
+/// `fal-ai/flux-lora/stream`: each event has the output's shape (fal's `FluxLoraStreamOutput`;
+/// partial events carry the images made so far, possibly none).
+impl crate::stream::StreamingEndpoint for FluxLora {
+    type Event = GenerationOutput;
+}
+
 /// Input of [`FluxLora`]; only `prompt` is required.
 ///
 /// Build it with [`FluxLoraInput::new`], add LoRAs with [`with_lora`](Self::with_lora), and set

@@ -51,7 +51,7 @@ impl CallOptions {
     /// caller's own, then the typed options over them; the output lifecycle
     /// (`X-Fal-Object-Lifecycle-Preference`) is the call's own, else the client's unless the
     /// caller set that header.
-    fn headers(&self, config: &Config) -> Result<HeaderMap> {
+    pub(crate) fn headers(&self, config: &Config) -> Result<HeaderMap> {
         let mut h = self.headers.clone();
         if let Some(hint) = &self.runner_hint {
             let v = HeaderValue::from_str(hint)

@@ -42,7 +42,7 @@ use crate::error::{decode_json, Error, Result};
 use crate::transport::Transport;
 use crate::transport::{header_str, Op, Request};
 
-pub(crate) use builders::{Body, OnEvent, SubmitOptions, WaitOptions};
+pub(crate) use builders::{Body, CallOptions, OnEvent, SubmitOptions, WaitOptions};
 pub use builders::{Run, Submit, Wait, DEFAULT_POLL_INTERVAL};
 pub use handle::RequestHandle;
 pub use status::{Metrics, QueueStatus, RequestLog};
@@ -243,7 +243,7 @@ pub(crate) async fn run<O: DeserializeOwned>(
 }
 
 /// A `tracing` warning for a submit or run to an endpoint fal deprecated.
-fn warn_if_deprecated(endpoint: &EndpointId) {
+pub(crate) fn warn_if_deprecated(endpoint: &EndpointId) {
     if let Some(d) = crate::models::deprecation(endpoint.as_str()) {
         tracing::warn!(
             endpoint = %endpoint,
@@ -259,7 +259,7 @@ fn warn_if_deprecated(endpoint: &EndpointId) {
 /// A 404 to a submit or sync run means fal serves no app at the endpoint id:
 /// [`Error::EndpointNotFound`]. A sync run passes the model's own answer through, so there a 404
 /// that carries a model error (`error_type`, or field details) stays [`Error::Api`].
-fn endpoint_not_found(error: Error, endpoint: &EndpointId, sync_run: bool) -> Error {
+pub(crate) fn endpoint_not_found(error: Error, endpoint: &EndpointId, sync_run: bool) -> Error {
     match error {
         Error::Api(api)
             if api.status == http::StatusCode::NOT_FOUND
