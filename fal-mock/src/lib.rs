@@ -7,11 +7,13 @@
 //! listeners, by default bound to `127.0.0.1` on ephemeral ports:
 //!
 //! - an **API server** serving the queue under `/queue/`, synchronous runs, streaming runs and
-//!   realtime apps under `/run/`, and the REST storage and token routes under `/rest/`; every
-//!   route requires `Authorization: Key <key>` and answers `401 {"detail":"Unauthorized"}`
-//!   otherwise, except the webhook key set at `/.well-known/jwks.json` (public, like fal's), a
-//!   realtime connection (which may use a token instead, and answers over the WebSocket) and a
-//!   streaming run with a token in `fal_jwt_token` (see [Streaming and realtime](#streaming-and-realtime));
+//!   realtime apps under `/run/`, the REST storage and token routes under `/rest/`, and fal's
+//!   Platform API under `/v1` (see [Platform API](#platform-api)); every route requires
+//!   `Authorization: Key <key>` and answers `401 {"detail":"Unauthorized"}` otherwise (the
+//!   Platform API with its own error body), except the webhook key set at
+//!   `/.well-known/jwks.json` (public, like fal's), a realtime connection (which may use a token
+//!   instead, and answers over the WebSocket) and a streaming run with a token in
+//!   `fal_jwt_token` (see [Streaming and realtime](#streaming-and-realtime));
 //! - a **CDN server** (a different address, so tests can check the key never goes there) serving
 //!   upload targets (`PUT /upload/<token>`) and files (`GET /files/...`), without auth.
 //!
@@ -49,7 +51,8 @@
 //! ```
 //!
 //! prints `export` lines (`FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`,
-//! `FAL_CDN_URL`, `FAL_JWKS_URL`) and one JSON line with the same values, then serves until
+//! `FAL_CDN_URL`, `FAL_JWKS_URL`, `FAL_API_URL`) and one JSON line with the same values, then
+//! serves until
 //! SIGINT or SIGTERM. `--help` lists the flags: the key, queue and processing times, log lines,
 //! a seeded fault rate, endpoints to answer 404 for, the webhook signing seed and retries, and
 //! for streaming and realtime `--stream-events N`, `--stream-cut-after N`,
@@ -176,6 +179,89 @@
 //! Handshakes and streams are in the request log ([`FalMock::requests`]) like every request, a
 //! `fal_jwt_token` value recorded as `redacted`.
 //!
+//! # Platform API
+//!
+//! fal's Platform API (`https://api.fal.ai/v1`) is served under `/v1` of the API server
+//! ([`FalMock::api_url`], `FAL_API_URL`), with the answer shapes of fal's OpenAPI document of
+//! it, from the requests the mock actually ran (queue jobs, sync runs and streaming runs) and
+//! its fixed price table [`PRICES`]. Auth is `Authorization: Key <key>` (optional for
+//! `GET /v1/models` and `GET /v1/meta`); errors answer `{"error": {"type", "message"}}` with
+//! `type` `authorization_error` (401), `validation_error` (400), `not_found` (404) or
+//! `not_implemented` (404, for fal's routes the mock skips: `/models/analytics`,
+//! `/models/billing-events`, `/models/requests/search`, `/storage/settings`,
+//! `/storage/files/acl`, `/storage/files/sign`).
+//!
+//! - Lists page with `limit` and `cursor`; a cursor is the base64 of the offset of the page's
+//!   first item (`Mw==` for 3); `next_cursor` is `null` and `has_more` `false` on the last page.
+//!   Multi-value parameters (`endpoint_id`, `expand`) are comma-separated, repeated or both;
+//!   `endpoint_id` takes 1 to 50 ids. `start`/`end` are ISO 8601 date-times or `YYYY-MM-DD`,
+//!   `end` exclusive, by default the last 24 hours.
+//! - `GET /v1/models` (`limit` default 20): every endpoint the mock knows (the trainers and
+//!   generators above, `fal-ai/flux-pro-trainer` with status `deprecated`, the
+//!   [`REALTIME_APPS`]), sorted by id, with fal's metadata from the documents (category
+//!   `training` or `text-to-image`, kind `training` or `inference`, `model_url` on the mock,
+//!   `is_favorited` `null` without a key). Find with `endpoint_id` (unknown ids are left out),
+//!   search with `q` (substring of the id or display name, any case), `category`, `status`.
+//!   `expand=openapi-3.0` adds fal's OpenAPI document, or
+//!   `{"error": {"code": "expansion_failed", ...}}` for the realtime apps;
+//!   `expand=enterprise_status` adds `"ready"`.
+//! - `GET /v1/models/pricing?endpoint_id=...` (required): `{"prices": [{"endpoint_id",
+//!   "unit_price", "unit", "currency": "USD"}], "next_cursor": null, "has_more": false}` for the
+//!   ids in [`PRICES`]; others are left out.
+//! - `POST /v1/models/pricing/estimate`: `unit_price` estimates sum `unit_price ×
+//!   unit_quantity`; `historical_api_price` ones sum `unit_price × (units of a default call) ×
+//!   call_quantity`, a default call billing 1 training, 1 image, or the megapixels of one image
+//!   of the endpoint's default size as the mock renders it (512×384: 0.197). `total_cost` is
+//!   rounded to 6 decimals. An endpoint without a price or a bad body answers 400.
+//! - `GET /v1/models/usage`: line items (`endpoint_id`, `unit`, `quantity`, `unit_price`,
+//!   `percent_discount: null`, `cost_subtotal`, `cost_discount: 0`, `cost_total`, `cost`,
+//!   `currency`) of the successful requests of priced endpoints that ended in the range, one per
+//!   endpoint, `quantity` the sum of their billed units. `expand` `time_series` (default) and/or
+//!   `summary` (400 without either; `auth_method[_structured]` accepted, not filled). Buckets
+//!   by `timeframe` (default: fal's rule from the range, `minute` under 2 h, `hour` under 2
+//!   days, `day` under 64 days, `week` under 183 days, else `month`), in UTC only (another
+//!   `timezone` answers 400), labelled like `2025-01-15T00:00:00+00:00`; with
+//!   `bound_to_timeframe` (default `true`) the range widens to whole buckets. Only buckets with
+//!   usage are listed; `limit`/`cursor` page the buckets, and `summary` (of the whole range)
+//!   comes with the first page only. `api_key_id`/`login_username` filters are ignored.
+//! - `GET /v1/models/requests/by-endpoint?endpoint_id=...` (required; `limit` default 50,
+//!   at most 100): the endpoint's queue jobs, sync runs and streaming runs submitted in the range
+//!   (by `sent_at`; 90 days by default with `request_id`), newest `ended_at` first (running
+//!   requests first), or longest `duration` first with `sort_by=duration`; filters `status`
+//!   (`success` 2xx, `user_error` 4xx — a cancel is 499 —, `error` 5xx) and `request_id`.
+//!   `sent_at` is the submit, `started_at` the start of processing, `duration` is `ended_at −
+//!   sent_at` in seconds. `expand=payloads` adds `json_input` and `json_output` (a failure's
+//!   error body), both `null` once the payloads were deleted or when the request was sent
+//!   with `X-Fal-Store-IO: 0`.
+//! - `DELETE /v1/models/requests/{request_id}/payloads`: deletes the payloads of a finished
+//!   request and the mock CDN files its output points at (they answer 404 from then on; a
+//!   trainer's LoRA file too), except files its input points at too. Answers
+//!   `{"cdn_delete_results": [{"link", "exception": null}]}` (`"File not found"` for a file
+//!   already gone); 404 `not_found` for an unknown id, 400 for one that is not a UUID or a
+//!   request still running. With `Idempotency-Key`, a successful answer is kept 10 minutes per
+//!   key and a repeat with the key (whatever the request id) gets it back without deleting
+//!   again. [`FalMock::payload_deletions`] counts deletions. The queue result of the request
+//!   keeps answering (undocumented on fal; its file URLs then answer 404).
+//! - `GET /v1/meta`: `{"webhook_ip_ranges": ["127.0.0.1/32", "::1/128"]}`.
+//!
+//! **Billed units.** The result of a successful queue job (`GET /queue/.../requests/{id}`) and
+//! the answer of a successful sync run of an endpoint in [`PRICES`] carry
+//! `x-fal-billable-units` as a decimal string: `1` for a trainer, the megapixels of the output
+//! images for a `megapixels` endpoint (sum of `width × height / 1e6`, rounded to 3 decimals,
+//! e.g. `0.197`), the number of images for `fal-ai/flux-pro/v1.1-ultra-finetuned`. The usage
+//! route bills exactly these units (a streaming run's too, though its answer head, sent before
+//! the output exists, has no header); [`FalMock::billable_units`] gives them per request.
+//!
+//! **Platform headers.** Each submit, sync run and streaming run records its `X-Fal-Tags`
+//! (parsed like fal's gateway, which "fails open and drops pairs it rejects"),
+//! `X-Fal-Store-IO`, `X-Fal-No-Retry`, `X-Fal-Retry-Config`, `x-app-fal-disable-fallback` and
+//! `x-fal-disable-fallbacks`: [`FalMock::platform_headers`] by request id, and
+//! [`JobSnapshot::platform_headers`] for queue jobs. Nothing is refused for them.
+//!
+//! **Queue length.** A submit with `?fal_max_queue_length=N` answers
+//! `429 {"detail": "Queue length exceeded: ..."}` and creates no job when more than `N`
+//! requests of the same endpoint are `IN_QUEUE`; `N` that is not a whole number answers 422.
+//!
 //! # Decisions where fal's behaviour is not documented
 //!
 //! - Result of an unfinished job: `400 {"detail":"Request is still in progress"}`.
@@ -203,10 +289,12 @@
 //! streams, malformed JSON, HTML pages). [`FalMock::fault_counts`] says what was injected and
 //! [`FalMock::duplicate_submissions`] whether any input was queued twice.
 
+mod billing;
 mod cdn;
 mod faults;
 mod media;
 mod multipart;
+mod platform;
 mod realtime;
 mod routes;
 mod signer;
@@ -232,6 +320,9 @@ pub use signer::WebhookSigner;
 use state::{lock, Shared, Timing};
 pub use webhook::WebhookDelivery;
 
+pub use billing::{
+    price_of, PlatformHeaders, Price, CURRENCY, PRICES, UNIT_IMAGES, UNIT_MEGAPIXELS, UNIT_TRAINING,
+};
 pub use faults::{FaultCounts, FaultKind, Faults, MockRoute};
 
 pub use multipart::MultipartRecord;
@@ -466,6 +557,9 @@ pub struct JobSnapshot {
     /// When the mock marked it `COMPLETED` (the first look at it, by a status answer, a status
     /// stream or the mock's own timer, at or after its end), for latency measurements.
     pub completed_at: Option<std::time::SystemTime>,
+    /// The platform headers of the submit (`X-Fal-Tags`, `X-Fal-Store-IO`, ...), as the
+    /// mock's gateway read them.
+    pub platform_headers: PlatformHeaders,
 }
 
 /// Configures and starts a [`FalMock`].
@@ -643,6 +737,7 @@ impl FalMockBuilder {
             streams: stream::Streams::new(self.stream),
             tokens: tokens::Tokens::new(self.token_shape),
             realtime: realtime::Realtime::new(self.realtime),
+            platform: platform::Platform::new(),
             shutdown: rx.clone(),
             webhooks,
         });
@@ -668,7 +763,7 @@ fn collapse_slashes(mut req: axum::extract::Request) -> axum::extract::Request {
     let path = req.uri().path();
     let rest = path.trim_start_matches('/');
     let mut fixed = format!("/{rest}");
-    for prefix in ["/queue/", "/run/", "/rest/"] {
+    for prefix in ["/queue/", "/run/", "/rest/", "/v1/"] {
         if let Some(after) = fixed.strip_prefix(prefix) {
             if after.starts_with('/') {
                 fixed = format!("{prefix}{}", after.trim_start_matches('/'));
@@ -778,6 +873,12 @@ impl FalMock {
         format!("{}rest/", self.shared.api_base)
     }
 
+    /// Platform API base URL, version path included and without a trailing `/`, e.g.
+    /// `http://127.0.0.1:P/v1` (`FAL_API_URL`; fal's is `https://api.fal.ai/v1`).
+    pub fn api_url(&self) -> String {
+        format!("{}v1", self.shared.api_base)
+    }
+
     /// CDN base URL (a different port than the API), e.g. `http://127.0.0.1:Q/`.
     pub fn cdn_url(&self) -> String {
         self.shared.cdn_base.clone()
@@ -797,6 +898,7 @@ impl FalMock {
             .rest_url(self.rest_url())
             .jwks_url(self.jwks_url())
             .cdn_url(self.cdn_url())
+            .api_url(self.api_url())
     }
 
     /// A [`FalClient`] pointed at the mock with its key.
@@ -808,8 +910,8 @@ impl FalMock {
     }
 
     /// `FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`, `FAL_CDN_URL` (where fal's
-    /// storage files and uploads are) and `FAL_JWKS_URL`, for a child process or another
-    /// language's client.
+    /// storage files and uploads are), `FAL_JWKS_URL` and `FAL_API_URL` (the Platform API), for
+    /// a child process or another language's client.
     pub fn env_vars(&self) -> Vec<(String, String)> {
         vec![
             ("FAL_KEY".into(), self.key().to_owned()),
@@ -818,6 +920,7 @@ impl FalMock {
             ("FAL_REST_URL".into(), self.rest_url()),
             ("FAL_CDN_URL".into(), self.cdn_url()),
             ("FAL_JWKS_URL".into(), self.jwks_url()),
+            ("FAL_API_URL".into(), self.api_url()),
         ]
     }
 

@@ -6,11 +6,13 @@
 //! ```
 //!
 //! On start it prints one `export NAME=value` line per setting a client needs (`FAL_KEY`,
-//! `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`, `FAL_CDN_URL`, `FAL_JWKS_URL`), then one JSON
-//! line with the same values and the bound addresses, and serves until SIGINT or SIGTERM. Logs go
-//! to stderr (`RUST_LOG=fal_mock=debug` for every request). Streaming runs are at
-//! `$FAL_RUN_URL<endpoint>/stream`, realtime apps at `$FAL_RUN_URL<endpoint>/realtime` with `ws`
-//! for `http`, and realtime tokens at `$FAL_REST_URL/tokens/`.
+//! `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`, `FAL_CDN_URL`, `FAL_JWKS_URL`,
+//! `FAL_API_URL`), then one JSON line with the same values and the bound addresses, and serves
+//! until SIGINT or SIGTERM. Logs go to stderr (`RUST_LOG=fal_mock=debug` for every request).
+//! Streaming runs are at `$FAL_RUN_URL<endpoint>/stream`, realtime apps at
+//! `$FAL_RUN_URL<endpoint>/realtime` with `ws` for `http`, realtime tokens at
+//! `$FAL_REST_URL/tokens/`, and fal's Platform API (models, pricing, usage, request listing,
+//! payload deletion) under `$FAL_API_URL` (`http://<host>:<port>/v1`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -23,14 +25,20 @@ use fal_mock::{FalMock, Faults, TokenShape};
 /// streaming runs (POST $FAL_RUN_URL<endpoint>/stream, server-sent events), realtime apps over
 /// WebSocket (ws://<host>:<port>/run/fal-ai/fast-lcm-diffusion/realtime, msgpack frames), realtime
 /// tokens (POST $FAL_REST_URL/tokens/), storage uploads and files, signed webhooks, faults on
-/// demand. Prints the URLs to point a client at, then serves until SIGINT or SIGTERM.
+/// demand, and fal's Platform API under $FAL_API_URL (http://<host>:<port>/v1): GET /models,
+/// GET /models/pricing, POST /models/pricing/estimate, GET /models/usage, GET
+/// /models/requests/by-endpoint, DELETE /models/requests/<id>/payloads, GET /meta, from the
+/// requests the mock ran and its fixed price table. Results of priced endpoints carry
+/// x-fal-billable-units (trainers 1, generators the megapixels of their images,
+/// fal-ai/flux-pro/v1.1-ultra-finetuned its number of images). Prints the URLs to point a client
+/// at, then serves until SIGINT or SIGTERM.
 #[derive(Parser, Debug)]
 #[command(name = "fal-mock", version)]
 struct Args {
     /// Address to listen on (both servers).
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Port of the API server (queue, run, REST, JWKS); 0 picks a free one.
+    /// Port of the API server (queue, run, REST, JWKS, Platform API); 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// Port of the CDN server (uploads and files); 0 picks a free one.

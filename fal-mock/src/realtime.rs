@@ -83,6 +83,8 @@ impl Default for RealtimeConfig {
 pub(crate) struct Realtime {
     config: RealtimeConfig,
     sessions: Mutex<HashMap<String, usize>>,
+    /// Sessions running now, per endpoint.
+    open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Realtime {
@@ -90,6 +92,31 @@ impl Realtime {
         Self {
             config,
             sessions: Mutex::new(HashMap::new()),
+            open: Arc::default(),
+        }
+    }
+}
+
+/// Counts a session as open while it lives.
+struct OpenSession {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    endpoint: String,
+}
+
+impl OpenSession {
+    fn new(open: &Arc<Mutex<HashMap<String, usize>>>, endpoint: &str) -> Self {
+        *lock(open).entry(endpoint.to_owned()).or_default() += 1;
+        Self {
+            open: Arc::clone(open),
+            endpoint: endpoint.to_owned(),
+        }
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        if let Some(n) = lock(&self.open).get_mut(&self.endpoint) {
+            *n = n.saturating_sub(1);
         }
     }
 }
@@ -223,6 +250,7 @@ async fn session(
     close_after: Option<usize>,
     mut socket: WebSocket,
 ) {
+    let _open = OpenSession::new(&s.realtime.open, &endpoint);
     let config = s.realtime.config;
     let mut stop = s.shutdown.clone();
     let mut results = 0usize;
@@ -496,6 +524,15 @@ impl FalMock {
             Some(rest) => format!("ws{rest}"),
             None => run,
         }
+    }
+
+    /// How many realtime sessions with `endpoint_id` are running now (a session ends when the
+    /// client leaves, on the idle `TIMEOUT`, a planned close or the mock's shutdown).
+    pub fn realtime_open_sessions(&self, endpoint_id: &str) -> usize {
+        lock(&self.shared.realtime.open)
+            .get(endpoint_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// How many realtime connections to `endpoint_id` (the full id, without `/realtime`) were

@@ -21,6 +21,8 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+use super::billing::{self, PlatformHeaders};
+use super::platform::CallKind;
 use super::state::{self, Outcome, Phase, Shared, SubmitMeta, UploadSlot};
 use super::validate::{self, Detail};
 use super::{faults, media, FailureUse, HostKind, MockFailure, RecordedRequest};
@@ -33,7 +35,7 @@ const STREAM_TICK: Duration = Duration::from_millis(50);
 
 /// The API server: queue, sync run, streaming run, realtime and REST routes, all behind
 /// `Authorization: Key <key>` (a realtime connection authorizes itself, and a streaming run may
-/// come with a token in `fal_jwt_token` instead).
+/// come with a token in `fal_jwt_token` instead), and the Platform API under `/v1`.
 pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/queue/{*path}", post(submit).get(queue_get).put(queue_put))
@@ -51,6 +53,8 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         // Added after the auth layer: the webhook key set is public, like fal's.
         .route(super::webhook::JWKS_PATH, get(super::webhook::jwks))
+        // fal's Platform API, with its own auth and error bodies.
+        .nest("/v1", super::platform::router(shared.clone()))
         .layer(middleware::from_fn_with_state(
             shared.clone(),
             faults::api_layer,
@@ -366,6 +370,9 @@ async fn submit(
         Ok(l) => l,
         Err(r) => return r,
     };
+    if let Err(r) = check_queue_length(&s, endpoint.as_str(), query.as_deref()) {
+        return r;
+    }
     // Taken only once the request is accepted: a rejected one leaves the planned failure queued.
     let injected = s.take_failure(endpoint.as_str());
     let meta = SubmitMeta {
@@ -375,6 +382,7 @@ async fn submit(
         request_timeout: timeout.as_ref().map(|t| t.0.clone()),
         start_deadline: timeout.map(|t| t.1),
         object_lifecycle,
+        platform: PlatformHeaders::from_headers(&headers),
     };
     let job = s.submit(&endpoint, input, meta, injected);
     let view = s.observe(&job);
@@ -394,6 +402,43 @@ async fn submit(
         o.insert("gateway_request_id".into(), json!(job.id));
     }
     with_request_id(json_response(200, &body), &job.id)
+}
+
+/// `fal_max_queue_length=N` of a submit: `429 {"detail": ...}` when more than `N` requests of
+/// `endpoint` are waiting (`IN_QUEUE`); 422 when `N` is not a whole number.
+fn check_queue_length(s: &Shared, endpoint: &str, query: Option<&str>) -> Result<(), Response> {
+    let Some(raw) = query_param(query, "fal_max_queue_length") else {
+        return Ok(());
+    };
+    let Ok(max) = raw.trim().parse::<usize>() else {
+        return Err(unprocessable(&[Detail::new(
+            vec![json!("query"), json!("fal_max_queue_length")],
+            "value is not a valid integer",
+            "type_error.integer",
+        )]));
+    };
+    let waiting = s.waiting(endpoint);
+    if waiting > max {
+        tracing::debug!(%endpoint, waiting, max, "mock: submit refused, the queue is too long");
+        return Err(detail(
+            429,
+            &format!(
+                "Queue length exceeded: {waiting} requests are waiting for {endpoint} \
+                 (fal_max_queue_length={max})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A successful result or run answer, with `x-fal-billable-units` when the endpoint has a
+/// price.
+pub(crate) fn billed_response(endpoint: &str, output: &Value) -> Response {
+    let r = json_response(200, output);
+    match billing::billable_units(endpoint, output) {
+        Some(units) => with_header(r, "x-fal-billable-units", &billing::format_units(units)),
+        None => r,
+    }
 }
 
 /// A `/queue/...` path naming a request: `{app}/requests/{id}[/status[/stream]|/cancel]`.
@@ -479,7 +524,7 @@ async fn queue_get(
         RequestRoute::Result => {
             let view = s.observe(&job);
             let r = match view.completion.as_deref().map(|c| &c.outcome) {
-                Some(Outcome::Ok(out)) => json_response(200, out),
+                Some(Outcome::Ok(out)) => billed_response(&job.endpoint, out),
                 Some(Outcome::Failed(f)) => failure_response(f.http_status, &f.body, &f.headers),
                 None => detail(400, "Request is still in progress"),
             };
@@ -615,13 +660,26 @@ async fn run(
     *state::lock(&s.runs)
         .entry(endpoint.as_str().to_owned())
         .or_default() += 1;
-    let r = match s.take_failure(endpoint.as_str()) {
+    let endpoint = endpoint.as_str();
+    s.platform.begin(
+        &request_id,
+        endpoint,
+        CallKind::Run,
+        &input,
+        PlatformHeaders::from_headers(&headers),
+    );
+    // The answer, and what the Platform API records of it (status, output or error body).
+    let (r, status, recorded) = match s.take_failure(endpoint) {
         Some(MockFailure::Validation(fields)) => {
             let details: Vec<Detail> = fields
                 .iter()
                 .map(|(f, m, t)| Detail::new(vec![json!("body"), json!(f)], m, t))
                 .collect();
-            unprocessable(&details)
+            (
+                unprocessable(&details),
+                422,
+                validate::detail_body(&details),
+            )
         }
         Some(MockFailure::CompletedWithError { error, error_type }) => {
             let f = state::Failure::request_error(
@@ -629,23 +687,36 @@ async fn run(
                 &error,
                 &error_type,
             );
-            failure_response(f.http_status, &f.body, &f.headers)
+            (
+                failure_response(f.http_status, &f.body, &f.headers),
+                f.http_status,
+                f.body,
+            )
         }
-        _ => match s.check_input(endpoint.as_str(), &input) {
-            Err(details) => unprocessable(&details),
+        _ => match s.check_input(endpoint, &input) {
+            Err(details) => (
+                unprocessable(&details),
+                422,
+                validate::detail_body(&details),
+            ),
             Ok(()) => {
                 let processing = s.timing().processing_time;
                 let mut shutdown = s.shutdown.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(processing) => {}
-                    _ = shutdown.changed() => return detail(503, "Service shutting down"),
+                    _ = shutdown.changed() => {
+                        let body = json!({"detail": "Service shutting down"});
+                        s.platform.finish(&request_id, 503, Some(body));
+                        return detail(503, "Service shutting down");
+                    }
                 }
-                let output = s.produce(endpoint.as_str(), &request_id, &input, processing);
+                let output = s.produce(endpoint, &request_id, &input, processing);
                 super::cdn::record_outputs(&s, &output, lifecycle.as_ref());
-                json_response(200, &output)
+                (billed_response(endpoint, &output), 200, output)
             }
         },
     };
+    s.platform.finish(&request_id, status, Some(recorded));
     with_request_id(r, &request_id)
 }
 

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use super::billing::PlatformHeaders;
 use super::media::{self, ImageFormat, ImageSpec};
 use super::validate::{self, Detail, ModelKind};
 use super::{FailureUse, JobSnapshot, JobState, MockFailure, RecordedRequest};
@@ -71,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) streams: super::stream::Streams,
     pub(crate) tokens: super::tokens::Tokens,
     pub(crate) realtime: super::realtime::Realtime,
+    /// Sync and streaming runs, payload deletions and idempotency keys of the Platform API.
+    pub(crate) platform: super::platform::Platform,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) webhooks: Arc<super::webhook::Webhooks>,
 }
@@ -98,6 +101,8 @@ pub(crate) struct Job {
     pub(crate) object_lifecycle: Option<Value>,
     /// Parsed `x-fal-request-timeout`.
     pub(crate) start_deadline: Option<Duration>,
+    /// `X-Fal-Tags`, `X-Fal-Store-IO` and the other platform headers of the submit.
+    pub(crate) platform: PlatformHeaders,
     pub(crate) injected: Option<MockFailure>,
     pub(crate) submitted: Instant,
     pub(crate) submitted_wall: SystemTime,
@@ -358,6 +363,7 @@ pub(crate) struct SubmitMeta {
     pub(crate) request_timeout: Option<String>,
     pub(crate) start_deadline: Option<Duration>,
     pub(crate) object_lifecycle: Option<Value>,
+    pub(crate) platform: PlatformHeaders,
 }
 
 impl Shared {
@@ -426,6 +432,7 @@ impl Shared {
             request_timeout: meta.request_timeout,
             object_lifecycle: meta.object_lifecycle,
             start_deadline: meta.start_deadline,
+            platform: meta.platform,
             injected,
             submitted: Instant::now(),
             submitted_wall: SystemTime::now(),
@@ -460,6 +467,18 @@ impl Shared {
             }
         });
         job
+    }
+
+    /// How many jobs of `endpoint` (the full id) are waiting (`IN_QUEUE`) now.
+    pub(crate) fn waiting(&self, endpoint: &str) -> usize {
+        let jobs: Vec<Arc<Job>> = lock(&self.jobs)
+            .values()
+            .filter(|j| j.endpoint == endpoint)
+            .cloned()
+            .collect();
+        jobs.iter()
+            .filter(|j| matches!(self.observe(j).phase, Phase::InQueue { .. }))
+            .count()
     }
 
     /// Observe `job` now, completing it (once) when its time has come.
@@ -947,6 +966,7 @@ impl Shared {
             object_lifecycle: job.object_lifecycle.clone(),
             cancelled,
             completed_at: view.completion.as_ref().map(|c| c.at),
+            platform_headers: job.platform.clone(),
         }
     }
 
@@ -1009,6 +1029,16 @@ fn image_size_px(v: Option<&Value>) -> (u32, u32) {
         _ => (1024, 768),
     };
     media::fit(w, h)
+}
+
+/// Pixel size of a generated image when the input gives no size: `image_size` endpoints default
+/// to `landscape_4_3`, `aspect_ratio` ones to `16:9` (scaled to the mock's maximum).
+pub(crate) fn default_size(image_size: bool) -> (u32, u32) {
+    if image_size {
+        image_size_px(None)
+    } else {
+        aspect_size(None)
+    }
 }
 
 /// Pixel size for an `aspect_ratio` like `16:9` (default), scaled to the mock's maximum.

@@ -143,6 +143,13 @@ pub(crate) async fn stream(
         return with_request_id(unprocessable(&details), &request_id);
     }
     s.streams.count(&endpoint, |c| c.started += 1);
+    s.platform.begin(
+        &request_id,
+        &endpoint,
+        super::platform::CallKind::Stream,
+        &input,
+        super::billing::PlatformHeaders::from_headers(headers),
+    );
     tracing::debug!(%endpoint, %request_id, ?cut_after, "mock: stream started");
     let processing = s.timing().processing_time;
     let events = s.streams.config.events;
@@ -150,6 +157,7 @@ pub(crate) async fn stream(
         guard: Guard {
             s: Arc::clone(&s),
             endpoint,
+            request_id: request_id.clone(),
             finished: false,
         },
         request_id: request_id.clone(),
@@ -175,6 +183,7 @@ pub(crate) async fn stream(
 struct Guard {
     s: Arc<Shared>,
     endpoint: String,
+    request_id: String,
     /// Set once the stream has ended on its own terms (completed, cut or stopped by shutdown).
     finished: bool,
 }
@@ -195,6 +204,8 @@ impl Drop for Guard {
             self.s
                 .streams
                 .count(&self.endpoint, |c| c.disconnected += 1);
+            // Recorded as fal records a client that went away.
+            self.s.platform.finish(&self.request_id, 499, None);
         }
     }
 }
@@ -238,6 +249,7 @@ async fn next_event(mut st: StreamState) -> Option<(Item, StreamState)> {
     if cut.is_some_and(|n| st.sent >= n) {
         tracing::debug!(endpoint = %st.guard.endpoint, sent = st.sent, "mock: cutting a stream");
         st.guard.finish(|c| c.cut += 1);
+        st.guard.s.platform.finish(&st.request_id, 500, None);
         // Let hyper flush the head and the events sent so far first: an error polled while they
         // are still buffered would drop them with the connection.
         tokio::time::sleep(FLUSH_PAUSE).await;
@@ -250,6 +262,7 @@ async fn next_event(mut st: StreamState) -> Option<(Item, StreamState)> {
             _ = async { while !*stop.borrow_and_update() { if stop.changed().await.is_err() { break } } } => {
                 // Not counted: the mock, not the client, ended it.
                 st.guard.finish(|_| {});
+                st.guard.s.platform.finish(&st.request_id, 503, None);
                 return Some((abort("FalMock is shutting down"), st));
             }
         }
@@ -261,6 +274,7 @@ async fn next_event(mut st: StreamState) -> Option<(Item, StreamState)> {
         let s = Arc::clone(&st.guard.s);
         let output = s.produce(&st.guard.endpoint, &st.request_id, &st.input, st.processing);
         super::cdn::record_outputs(&s, &output, st.lifecycle.as_ref());
+        s.platform.finish(&st.request_id, 200, Some(output.clone()));
         output
     };
     st.sent += 1;

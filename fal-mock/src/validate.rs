@@ -106,12 +106,20 @@ pub(crate) struct Model {
     /// The input schema, `$ref` resolved.
     input: Value,
     pub(crate) kind: ModelKind,
+    /// fal's `metadata` of the endpoint, as the document holds it (`null` when it has none).
+    pub(crate) metadata: Value,
 }
 
 impl Model {
     /// Whether the input schema has `field`.
     pub(crate) fn has_input(&self, field: &str) -> bool {
         self.input["properties"].get(field).is_some()
+    }
+
+    /// The endpoint's OpenAPI 3.0 document (fal's, as `GET /v1/models?expand=openapi-3.0`
+    /// answers it).
+    pub(crate) fn openapi(&self) -> &Value {
+        &self.doc
     }
 
     /// The server default of an input field, from the schema.
@@ -219,6 +227,7 @@ fn load(text: &str) -> Result<Model, String> {
         doc,
         input,
         kind,
+        metadata: file["metadata"].clone(),
     })
 }
 

@@ -1297,8 +1297,13 @@ async fn client_and_env_point_at_the_mock() {
             "FAL_RUN_URL",
             "FAL_REST_URL",
             "FAL_CDN_URL",
-            "FAL_JWKS_URL"
+            "FAL_JWKS_URL",
+            "FAL_API_URL"
         ]
+    );
+    assert_eq!(
+        client.config().api_url().as_str().trim_end_matches('/'),
+        mock.api_url()
     );
     assert_eq!(env[0].1, "mock-key");
     assert!(
