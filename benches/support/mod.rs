@@ -5,15 +5,19 @@
 //! The server is this same executable started again with `FAL_BENCH_SERVER` set: every bench
 //! or harness calls [`serve_if_requested`] first thing in `main`. The child prints the mock's
 //! environment (`FAL_KEY=...`, `FAL_QUEUE_URL=...`, ...) on stdout, then `READY`, and serves
-//! until its stdin closes (so it never outlives the parent).
+//! until its stdin closes (so it never outlives the parent). A `STATS` line on its stdin makes it
+//! answer one `STATS ...` line with what the mock saw ([`ServerProcess::stats`]).
 
 #![allow(dead_code)]
 
 pub mod jobs;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
+
+use fal_mock::{FaultKind, Faults, MockRoute};
 
 const ROLE: &str = "FAL_BENCH_SERVER";
 
@@ -26,6 +30,11 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Keep uploaded bytes (`false`: the mock's discard mode, only sizes and hashes).
     pub store_uploads: bool,
+    /// Log lines per job, spread evenly over the processing time (0: none, so the status stream
+    /// sends `IN_PROGRESS` at once and then nothing until `COMPLETED`).
+    pub log_lines: usize,
+    /// Inject the fault plan of the hedged-wait measurement ([`wait_faults`]) with this seed.
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -34,15 +43,140 @@ impl Default for ServerConfig {
             processing: Duration::ZERO,
             workers: 2,
             store_uploads: true,
+            log_lines: 0,
+            fault_seed: None,
         }
     }
 }
+
+/// The fault plan of the hedged-wait measurement (issue 13): on every queue route 8% `429`
+/// (with `Retry-After` 0 or 1 s) and 8% ingress `503`; on the idempotent ones (status, status
+/// stream, result) also 6% dropped connections; and on the status stream also 30% truncated
+/// streams (the first event, then a clean end) and 20% stalled ones (the first event, then
+/// silence with the connection open). Submits are never dropped: a dropped submit is ambiguous
+/// (fal may have queued the job) and the client rightly does not repeat it.
+pub fn wait_faults(seed: u64) -> Faults {
+    let all = [
+        MockRoute::Submit,
+        MockRoute::Status,
+        MockRoute::Stream,
+        MockRoute::Result,
+    ];
+    let idempotent = [MockRoute::Status, MockRoute::Stream, MockRoute::Result];
+    Faults::new(seed)
+        .rate_on(&all, FaultKind::TooManyRequests, 0.08)
+        .rate_on(&all, FaultKind::IngressUnavailable, 0.08)
+        .rate_on(&idempotent, FaultKind::Reset, 0.06)
+        .rate(MockRoute::Stream, FaultKind::TruncatedStream, 0.30)
+        .rate(MockRoute::Stream, FaultKind::StalledStream, 0.20)
+        .retry_after(0..=1)
+}
+
+/// What the mock in the server process saw, from [`ServerProcess::stats`].
+#[derive(Debug, Clone, Default)]
+pub struct ServerStats {
+    /// Every request received (faulted ones included).
+    pub requests: u64,
+    /// `POST /queue/...` (submits, accepted or not).
+    pub submits: u64,
+    /// `GET .../status/stream`.
+    pub streams: u64,
+    /// `GET .../status`.
+    pub polls: u64,
+    /// `GET .../requests/{id}`.
+    pub results: u64,
+    /// Jobs the mock accepted (queue submits it answered with a request id).
+    pub jobs_created: u64,
+    /// Injected faults per kind.
+    pub faults: BTreeMap<String, u64>,
+}
+
+impl ServerStats {
+    fn line(&self) -> String {
+        let mut l = format!(
+            "STATS requests={} submits={} streams={} polls={} results={} jobs_created={}",
+            self.requests, self.submits, self.streams, self.polls, self.results, self.jobs_created
+        );
+        for (k, v) in &self.faults {
+            l.push_str(&format!(" fault.{k}={v}"));
+        }
+        l
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let mut s = Self::default();
+        for field in line.strip_prefix("STATS")?.split_whitespace() {
+            let (k, v) = field.split_once('=')?;
+            let v: u64 = v.parse().ok()?;
+            match k {
+                "requests" => s.requests = v,
+                "submits" => s.submits = v,
+                "streams" => s.streams = v,
+                "polls" => s.polls = v,
+                "results" => s.results = v,
+                "jobs_created" => s.jobs_created = v,
+                other => {
+                    s.faults.insert(other.strip_prefix("fault.")?.to_owned(), v);
+                }
+            }
+        }
+        Some(s)
+    }
+
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            requests: self.requests - before.requests,
+            submits: self.submits - before.submits,
+            streams: self.streams - before.streams,
+            polls: self.polls - before.polls,
+            results: self.results - before.results,
+            jobs_created: self.jobs_created - before.jobs_created,
+            faults: self
+                .faults
+                .iter()
+                .map(|(k, v)| (k.clone(), v - before.faults.get(k).copied().unwrap_or(0)))
+                .filter(|(_, v)| *v > 0)
+                .collect(),
+        }
+    }
+
+    fn of(mock: &fal_mock::FalMock) -> Self {
+        let mut s = Self::default();
+        for r in mock.requests() {
+            s.requests += 1;
+            let p = r.path.trim_end_matches('/');
+            if !p.starts_with("/queue/") {
+                continue;
+            }
+            match r.method.as_str() {
+                "POST" => s.submits += 1,
+                "GET" if p.ends_with("/status/stream") => s.streams += 1,
+                "GET" if p.ends_with("/status") => s.polls += 1,
+                "GET" if p.contains("/requests/") => s.results += 1,
+                _ => {}
+            }
+        }
+        s.jobs_created = mock.submissions(BENCH_ENDPOINT) as u64;
+        s.faults = mock
+            .fault_counts()
+            .by_kind
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        s
+    }
+}
+
+/// The endpoint every bench job is submitted to.
+pub const BENCH_ENDPOINT: &str = "fal-ai/flux-lora";
 
 /// The mock running in a child process. Dropping it closes the child's stdin (it exits) and
 /// reaps it.
 pub struct ServerProcess {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
     /// `FAL_KEY`, `FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`, as the mock reports them.
     pub env: Vec<(String, String)>,
 }
@@ -55,10 +189,13 @@ impl ServerProcess {
             .env(
                 ROLE,
                 format!(
-                    "{}:{}:{}",
+                    "{}:{}:{}:{}:{}",
                     cfg.processing.as_micros(),
                     cfg.workers,
-                    u8::from(cfg.store_uploads)
+                    u8::from(cfg.store_uploads),
+                    cfg.log_lines,
+                    cfg.fault_seed
+                        .map_or_else(|| "-".to_owned(), |s| s.to_string()),
                 ),
             )
             .env_remove("RUST_LOG")
@@ -69,14 +206,22 @@ impl ServerProcess {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().ok_or_else(|| other("no stdout"))?;
         let mut env = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line?;
-            if line == "READY" {
-                return Ok(Self { child, stdin, env });
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        while stdout.read_line(&mut line)? > 0 {
+            let l = line.trim_end();
+            if l == "READY" {
+                return Ok(Self {
+                    child,
+                    stdin,
+                    stdout,
+                    env,
+                });
             }
-            if let Some((k, v)) = line.split_once('=') {
+            if let Some((k, v)) = l.split_once('=') {
                 env.push((k.to_owned(), v.to_owned()));
             }
+            line.clear();
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -105,6 +250,40 @@ impl ServerProcess {
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// CPU time (user + system) of the server process so far (`/proc/{pid}/stat`; zero when
+    /// it cannot be read).
+    pub fn cpu_time(&self) -> Duration {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())) else {
+            return Duration::ZERO;
+        };
+        // Fields after the command name (which may hold spaces, so split after its `)`):
+        // state is field 3, utime and stime are fields 14 and 15.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return Duration::ZERO;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // SAFETY: plain libc call without pointers.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let t = ticks(11) + ticks(12);
+        Duration::from_micros(t * 1_000_000 / hz)
+    }
+
+    /// What the mock saw so far (requests by route, jobs created, faults injected).
+    pub fn stats(&mut self) -> std::io::Result<ServerStats> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| other("no stdin"))?;
+        stdin.write_all(b"STATS\n")?;
+        stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        ServerStats::parse(line.trim_end()).ok_or_else(|| other("unreadable STATS answer"))
     }
 }
 
@@ -142,6 +321,11 @@ pub fn serve_if_requested() {
     let processing = Duration::from_micros(next(0));
     let workers = next(2).max(1) as usize;
     let store_uploads = next(1) != 0;
+    let log_lines = next(0) as usize;
+    let faults = fields
+        .next()
+        .and_then(|f| f.parse().ok())
+        .map_or_else(Faults::none, wait_faults);
     // Many held status streams need many sockets.
     raise_nofile(65536);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -153,9 +337,10 @@ pub fn serve_if_requested() {
         let mock = fal_mock::FalMock::builder()
             .queue_time(Duration::ZERO)
             .processing_time(processing)
-            .log_lines(0)
+            .log_lines(log_lines)
             .initial_queue_position(0)
             .store_uploads(store_uploads)
+            .faults(faults)
             .start()
             .await
             .expect("start the mock");
@@ -167,13 +352,23 @@ pub fn serve_if_requested() {
         writeln!(out, "READY").expect("stdout");
         out.flush().expect("stdout");
         drop(out);
-        // Serve until the parent closes our stdin (or dies).
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut sink = Vec::new();
-            let _ = std::io::stdin().read_to_end(&mut sink);
+        // Serve until the parent closes our stdin (or dies), answering its `STATS` lines.
+        let mock = std::sync::Arc::new(mock);
+        let shared = mock.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if line.trim() == "STATS" {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", ServerStats::of(&shared).line());
+                    let _ = out.flush();
+                }
+            }
         })
         .await;
-        mock.shutdown().await;
+        if let Ok(mock) = std::sync::Arc::try_unwrap(mock) {
+            mock.shutdown().await;
+        }
     });
     std::process::exit(0);
 }

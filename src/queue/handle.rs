@@ -268,6 +268,25 @@ impl<O: DeserializeOwned> RequestHandle<O> {
             .instrument(span)
             .await
     }
+
+    /// [`result`](Self::result) with the units fal billed for the request
+    /// (`x-fal-billable-units` on the result answer). After a [`wait`](Self::wait) it asks for
+    /// the result once more (an idempotent `GET`, not billed again).
+    ///
+    /// # Errors
+    /// As [`result`](Self::result).
+    pub async fn billed_result(&self) -> Result<crate::billing::Billed<O>> {
+        let span = tracing::debug_span!("fal.result", endpoint = %self.inner.endpoint, request_id = %self.inner.request_id);
+        let req = self.request(Op::Result, Method::GET, self.inner.response_url.clone());
+        let what = crate::error::OutputOf(self.inner.endpoint.as_str());
+        let (headers, body) = self.inner.transport.bytes(&req).instrument(span).await?;
+        let output = crate::error::decode_json(&what, &body, Some(&self.inner.request_id))?;
+        Ok(crate::billing::Billed {
+            output,
+            billable_units: crate::billing::BillableUnits::from_headers(&headers),
+            request_id: Some(self.inner.request_id.clone()),
+        })
+    }
 }
 
 impl<O: DeserializeOwned + Send + 'static> RequestHandle<O> {
