@@ -17,6 +17,9 @@
 //! the captions where the trainer has no trigger field. Portraits use `examples/data/portrait`
 //! (twelve photos, eight captioned with `[trigger]`), the other kinds `examples/data/style`.
 //!
+//! `--budget USD` refuses the training when fal's estimate is above it (before anything is
+//! submitted; the error names the estimate).
+//!
 //! `--webhook URL` has the training result delivered there as well (signed; the mock signs with
 //! its own key, served at `/.well-known/jwks.json` on its API address, which `--mock-addr` pins).
 //! With the `webhook_receiver` example:
@@ -42,7 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use fal_client::avatar::{AvatarKind, Preset, Trainer, TriggerPhrase};
+use fal_client::avatar::{AvatarKind, Budget, Preset, Trainer, TriggerPhrase};
 use fal_client::queue::WaitEvent;
 use fal_client::storage::UploadProgress;
 use fal_client::{Error, FalClient};
@@ -72,6 +75,10 @@ struct Args {
     /// The generation prompt (the trigger phrase is added when missing).
     #[arg(long)]
     prompt: Option<String>,
+    /// Refuse to train when fal's estimate of the training is above this many US dollars
+    /// (checked before the submit: nothing is paid).
+    #[arg(long, value_name = "USD")]
+    budget: Option<f64>,
     /// Pin the mock's API address (to know its JWKS URL in advance).
     #[arg(long)]
     mock_addr: Option<std::net::SocketAddr>,
@@ -255,7 +262,16 @@ async fn run(args: Args) -> Result<(), Error> {
     );
 
     // 4. The plan: the trainer input with the preset's values, inspectable before paying.
-    let plan = trainer.plan(args.kind, args.preset, zip_url, trigger);
+    let mut plan = trainer.plan(args.kind, args.preset, zip_url, trigger);
+    if let Some(max) = args.budget {
+        // Checked at submit against fal's estimate: above it, nothing is submitted.
+        let estimate = plan.estimate(&fal).await?;
+        println!(
+            "estimate: {:.4} {} for the training (budget {max:.2})",
+            estimate.total_cost, estimate.currency
+        );
+        plan.set_budget(Some(Budget::usd(max)));
+    }
     println!(
         "plan: {} ({} preset): {}",
         plan.endpoint_id(),

@@ -15,9 +15,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use clap::Parser;
 use fal_client::realtime::{RealtimeFailure, RealtimeSession};
-use fal_client::{Error, FalClient};
+use fal_client::Error;
 use fal_mock::{FalMock, MockFailure};
 use serde_json::{json, Value};
 
@@ -57,26 +60,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut _mock = None;
-    let fal = if std::env::var_os("FAL_KEY").is_some() || std::env::var_os("FAL_KEY_ID").is_some() {
-        let fal = FalClient::from_env()?;
-        eprintln!("FAL_KEY is set: realtime under {}", fal.config().run_url());
-        fal
-    } else {
-        let mock = FalMock::start()
-            .await
-            .map_err(|e| Error::Config(format!("cannot start the mock: {e}")))?;
-        eprintln!(
-            "FAL_KEY is not set: realtime offline on the bundled FalMock under {}",
-            mock.run_url()
-        );
-        if let Some(n) = args.close_after {
-            mock.fail_next(&args.endpoint, MockFailure::realtime_close(n));
-        }
-        let fal = mock.client()?;
-        _mock = Some(mock);
-        fal
-    };
+    let (fal, mock) = common::client_or_mock(FalMock::builder()).await?;
+    if let (Some(mock), Some(n)) = (&mock, args.close_after) {
+        mock.fail_next(&args.endpoint, MockFailure::realtime_close(n));
+    }
     let mut builder = fal.realtime::<Value, Value>(&args.endpoint);
     if args.token {
         builder = builder.token_auth(fal.clone());

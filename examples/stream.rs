@@ -13,9 +13,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use clap::Parser;
 use fal_client::stream::StreamEvent;
-use fal_client::{Error, FalClient};
+use fal_client::Error;
 use fal_mock::{FalMock, MockFailure};
 use futures::StreamExt;
 use serde_json::json;
@@ -52,28 +55,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let mut _mock = None;
-    let fal = if std::env::var_os("FAL_KEY").is_some() || std::env::var_os("FAL_KEY_ID").is_some() {
-        let fal = FalClient::from_env()?;
-        eprintln!("FAL_KEY is set: streaming from {}", fal.config().run_url());
-        fal
-    } else {
-        let mock = FalMock::builder()
-            .processing_time(Duration::from_secs(2))
-            .start()
-            .await
-            .map_err(|e| Error::Config(format!("cannot start the mock: {e}")))?;
-        eprintln!(
-            "FAL_KEY is not set: streaming offline from the bundled FalMock at {}",
-            mock.run_url()
-        );
-        if let Some(n) = args.cut_after {
-            mock.fail_next(&args.endpoint, MockFailure::stream_cut(n));
-        }
-        let fal = mock.client()?;
-        _mock = Some(mock);
-        fal
-    };
+    let (fal, mock) =
+        common::client_or_mock(FalMock::builder().processing_time(Duration::from_secs(2))).await?;
+    if let (Some(mock), Some(n)) = (&mock, args.cut_after) {
+        mock.fail_next(&args.endpoint, MockFailure::stream_cut(n));
+    }
     let mut events = fal
         .stream_json(&args.endpoint, &json!({"prompt": args.prompt}))
         .idle_timeout(Duration::from_secs(args.idle_timeout))

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example webhook_receiver                          # http://127.0.0.1:8787/webhook/fal/status
 //! cargo run --example webhook_receiver -- --addr 0.0.0.0:9000
+//! cargo run --features redis --example webhook_receiver -- --redis redis://127.0.0.1:6379/0
 //! FAL_JWKS_URL=http://127.0.0.1:8788/.well-known/jwks.json cargo run --example webhook_receiver
 //! ```
 //!
@@ -12,8 +13,10 @@
 //!   fetched when first needed and cached.
 //! - Answers: `200` as soon as a delivery is verified and queued (or is a re-delivery of one
 //!   already accepted), `401` when the signature, a header or the timestamp does not check out,
-//!   `400` for a verified body that does not decode, `503` when the keys cannot be fetched or
-//!   the queue is full (fal delivers again later).
+//!   `400` for a verified body that does not decode, `503` when the keys cannot be fetched, the
+//!   queue is full or Redis is unreachable (fal delivers again later).
+//! - Replicas: with `--redis URL` every replica records handled request ids in one Redis
+//!   (`SET … NX EX`), so a delivery that reaches two replicas is acted on once.
 //! - stdout: one JSON line per accepted request id, e.g.
 //!   `{"request_id":"…","endpoint_kind":"lora_trainer","outcome":"ok","model_url":"https://…","finetune_id":null,"error":null}`.
 //!   Logs go to stderr (`RUST_LOG=debug` for more).
@@ -39,7 +42,9 @@ use axum::routing::post;
 use axum::Router;
 use clap::Parser;
 use fal_client::models::{GenerationOutput, LoraTrainingOutput, ProTrainerOutput};
-use fal_client::webhook::{DeliveryDeduper, WebhookOutcome, WebhookPayload, WebhookVerifier};
+use fal_client::webhook::{
+    DeliveryDeduper, MemoryDeduper, WebhookOutcome, WebhookPayload, WebhookVerifier,
+};
 use fal_client::FalClientBuilder;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -57,7 +62,7 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 #[derive(Clone)]
 struct App {
     keys: WebhookVerifier,
-    seen: Arc<DeliveryDeduper>,
+    seen: Arc<dyn DeliveryDeduper>,
     work: mpsc::Sender<WebhookPayload>,
 }
 
@@ -83,7 +88,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
-    match run(args.addr).await {
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -99,9 +104,31 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787", value_name = "HOST:PORT")]
     addr: SocketAddr,
+    /// Share the record of handled deliveries with other replicas through this Redis
+    /// (`redis://host:6379/0`; needs the `redis` feature). Default: in memory, this process only.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
-async fn run(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+/// The record of handled deliveries: Redis when asked (shared by replicas), else memory.
+async fn deduper(
+    redis: Option<&str>,
+) -> Result<Arc<dyn DeliveryDeduper>, Box<dyn std::error::Error>> {
+    match redis {
+        None => Ok(Arc::new(MemoryDeduper::new(REMEMBERED))),
+        #[cfg(feature = "redis")]
+        Some(url) => {
+            let seen = fal_client::webhook::RedisDeduper::connect(url).await?;
+            tracing::info!("deduplicating deliveries on Redis ({seen:?})");
+            Ok(Arc::new(seen))
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err("--redis needs the redis feature: cargo run --features redis --example webhook_receiver".into()),
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let addr = args.addr;
     // No fal key is needed to receive webhooks: the key set is public (FAL_JWKS_URL, default
     // fal's).
     let fal = FalClientBuilder::from_env().build()?;
@@ -111,7 +138,7 @@ async fn run(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let (work, queue) = mpsc::channel(QUEUE);
     let app = App {
         keys,
-        seen: Arc::new(DeliveryDeduper::new(REMEMBERED)),
+        seen: deduper(args.redis.as_deref()).await?,
         work,
     };
     let router = Router::new()
@@ -158,15 +185,25 @@ async fn receive(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Sta
         }
     };
     let id = delivery.request_id.clone();
-    if !app.seen.first_time(&id) {
-        tracing::info!(request_id = %id, "re-delivery of an accepted request; ignored");
-        return StatusCode::OK;
+    match app.seen.first_time(&id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(request_id = %id, "re-delivery of an accepted request; ignored");
+            return StatusCode::OK;
+        }
+        Err(e) => {
+            // Neither acted on nor recorded: fal delivers it again later.
+            tracing::warn!(request_id = %id, error = %e, "cannot check for a re-delivery");
+            return e.status_code();
+        }
     }
     match app.work.try_send(delivery) {
         Ok(()) => StatusCode::OK,
         Err(e) => {
             // Not processed: let fal's next attempt through.
-            app.seen.forget(&id);
+            if let Err(forget) = app.seen.forget(&id).await {
+                tracing::warn!(request_id = %id, error = %forget, "cannot release the claim");
+            }
             tracing::warn!(request_id = %id, error = %e, "cannot queue the delivery");
             StatusCode::SERVICE_UNAVAILABLE
         }

@@ -70,6 +70,7 @@ use crate::client::FalClient;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::file_input::FileInput;
+use crate::models::GenerationOutput;
 use crate::models::{
     FinetuneType, Flux2Lora, Flux2LoraInput, Flux2Trainer, Flux2TrainerInput, Flux2TrainerV2,
     FluxLora, FluxLoraFastTraining, FluxLoraFastTrainingInput, FluxLoraInput, Image,
@@ -78,7 +79,15 @@ use crate::models::{
     UltraFinetuned, UltraFinetunedInput, ZImageTrainer, ZImageTrainerInput, ZImageTrainingType,
     ZImageTurboLora, ZImageTurboLoraInput,
 };
+use crate::platform::{CostEstimate, Estimate};
 use crate::queue::{OnEvent, RequestHandle, Submit, SubmitOptions, Wait, WaitOptions};
+
+/// The payload deletion of a training, keyed by its request id.
+fn delete_training_payloads(fal: &FalClient, request_id: &str) -> crate::platform::DeletePayloads {
+    fal.platform()
+        .delete_payloads(request_id)
+        .idempotency_key(format!("delete-training-payloads-{request_id}"))
+}
 
 /// What an avatar is of; decides the default trainer and how the trainer is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -345,6 +354,7 @@ impl Trainer {
             preset,
             trigger,
             request,
+            budget: None,
         }
     }
 }
@@ -677,6 +687,17 @@ impl TrainingRequest {
         }
     }
 
+    /// The training length: `steps` (`iterations` on the pro trainer), when set.
+    pub fn steps(&self) -> Option<u32> {
+        match self {
+            TrainingRequest::FluxLoraPortrait(i) => i.steps,
+            TrainingRequest::FluxLoraFast(i) => i.steps,
+            TrainingRequest::Flux2(i) | TrainingRequest::Flux2V2(i) => i.steps,
+            TrainingRequest::ZImage(i) => i.steps,
+            TrainingRequest::FluxPro(i) => i.iterations,
+        }
+    }
+
     /// Check the trainer input (ranges, required values).
     ///
     /// # Errors
@@ -700,6 +721,74 @@ pub struct TrainingPlan {
     preset: Preset,
     trigger: TriggerPhrase,
     request: TrainingRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    budget: Option<Budget>,
+}
+
+/// The most a training may cost: [`TrainingPlan::submit`] refuses a plan whose
+/// [`estimate`](TrainingPlan::estimate) is above it ([`Error::OverBudget`]), before anything is
+/// uploaded or submitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// The cap, in `currency`.
+    pub max: f64,
+    /// Three-letter currency code, as fal's prices give it (`USD`).
+    pub currency: String,
+}
+
+impl Budget {
+    /// A cap in US dollars.
+    pub fn usd(max: f64) -> Self {
+        Self {
+            max,
+            currency: "USD".to_owned(),
+        }
+    }
+}
+
+/// The units a price's `unit` counts, for a request of `steps`, `images` images of `megapixels`
+/// each; `None` when the unit is none of these (the estimate then uses fal's historical price
+/// per call).
+fn billed_quantity(
+    unit: &str,
+    steps: Option<u32>,
+    images: u32,
+    megapixels: Option<f64>,
+) -> Option<f64> {
+    let unit = unit.to_ascii_lowercase();
+    let is = |words: &[&str]| words.iter().any(|w| unit == *w || unit == format!("{w}s"));
+    if unit.contains("megapixel") {
+        megapixels.map(|mp| mp * f64::from(images))
+    } else if unit.contains("step") {
+        steps.map(f64::from)
+    } else if is(&["image"]) {
+        Some(f64::from(images))
+    } else if is(&["training", "run", "request", "call", "unit"]) {
+        Some(1.0)
+    } else {
+        None
+    }
+}
+
+/// fal's estimate for one request to `endpoint`: from its unit price when its billing unit is
+/// one `quantity` knows, else from its historical price per call.
+async fn estimate_request(
+    fal: &FalClient,
+    endpoint: &str,
+    quantity: impl Fn(&str) -> Option<f64>,
+) -> Result<CostEstimate> {
+    let platform = fal.platform();
+    let prices = platform.pricing([endpoint]).await?;
+    let units = prices
+        .iter()
+        .find(|p| p.endpoint_id == endpoint)
+        .and_then(|p| quantity(&p.unit))
+        .filter(|q| *q > 0.0);
+    let estimate = match units {
+        Some(q) => Estimate::units([(endpoint, q)]),
+        None => Estimate::calls([(endpoint, 1)]),
+    };
+    platform.estimate(&estimate).await
 }
 
 impl TrainingPlan {
@@ -746,6 +835,56 @@ impl TrainingPlan {
         self.request.validate()
     }
 
+    /// The spending cap checked at [`submit`](Self::submit), if any.
+    pub fn budget(&self) -> Option<&Budget> {
+        self.budget.as_ref()
+    }
+
+    /// Set (or clear) the spending cap checked at [`submit`](Self::submit).
+    pub fn set_budget(&mut self, budget: Option<Budget>) {
+        self.budget = budget;
+    }
+
+    /// What the training would cost, from fal's Platform API: the trainer's price
+    /// ([`Platform::pricing`](crate::platform::Platform::pricing)), then fal's estimate for the
+    /// plan's quantity of its billing unit (one training, or the plan's steps when priced per
+    /// step); fal's historical price per call when the unit is another one.
+    ///
+    /// # Errors
+    /// As [`Platform::estimate`](crate::platform::Platform::estimate).
+    pub async fn estimate(&self, fal: &FalClient) -> Result<CostEstimate> {
+        let steps = self.request.steps();
+        estimate_request(fal, self.endpoint_id(), |unit| {
+            billed_quantity(unit, steps, 0, None)
+        })
+        .await
+    }
+
+    /// [`Error::OverBudget`] when the estimate is above the budget.
+    async fn check_budget(&self, fal: &FalClient, budget: &Budget) -> Result<()> {
+        let estimate = self.estimate(fal).await?;
+        if !estimate.currency.eq_ignore_ascii_case(&budget.currency) {
+            return Err(Error::invalid_input(
+                "budget",
+                format!(
+                    "is in {} but fal prices {} in {}",
+                    budget.currency,
+                    self.endpoint_id(),
+                    estimate.currency
+                ),
+            ));
+        }
+        if estimate.total_cost > budget.max {
+            return Err(Error::OverBudget {
+                endpoint: self.endpoint_id().to_owned(),
+                estimate: estimate.total_cost,
+                budget: budget.max,
+                currency: estimate.currency,
+            });
+        }
+        Ok(())
+    }
+
     /// Submit to the trainer's queue: a [`Submit`] builder (webhook, priority, runner hint,
     /// start timeout, headers) that validates the input and sends it when awaited, and returns
     /// the [`TrainingJob`].
@@ -759,6 +898,10 @@ impl TrainingPlan {
     }
 
     async fn send(&self, fal: &FalClient, options: SubmitOptions) -> Result<TrainingJob> {
+        if let Some(budget) = &self.budget {
+            // Before the archive is uploaded and anything is submitted.
+            self.check_budget(fal, budget).await?;
+        }
         let handle = match &self.request {
             TrainingRequest::FluxLoraPortrait(i) => TrainingHandle::Lora(
                 fal.submit::<PortraitTrainer>(i)
@@ -873,6 +1016,28 @@ impl TrainingJob {
             TrainingHandle::Lora(h) => h.queue_position(),
             TrainingHandle::Finetune(h) => h.queue_position(),
         }
+    }
+
+    /// Delete the training's stored payloads on fal (its input, which names the archive of
+    /// photos, its output and the output's files): a
+    /// [`DeletePayloads`](crate::platform::DeletePayloads) with an idempotency key made from the
+    /// request id, so repeating it within 10 minutes deletes once. Needs an ADMIN key; it cannot
+    /// be undone (download the LoRA first if you keep it elsewhere). The archive itself is an
+    /// upload: it expires by its own lifecycle (a day, by default).
+    pub fn delete_payloads(&self, fal: &FalClient) -> crate::platform::DeletePayloads {
+        delete_training_payloads(fal, self.request_id())
+    }
+
+    /// The units fal billed for the finished training (`x-fal-billable-units` on its result),
+    /// when fal sent them: asks for the result again (an idempotent `GET`, not billed).
+    ///
+    /// # Errors
+    /// As [`RequestHandle::billed_result`] (the training's own error when it failed).
+    pub async fn billable_units(&self) -> Result<Option<crate::billing::BillableUnits>> {
+        Ok(match &self.handle {
+            TrainingHandle::Lora(h) => h.billed_result().await?.billable_units,
+            TrainingHandle::Finetune(h) => h.billed_result().await?.billable_units,
+        })
     }
 
     /// Cancel the training on fal.
@@ -993,6 +1158,25 @@ impl TrainedAvatar {
         self.training_request_id.as_deref()
     }
 
+    /// Delete the training's stored payloads on fal, as [`TrainingJob::delete_payloads`]: the
+    /// one call for a finished training, since people's photos are in them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the avatar does not know its training's request id (built
+    /// with [`TrainedAvatar::new`] without one).
+    pub fn delete_training_payloads(
+        &self,
+        fal: &FalClient,
+    ) -> Result<crate::platform::DeletePayloads> {
+        let id = self.training_request_id().ok_or_else(|| {
+            Error::invalid_input(
+                "training_request_id",
+                "is unknown: the avatar was made without its training's request id",
+            )
+        })?;
+        Ok(delete_training_payloads(fal, id))
+    }
+
     /// The trained model.
     pub fn model(&self) -> &AvatarModel {
         &self.model
@@ -1066,6 +1250,46 @@ impl GenerationRequest {
         self.generator().endpoint_id()
     }
 
+    /// How many images it asks for (fal's default 1 when unset).
+    pub fn num_images(&self) -> u32 {
+        match self {
+            GenerationRequest::FluxLora(i) => i.num_images,
+            GenerationRequest::Flux2Lora(i) => i.num_images,
+            GenerationRequest::ZImageTurboLora(i) => i.num_images,
+            GenerationRequest::UltraFinetuned(i) => i.num_images,
+        }
+        .unwrap_or(1)
+    }
+
+    /// Megapixels of one image, when the generator takes an `image_size` (fal's default
+    /// `landscape_4_3` when unset); `None` for the ultra generator (an aspect ratio).
+    fn megapixels(&self) -> Option<f64> {
+        let size = match self {
+            GenerationRequest::FluxLora(i) => i.image_size,
+            GenerationRequest::Flux2Lora(i) => i.image_size,
+            GenerationRequest::ZImageTurboLora(i) => i.image_size,
+            GenerationRequest::UltraFinetuned(_) => return None,
+        };
+        Some(
+            size.unwrap_or(crate::models::ImageSize::Landscape4_3)
+                .megapixels(),
+        )
+    }
+
+    /// What the generation would cost, from fal's Platform API: the generator's price, then
+    /// fal's estimate for the request's quantity of its billing unit (images, or megapixels of
+    /// the images at their size); fal's historical price per call for any other unit.
+    ///
+    /// # Errors
+    /// As [`Platform::estimate`](crate::platform::Platform::estimate).
+    pub async fn estimate(&self, fal: &FalClient) -> Result<CostEstimate> {
+        let (images, megapixels) = (self.num_images(), self.megapixels());
+        estimate_request(fal, self.endpoint_id(), |unit| {
+            billed_quantity(unit, None, images, megapixels)
+        })
+        .await
+    }
+
     /// Check the generator input.
     ///
     /// # Errors
@@ -1089,44 +1313,50 @@ impl GenerationRequest {
     pub fn generate(&self, fal: &FalClient) -> Wait<'static, Vec<Image>> {
         let (fal, request) = (fal.clone(), self.clone());
         Wait::new(move |options, on_event| {
-            Box::pin(async move { request.send(&fal, options, on_event).await })
+            Box::pin(async move { request.send_and_wait(&fal, options, on_event).await })
         })
         .timeout(TrainedAvatar::DEFAULT_GENERATION_TIMEOUT)
+    }
+
+    /// Submit to the generator's queue without waiting: a [`Submit`] builder (webhook,
+    /// priority, usage tags, ...) that validates the input and sends it when awaited, and
+    /// returns the request's handle (wait on it, or ask
+    /// [`billed_result`](RequestHandle::billed_result) for the units fal billed).
+    ///
+    /// # Errors (when awaited)
+    /// As [`FalClient::submit`].
+    pub fn submit(&self, fal: &FalClient) -> Submit<RequestHandle<GenerationOutput>> {
+        let (fal, request) = (fal.clone(), self.clone());
+        Submit::new(move |options| Box::pin(async move { request.send(&fal, options).await }))
     }
 
     async fn send(
         &self,
         fal: &FalClient,
+        options: SubmitOptions,
+    ) -> Result<RequestHandle<GenerationOutput>> {
+        match self {
+            GenerationRequest::FluxLora(i) => fal.submit::<FluxLora>(i).with_options(options).await,
+            GenerationRequest::Flux2Lora(i) => {
+                fal.submit::<Flux2Lora>(i).with_options(options).await
+            }
+            GenerationRequest::ZImageTurboLora(i) => {
+                fal.submit::<ZImageTurboLora>(i).with_options(options).await
+            }
+            GenerationRequest::UltraFinetuned(i) => {
+                fal.submit::<UltraFinetuned>(i).with_options(options).await
+            }
+        }
+    }
+
+    async fn send_and_wait(
+        &self,
+        fal: &FalClient,
         options: WaitOptions,
         on_event: OnEvent<'_>,
     ) -> Result<Vec<Image>> {
-        let output = match self {
-            GenerationRequest::FluxLora(i) => {
-                fal.submit::<FluxLora>(i)
-                    .await?
-                    .wait_for(options, on_event)
-                    .await?
-            }
-            GenerationRequest::Flux2Lora(i) => {
-                fal.submit::<Flux2Lora>(i)
-                    .await?
-                    .wait_for(options, on_event)
-                    .await?
-            }
-            GenerationRequest::ZImageTurboLora(i) => {
-                fal.submit::<ZImageTurboLora>(i)
-                    .await?
-                    .wait_for(options, on_event)
-                    .await?
-            }
-            GenerationRequest::UltraFinetuned(i) => {
-                fal.submit::<UltraFinetuned>(i)
-                    .await?
-                    .wait_for(options, on_event)
-                    .await?
-            }
-        };
-        Ok(output.images)
+        let handle = self.send(fal, SubmitOptions::default()).await?;
+        Ok(handle.wait_for(options, on_event).await?.images)
     }
 }
 
@@ -1219,7 +1449,7 @@ impl TrainedAvatar {
         let fal = fal.clone();
         let request = self.generation(prompt, n);
         Wait::new(move |options, on_event| {
-            Box::pin(async move { request?.send(&fal, options, on_event).await })
+            Box::pin(async move { request?.send_and_wait(&fal, options, on_event).await })
         })
         .timeout(Self::DEFAULT_GENERATION_TIMEOUT)
     }

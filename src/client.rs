@@ -173,14 +173,7 @@ impl FalClient {
                 // The options are checked before the input's files are uploaded.
                 let headers = options.headers(transport.config())?;
                 let body = body.ready().await?;
-                queue::submit(
-                    &transport,
-                    endpoint,
-                    body,
-                    options.webhook.as_ref(),
-                    headers,
-                )
-                .await
+                queue::submit(&transport, endpoint, body, &options, headers).await
             })
         })
     }
@@ -208,6 +201,13 @@ impl FalClient {
         let prepared = EndpointId::parse(endpoint_id)
             .and_then(|id| Ok((id, queue::Body::Ready(to_body(input)?))));
         Run::new(Arc::clone(&self.inner.transport), prepared)
+    }
+
+    /// fal's Platform API (models, prices, estimates, usage, request listing, payload
+    /// deletion) at the client's [`api_url`](crate::FalClientBuilder::api_url). See
+    /// [`crate::platform`].
+    pub fn platform(&self) -> crate::platform::Platform {
+        crate::platform::Platform::new(Arc::clone(&self.inner.transport))
     }
 
     /// Create a short-lived token for the apps of `endpoint_ids` (`POST {rest}/tokens/`): a

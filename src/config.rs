@@ -16,6 +16,8 @@ pub const DEFAULT_QUEUE_URL: &str = "https://queue.fal.run";
 pub const DEFAULT_RUN_URL: &str = "https://fal.run";
 /// Default REST (storage, tokens) base URL (`FAL_REST_URL`).
 pub const DEFAULT_REST_URL: &str = "https://rest.fal.ai";
+/// Default Platform API base URL, version path included (`FAL_API_URL`).
+pub const DEFAULT_API_URL: &str = "https://api.fal.ai/v1";
 /// Default URL of fal's webhook key set (`FAL_JWKS_URL`).
 pub const DEFAULT_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
 
@@ -29,6 +31,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 /// | setting | default | builder |
 /// |---|---|---|
 /// | queue / run / REST base URL | `https://queue.fal.run`, `https://fal.run`, `https://rest.fal.ai` | [`queue_url`](crate::FalClientBuilder::queue_url), [`run_url`](crate::FalClientBuilder::run_url), [`rest_url`](crate::FalClientBuilder::rest_url) (`FAL_QUEUE_URL`, `FAL_RUN_URL`, `FAL_REST_URL`) |
+/// | Platform API (prices, usage, request listing, payload deletion) | `https://api.fal.ai/v1` | [`api_url`](crate::FalClientBuilder::api_url) (`FAL_API_URL`, version path included) |
 /// | CDN (v3 uploads) | the CDN token's `base_url` (`https://v3.fal.media` on fal) | [`cdn_url`](crate::FalClientBuilder::cdn_url) (`FAL_CDN_URL`) |
 /// | upload flows, in order | CDN v3, then initiate | [`upload_flows`](crate::FalClientBuilder::upload_flows) |
 /// | lifecycle of uploads / of requests' output files | none (fal's account settings) | [`upload_lifecycle`](crate::FalClientBuilder::upload_lifecycle), [`output_lifecycle`](crate::FalClientBuilder::output_lifecycle) |
@@ -44,6 +47,7 @@ pub struct Config {
     pub(crate) queue_url: Url,
     pub(crate) run_url: Url,
     pub(crate) rest_url: Url,
+    pub(crate) api_url: Url,
     pub(crate) jwks_url: Url,
     pub(crate) cdn_url: Option<Url>,
     pub(crate) upload_flows: Vec<UploadFlow>,
@@ -64,6 +68,7 @@ impl fmt::Debug for Config {
             .field("queue_url", &self.queue_url.as_str())
             .field("run_url", &self.run_url.as_str())
             .field("rest_url", &self.rest_url.as_str())
+            .field("api_url", &self.api_url.as_str())
             .field("jwks_url", &self.jwks_url.as_str())
             .field("cdn_url", &self.cdn_url.as_ref().map(Url::as_str))
             .field("upload_flows", &self.upload_flows)
@@ -94,6 +99,11 @@ impl Config {
     /// The REST (storage) base URL (always ends in `/`).
     pub fn rest_url(&self) -> &Url {
         &self.rest_url
+    }
+
+    /// The Platform API base URL, version path included (always ends in `/`).
+    pub fn api_url(&self) -> &Url {
+        &self.api_url
     }
 
     /// The URL of fal's webhook key set.
@@ -162,13 +172,18 @@ impl Config {
     /// Whether `url` is on one of the configured fal base URLs (same scheme, host and port):
     /// the only URLs the key is sent to.
     pub(crate) fn is_fal_url(&self, url: &Url) -> bool {
-        [&self.queue_url, &self.run_url, &self.rest_url]
-            .iter()
-            .any(|base| {
-                base.scheme() == url.scheme()
-                    && base.host_str() == url.host_str()
-                    && base.port_or_known_default() == url.port_or_known_default()
-            })
+        [
+            &self.queue_url,
+            &self.run_url,
+            &self.rest_url,
+            &self.api_url,
+        ]
+        .iter()
+        .any(|base| {
+            base.scheme() == url.scheme()
+                && base.host_str() == url.host_str()
+                && base.port_or_known_default() == url.port_or_known_default()
+        })
     }
 }
 

@@ -29,6 +29,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,8 +39,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
-/// An error of a [`CredentialResolver`], kept as the source of [`Error::Credentials`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError;
 
 /// The value of the `Authorization` header for fal's API (`Key …` or `Bearer …`), and how long
 /// the client may keep it. Made by [`key`](Self::key) or [`bearer`](Self::bearer); never shown
@@ -118,8 +118,10 @@ impl Credential {
 /// `Fn() -> impl Future<Output = Result<Credential, E>>` closure (`E` any error type), so a
 /// closure is the usual resolver.
 ///
-/// The client asks one resolution at a time (concurrent requests wait for the one under way and
-/// share its answer when it may be cached), so a resolver need not guard against itself.
+/// While the resolver's credentials may be cached, the client asks one resolution at a time
+/// (concurrent requests wait for the one under way and share its answer); a resolver whose
+/// credentials are not cached is asked by each request on its own, concurrently. A resolution
+/// longer than the client's request timeout fails with [`Error::Credentials`].
 pub trait CredentialResolver: Send + Sync + 'static {
     /// The credential to send now. An error fails the request with [`Error::Credentials`]
     /// before anything is sent.
@@ -150,11 +152,14 @@ pub(crate) enum Auth {
 }
 
 impl Auth {
-    pub(crate) fn resolver(resolver: Arc<dyn CredentialResolver>) -> Self {
+    /// A resolver, each resolution bounded by `timeout`.
+    pub(crate) fn resolver(resolver: Arc<dyn CredentialResolver>, timeout: Duration) -> Self {
         Auth::Resolver(Arc::new(ResolverCache {
             resolver,
+            timeout,
             cached: Mutex::new(None),
             resolving: tokio::sync::Mutex::new(()),
+            caches: AtomicBool::new(true),
         }))
     }
 
@@ -174,10 +179,14 @@ impl Auth {
         }
     }
 
-    /// fal refused the credential (`401`): a cached one is dropped.
-    pub(crate) fn refused(&self) {
+    /// fal refused `sent` (`401`): the cached credential is dropped if it is still that one (a
+    /// request refused with an old credential must not drop a newer one).
+    pub(crate) fn refused(&self, sent: &HeaderValue) {
         if let Auth::Resolver(cache) = self {
-            *lock(&cache.cached) = None;
+            let mut cached = lock(&cache.cached);
+            if cached.as_ref().is_some_and(|(h, _)| h == sent) {
+                *cached = None;
+            }
         }
     }
 }
@@ -185,10 +194,16 @@ impl Auth {
 /// A resolver and the credential it last gave, while it may be reused.
 pub(crate) struct ResolverCache {
     resolver: Arc<dyn CredentialResolver>,
+    /// The longest a resolution may take (the client's request timeout).
+    timeout: Duration,
     /// The header and until when it may be reused (`None` inside: no limit).
     cached: Mutex<Option<(HeaderValue, Option<Instant>)>>,
-    /// Held while the resolver runs: one resolution at a time.
+    /// Held while the resolver runs, when its credentials are cached: one resolution at a time,
+    /// shared by the requests waiting for it.
     resolving: tokio::sync::Mutex<()>,
+    /// Whether the last credential could be cached (at first: assumed). Uncached credentials
+    /// are resolved by each request on its own, concurrently.
+    caches: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -208,12 +223,31 @@ impl ResolverCache {
         if let Some(h) = self.fresh() {
             return Ok(h);
         }
+        if !self.caches.load(Ordering::Relaxed) {
+            return self.resolve().await;
+        }
         let _one_at_a_time = self.resolving.lock().await;
         // Another request may have resolved (and cached) while this one waited.
         if let Some(h) = self.fresh() {
             return Ok(h);
         }
-        let credential = self.resolver.resolve().await.map_err(Error::Credentials)?;
+        self.resolve().await
+    }
+
+    async fn resolve(&self) -> Result<HeaderValue> {
+        let resolved = match Instant::now().checked_add(self.timeout) {
+            Some(until) => tokio::time::timeout_at(until, self.resolver.resolve())
+                .await
+                .map_err(|_| {
+                    Error::Credentials(
+                        format!("the resolver gave no credential within {:?}", self.timeout).into(),
+                    )
+                })?,
+            None => self.resolver.resolve().await,
+        };
+        let credential = resolved.map_err(Error::Credentials)?;
+        self.caches
+            .store(credential.cache_for.is_some(), Ordering::Relaxed);
         if let Some(ttl) = credential.cache_for {
             // A lifetime too large to add to the clock is no limit.
             let until = Instant::now().checked_add(ttl);
@@ -226,7 +260,9 @@ impl ResolverCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
+
+    const T: Duration = Duration::from_secs(60);
 
     #[test]
     fn credentials_are_trimmed_checked_and_redacted() {
@@ -244,36 +280,59 @@ mod tests {
     async fn a_resolver_is_asked_again_once_its_credential_expires_or_is_refused() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let auth = Auth::resolver(Arc::new(move || {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                Credential::key(&format!("k{n}")).map(|c| c.cache_for(Duration::from_secs(60)))
-            }
-        }));
+        let auth = Auth::resolver(
+            Arc::new(move || {
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    Credential::key(&format!("k{n}")).map(|c| c.cache_for(Duration::from_secs(60)))
+                }
+            }),
+            T,
+        );
         assert_eq!(auth.header().await.unwrap().unwrap(), "Key k0");
         assert_eq!(auth.header().await.unwrap().unwrap(), "Key k0");
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(auth.header().await.unwrap().unwrap(), "Key k1");
-        auth.refused();
+        // A refusal of an older credential leaves the newer one cached.
+        auth.refused(&HeaderValue::from_static("Key k0"));
+        assert_eq!(auth.header().await.unwrap().unwrap(), "Key k1");
+        auth.refused(&HeaderValue::from_static("Key k1"));
         assert_eq!(auth.header().await.unwrap().unwrap(), "Key k2");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_resolver_fails_within_the_timeout() {
+        let auth = Auth::resolver(
+            Arc::new(|| async {
+                std::future::pending::<()>().await;
+                Credential::key("never")
+            }),
+            Duration::from_secs(5),
+        );
+        let err = auth.header().await.unwrap_err();
+        assert!(err.to_string().contains("within 5s"), "{err}");
     }
 
     #[tokio::test]
     async fn an_uncached_credential_is_asked_for_every_time_and_errors_are_typed() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let auth = Auth::resolver(Arc::new(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            async { Credential::key("k") }
-        }));
+        let auth = Auth::resolver(
+            Arc::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                async { Credential::key("k") }
+            }),
+            T,
+        );
         for _ in 0..3 {
             auth.header().await.unwrap();
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3);
-        let failing = Auth::resolver(Arc::new(|| async {
-            Err::<Credential, _>(std::io::Error::other("vault is down"))
-        }));
+        let failing = Auth::resolver(
+            Arc::new(|| async { Err::<Credential, _>(std::io::Error::other("vault is down")) }),
+            T,
+        );
         let err = failing.header().await.unwrap_err();
         assert!(matches!(err, Error::Credentials(_)), "{err:?}");
         assert!(err.to_string().contains("vault is down"), "{err}");
@@ -283,13 +342,16 @@ mod tests {
     async fn concurrent_requests_share_one_resolution() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let auth = Auth::resolver(Arc::new(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-            async {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Credential::key("k").map(|c| c.cache_for(Duration::MAX))
-            }
-        }));
+        let auth = Auth::resolver(
+            Arc::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Credential::key("k").map(|c| c.cache_for(Duration::MAX))
+                }
+            }),
+            T,
+        );
         let all = futures::future::join_all((0..8).map(|_| auth.header())).await;
         assert!(all
             .iter()

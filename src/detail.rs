@@ -13,8 +13,29 @@ pub enum ErrorDetail {
     Validation(Vec<ValidationDetail>),
     /// A plain message (`detail` is a string).
     Message(String),
+    /// The Platform API's error (`{"error": {"type", "message", "docs_url", "request_id"}}`,
+    /// <https://docs.fal.ai/platform-apis>).
+    Platform(PlatformError),
     /// No `detail` (or a body that is not JSON).
     None,
+}
+
+/// The error body of the Platform API (`api.fal.ai/v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct PlatformError {
+    /// `authorization_error`, `validation_error`, `not_found`, `rate_limited`, `server_error`
+    /// or `not_implemented` (also in [`ApiError::error_type`](crate::ApiError::error_type)).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The message.
+    pub message: String,
+    /// A documentation link, when given.
+    #[serde(default)]
+    pub docs_url: Option<String>,
+    /// fal's id of the failed call, when given.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 /// One field error of a validation answer, e.g.
@@ -92,6 +113,9 @@ struct RawErrorBody {
     detail: Option<serde_json::Value>,
     #[serde(default)]
     error_type: Option<String>,
+    /// The Platform API's error object (a model error's `error` is a string: not this).
+    #[serde(default)]
+    error: Option<serde_json::Value>,
 }
 
 /// Parse an error body into its `detail` and `error_type`; never fails (a body that is not JSON
@@ -112,6 +136,17 @@ pub(crate) fn parse_error_value(body: &serde_json::Value) -> (ErrorDetail, Optio
 }
 
 fn from_raw(raw: RawErrorBody) -> (ErrorDetail, Option<String>) {
+    if raw.detail.is_none() {
+        if let Some(platform) = raw
+            .error
+            .as_ref()
+            .filter(|e| e.is_object())
+            .and_then(|e| PlatformError::deserialize(e).ok())
+        {
+            let kind = raw.error_type.unwrap_or_else(|| platform.kind.clone());
+            return (ErrorDetail::Platform(platform), Some(kind));
+        }
+    }
     let detail = match raw.detail {
         Some(serde_json::Value::String(s)) => ErrorDetail::Message(s),
         Some(v @ serde_json::Value::Array(_)) => {

@@ -21,7 +21,12 @@ use crate::deprecation::Deprecation;
 use crate::webhook::WebhookError;
 
 pub(crate) use crate::detail::parse_error_body;
-pub use crate::detail::{ErrorDetail, LocItem, ValidationDetail};
+pub use crate::detail::{ErrorDetail, LocItem, PlatformError, ValidationDetail};
+
+/// Any error, boxed: what a [`CredentialResolver`](crate::credentials::CredentialResolver) or
+/// [`TokenProvider`](crate::tokens::TokenProvider) closure may return, and the source of
+/// [`Error::Credentials`], [`Error::StreamBroken`] and [`Error::Realtime`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// `Result` with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -251,7 +256,7 @@ pub enum Error {
         last_event: Option<Box<serde_json::Value>>,
         /// The transport's error, for [`StreamBreak::Broken`](crate::stream::StreamBreak::Broken).
         #[source]
-        source: Option<crate::credentials::BoxError>,
+        source: Option<BoxError>,
     },
 
     /// A realtime session ([`FalClient::realtime`](crate::FalClient::realtime)) could not be
@@ -264,13 +269,28 @@ pub enum Error {
         failure: crate::realtime::RealtimeFailure,
         /// The WebSocket's error, when there is one.
         #[source]
-        source: Option<crate::credentials::BoxError>,
+        source: Option<BoxError>,
+    },
+
+    /// A training plan's estimate is above its budget
+    /// ([`TrainingPlan::set_budget`](crate::avatar::TrainingPlan::set_budget)): nothing was
+    /// uploaded or submitted.
+    #[error("{endpoint} would cost an estimated {estimate:.2} {currency}, above the budget of {budget:.2} {currency}; nothing was submitted")]
+    OverBudget {
+        /// The endpoint id.
+        endpoint: String,
+        /// fal's estimate.
+        estimate: f64,
+        /// The cap.
+        budget: f64,
+        /// The currency of both.
+        currency: String,
     },
 
     /// The client's [`CredentialResolver`](crate::credentials::CredentialResolver) failed, so
     /// the request was not sent.
     #[error("could not resolve fal credentials: {0}")]
-    Credentials(#[source] crate::credentials::BoxError),
+    Credentials(#[source] BoxError),
 }
 
 fn endpoint_not_found_message(endpoint: &str, deprecation: Option<&Deprecation>) -> String {
@@ -430,6 +450,7 @@ impl ApiError {
     pub fn message(&self) -> &str {
         match &self.detail {
             ErrorDetail::Message(m) => m,
+            ErrorDetail::Platform(p) => &p.message,
             ErrorDetail::Validation(v) if !v.is_empty() => &v[0].msg,
             _ => &self.body_excerpt,
         }
@@ -467,6 +488,12 @@ impl fmt::Display for ApiError {
                 }
             }
             ErrorDetail::Message(m) => write!(f, ": {m}")?,
+            ErrorDetail::Platform(p) => {
+                write!(f, ": {}", p.message)?;
+                if let Some(url) = &p.docs_url {
+                    write!(f, " (see {url})")?;
+                }
+            }
             ErrorDetail::None => {
                 if !self.body_excerpt.is_empty() {
                     write!(f, ": {}", self.body_excerpt)?;

@@ -83,6 +83,7 @@
 
 pub mod archive;
 pub mod avatar;
+pub mod billing;
 mod client;
 pub mod config;
 pub mod credentials;
@@ -93,6 +94,7 @@ pub mod error;
 mod file_input;
 mod lifecycle;
 pub mod models;
+pub mod platform;
 pub mod queue;
 pub mod realtime;
 pub mod retry;

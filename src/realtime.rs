@@ -28,14 +28,15 @@
 //! - **Throttling** (off by default): with [`RealtimeBuilder::throttle`], inputs sent faster
 //!   than the interval collapse to the last one (fal's JS client does the same, at 128 ms).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use http::HeaderValue;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -45,8 +46,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 use crate::config::join;
-use crate::credentials::BoxError;
 use crate::endpoint::EndpointId;
+use crate::error::BoxError;
 use crate::error::{decode_json, Error, OutputOf, Result};
 use crate::tokens::TokenProvider;
 use crate::transport::Transport;
@@ -174,6 +175,12 @@ impl fmt::Display for RealtimeFailure {
 }
 
 /// Builds a [`RealtimeSession`]: from [`FalClient::realtime`](crate::FalClient::realtime).
+///
+/// The handshake must finish within the client's
+/// [`request_timeout`](crate::FalClientBuilder::request_timeout) (60 s by default; fal's Python
+/// client waits 90 s); a message may be at most the client's
+/// [`max_response_bytes`](crate::FalClientBuilder::max_response_bytes). The WebSocket connects
+/// directly: it does not go through an HTTP proxy configured on a custom `http_client`.
 #[must_use = "a realtime builder does nothing until built"]
 pub struct RealtimeBuilder<I, O, C = Msgpack> {
     transport: Arc<Transport>,
@@ -218,7 +225,7 @@ impl<I, O> RealtimeBuilder<I, O, Msgpack> {
 
 impl<I, O, C> RealtimeBuilder<I, O, C> {
     /// The path after the endpoint id (default `realtime`, not added again when the id ends
-    /// with it).
+    /// with it; a path given here is always added, an empty one adds none).
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
         self
@@ -291,6 +298,7 @@ impl<I, O, C> RealtimeBuilder<I, O, C> {
             tokens: self.tokens,
             codec: self.codec,
             ws: None,
+            inbox: VecDeque::new(),
             held: None,
             last_sent: None,
             _types: std::marker::PhantomData,
@@ -305,15 +313,16 @@ fn realtime_http_url(
     path: Option<&str>,
 ) -> Result<Url> {
     let id = endpoint.as_str();
-    let path = path
-        .map(|p| p.trim_start_matches('/'))
-        .unwrap_or(DEFAULT_REALTIME_PATH);
-    let full =
-        if path.is_empty() || (endpoint.path().is_some() && id.ends_with(&format!("/{path}"))) {
+    let full = match path.map(|p| p.trim_start_matches('/')) {
+        // An explicit path is always added (fal's JS client does the same).
+        Some("") => id.to_owned(),
+        Some(p) => format!("{id}/{p}"),
+        // The default one only when the id does not end with it already.
+        None if endpoint.path().is_some() && id.ends_with(&format!("/{DEFAULT_REALTIME_PATH}")) => {
             id.to_owned()
-        } else {
-            format!("{id}/{path}")
-        };
+        }
+        None => format!("{id}/{DEFAULT_REALTIME_PATH}"),
+    };
     join(transport.config().run_url(), &full)
 }
 
@@ -330,6 +339,8 @@ pub struct RealtimeSession<I, O, C = Msgpack> {
     tokens: Option<Arc<dyn TokenProvider>>,
     codec: C,
     ws: Option<Socket>,
+    /// Frames read while checking the connection before a send, for `recv`.
+    inbox: VecDeque<Message>,
     /// An input held back by the throttle.
     held: Option<Frame>,
     last_sent: Option<Instant>,
@@ -346,17 +357,21 @@ impl<I, O, C> fmt::Debug for RealtimeSession<I, O, C> {
     }
 }
 
-/// A text frame from fal: a control message, or a JSON result.
-#[derive(Deserialize)]
-struct Control {
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-    #[serde(default)]
-    reason: Option<String>,
+/// The app's idle `TIMEOUT` (`{"type": "x-fal-error", "error": "TIMEOUT", ...}`).
+fn is_timeout(text: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(text).is_ok_and(|v| {
+        v.get("type").and_then(|t| t.as_str()) == Some("x-fal-error")
+            && v.get("error").and_then(|e| e.as_str()) == Some("TIMEOUT")
+    })
+}
+
+/// A field of a control message as text (a string as is, anything else as JSON).
+fn text_of(v: Option<&serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// What one incoming frame means.
@@ -405,9 +420,16 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
     /// # Errors
     /// As [`send`](Self::send).
     pub async fn flush(&mut self) -> Result<()> {
-        match self.held.take() {
-            Some(frame) => self.write(frame).await,
-            None => Ok(()),
+        let Some(frame) = self.held.take() else {
+            return Ok(());
+        };
+        match self.write(frame.clone()).await {
+            // Not sent (no connection): kept for the next try, unless a newer input replaces it.
+            Err(e) if self.ws.is_none() && self.held.is_none() => {
+                self.held = Some(frame);
+                Err(e)
+            }
+            other => other,
         }
     }
 
@@ -421,6 +443,13 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
     /// send reconnects); [`Error::Decode`] for a result the codec cannot decode.
     pub async fn recv(&mut self) -> Result<Option<O>> {
         loop {
+            if let Some(message) = self.inbox.pop_front() {
+                match self.incoming(Some(Ok(message)))? {
+                    Incoming::Result(o) => return Ok(Some(o)),
+                    Incoming::Skip => continue,
+                    Incoming::End => return Ok(None),
+                }
+            }
             let flush_at = match (&self.held, self.throttle, self.last_sent) {
                 (Some(_), Some(interval), Some(last)) => last.checked_add(interval),
                 (Some(_), _, _) => Some(Instant::now()),
@@ -454,12 +483,15 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
         }
     }
 
-    /// Close the session normally (code 1000). A later send opens a new one.
+    /// Close the session normally (code 1000). A later send opens a new one. An input held by
+    /// the throttle is dropped (call [`flush`](Self::flush) first to send it), and so are
+    /// results not yet received.
     ///
     /// # Errors
     /// None that matter: a connection that is already gone is closed.
     pub async fn close(&mut self) -> Result<()> {
         self.held = None;
+        self.inbox.clear();
         if let Some(mut ws) = self.ws.take() {
             let _ = ws.close(None).await;
         }
@@ -471,20 +503,8 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
         message: Option<std::result::Result<Message, tungstenite::Error>>,
     ) -> Result<Incoming<O>> {
         let message = match message {
-            None => {
-                self.ws = None;
-                return Err(self.closed(1006, String::new()));
-            }
-            Some(Err(e)) => {
-                self.ws = None;
-                return Err(self.failure(
-                    RealtimeFailure::Closed {
-                        code: 1006,
-                        reason: String::new(),
-                    },
-                    Some(Box::new(e)),
-                ));
-            }
+            None => return Err(self.dropped(None)),
+            Some(Err(e)) => return Err(self.dropped(Some(Box::new(e)))),
             Some(Ok(m)) => m,
         };
         match message {
@@ -507,41 +527,66 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
     }
 
     fn text(&mut self, text: &[u8]) -> Result<Incoming<O>> {
-        if let Ok(control) = serde_json::from_slice::<Control>(text) {
-            let error_text = || match &control.error {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            match control.kind.as_deref() {
-                Some("x-fal-message") => return Ok(Incoming::Skip),
-                Some("x-fal-error") => {
-                    let error = error_text();
-                    if error == "TIMEOUT" {
-                        // The app ends an idle session and closes it next: a normal end. The
-                        // connection is done with; the next send opens a new one.
-                        self.ws = None;
-                        return Ok(Incoming::End);
-                    }
-                    return Err(self.failure(
-                        RealtimeFailure::App {
-                            error,
-                            reason: control.reason.clone().unwrap_or_default(),
-                        },
-                        None,
-                    ));
+        let value: serde_json::Value = decode_json(&OutputOf(self.endpoint.as_str()), text, None)?;
+        let kind = value.get("type").and_then(|t| t.as_str());
+        match kind {
+            Some("x-fal-message") => return Ok(Incoming::Skip),
+            Some("x-fal-error") => {
+                let error = text_of(value.get("error"));
+                if error == "TIMEOUT" {
+                    // The app ends an idle session and closes it next: a normal end. The
+                    // connection is done with; the next send opens a new one.
+                    self.ws = None;
+                    return Ok(Incoming::End);
                 }
-                _ => {}
+                return Err(self.failure(
+                    RealtimeFailure::App {
+                        error,
+                        reason: text_of(value.get("reason")),
+                    },
+                    None,
+                ));
             }
-            if control.status.as_deref() == Some("error") && error_text() == "Unauthorized" {
-                self.ws = None;
-                return Err(self.failure(RealtimeFailure::Unauthorized, None));
+            _ => {}
+        }
+        if value.get("status").and_then(|s| s.as_str()) == Some("error")
+            && text_of(value.get("error")) == "Unauthorized"
+        {
+            self.ws = None;
+            return Err(self.failure(RealtimeFailure::Unauthorized, None));
+        }
+        serde_json::from_value(value)
+            .map(Incoming::Result)
+            .map_err(|e| Error::Decode {
+                what: format!("{} realtime result (JSON)", self.endpoint),
+                path: ".".into(),
+                message: e.to_string(),
+                body_excerpt: crate::error::excerpt(text),
+                request_id: None,
+            })
+    }
+
+    /// Whether the open connection is still usable: frames that already arrived are read
+    /// without waiting (results are kept for `recv`). A close, the app's `TIMEOUT` or a broken
+    /// connection ends it, so that the next input goes over a new one instead of being lost.
+    fn check_connection(&mut self) {
+        while let Some(ws) = self.ws.as_mut() {
+            match ws.next().now_or_never() {
+                // Nothing more has arrived: the connection is open.
+                None => return,
+                Some(None) | Some(Some(Err(_))) | Some(Some(Ok(Message::Close(_)))) => {
+                    self.ws = None;
+                }
+                Some(Some(Ok(Message::Text(text)))) if is_timeout(text.as_bytes()) => {
+                    self.ws = None;
+                }
+                Some(Some(Ok(message))) => self.inbox.push_back(message),
             }
         }
-        decode_json(&OutputOf(self.endpoint.as_str()), text, None).map(Incoming::Result)
     }
 
     async fn write(&mut self, frame: Frame) -> Result<()> {
+        self.check_connection();
         if self.ws.is_none() {
             self.ws = Some(self.connect().await?);
         }
@@ -553,14 +598,7 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
             return Err(self.failure(RealtimeFailure::Connect, None));
         };
         if let Err(e) = ws.send(message).await {
-            self.ws = None;
-            return Err(self.failure(
-                RealtimeFailure::Closed {
-                    code: 1006,
-                    reason: String::new(),
-                },
-                Some(Box::new(e)),
-            ));
+            return Err(self.dropped(Some(Box::new(e))));
         }
         self.last_sent = Some(Instant::now());
         Ok(())
@@ -590,10 +628,10 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
             .as_str()
             .into_client_request()
             .map_err(|e| self.failure(RealtimeFailure::Connect, Some(Box::new(e))))?;
-        if let Some(auth) = auth {
+        if let Some(auth) = &auth {
             request
                 .headers_mut()
-                .insert(http::header::AUTHORIZATION, auth);
+                .insert(http::header::AUTHORIZATION, auth.clone());
         }
         if let Ok(ua) = HeaderValue::from_str(config.user_agent()) {
             request.headers_mut().insert(http::header::USER_AGENT, ua);
@@ -621,13 +659,26 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
                 } else {
                     RealtimeFailure::Refused { status }
                 };
-                if status == 401 {
-                    self.transport.auth_refused();
+                // A refused key (not a refused token) drops a resolver's cached credential.
+                if let (401, Some(sent)) = (status, &auth) {
+                    self.transport.auth_refused(sent);
                 }
                 Err(self.failure(failure, None))
             }
             Err(e) => Err(self.failure(RealtimeFailure::Connect, Some(Box::new(e)))),
         }
+    }
+
+    /// The connection dropped without a close frame (1006): it is done with.
+    fn dropped(&mut self, source: Option<BoxError>) -> Error {
+        self.ws = None;
+        self.failure(
+            RealtimeFailure::Closed {
+                code: 1006,
+                reason: String::new(),
+            },
+            source,
+        )
     }
 
     fn closed(&self, code: u16, reason: String) -> Error {

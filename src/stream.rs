@@ -13,7 +13,7 @@
 //! while let Some(event) = events.next().await {
 //!     match event? {
 //!         StreamEvent::Partial(partial) => println!("{} preview image(s)", partial.images.len()),
-//!         StreamEvent::Output(output) => println!("done: {}", output.images[0].url),
+//!         StreamEvent::Output(output) => println!("done: {:?}", output.images.first()),
 //!     }
 //! }
 //! # Ok(()) }
@@ -21,12 +21,14 @@
 //!
 //! A stream goes to the sync host (`fal.run`), not the queue: fal does not retry it, and
 //! webhooks, priorities and start timeouts do not apply. Dropping the stream closes the
-//! connection, which ends the request on fal. The crate sends the request again only when the
-//! connection could not be made (nothing reached fal), like a sync run.
+//! connection, which ends the request on fal. Like a sync run, the crate sends it again only
+//! where fal cannot have taken it: a connection never made, a 429, or a 502/503/504 from
+//! fal's ingress (no `x-fal-request-id`).
 //!
 //! fal sends no terminal event: the stream ends when fal closes it, and the last event is the
-//! output. A stream that ends with no event, or whose last event says `"partial": true` (the
-//! marker fal's streaming models use), ended early.
+//! output (as in fal's JS client). A stream that ends with no event ended early; one whose
+//! connection breaks is [`StreamBreak::Broken`]. Some models mark their events `"partial":
+//! true` until the last: check it on the output when your endpoint does.
 
 use std::fmt;
 use std::future::IntoFuture;
@@ -78,7 +80,7 @@ pub enum StreamBreak {
     Broken,
     /// Nothing arrived for this long (the stream's idle timeout).
     Idle(Duration),
-    /// fal closed the stream with no event, or with a last event marked `"partial": true`.
+    /// fal closed the stream with no event.
     EndedEarly,
 }
 
@@ -156,6 +158,13 @@ impl<P, O> StreamRequest<P, O> {
         self.call.headers.insert(name, value);
         self
     }
+
+    /// Usage tags (`X-Fal-Tags`), checked before anything is sent; see
+    /// [`UsageTags`](crate::billing::UsageTags).
+    pub fn tags(mut self, tags: crate::billing::UsageTags) -> Self {
+        self.call.tags = tags;
+        self
+    }
 }
 
 impl<P, O> IntoFuture for StreamRequest<P, O>
@@ -231,7 +240,7 @@ where
         });
     }
     let state = Reading {
-        body: transport.reader(resp),
+        body: transport.reader_idle(resp, idle),
         sse: SseParser::default(),
         limit: transport.config().max_response_bytes(),
         idle,
@@ -305,8 +314,8 @@ impl Reading {
             match self.body.next(deadline).await {
                 Ok(Some(chunk)) => self.sse.feed(&chunk),
                 Ok(None) => return self.end(),
-                Err(BodyBreak::Stalled(_)) => {
-                    return Err(self.broken(StreamBreak::Idle(self.idle), None))
+                Err(BodyBreak::Stalled(idle)) => {
+                    return Err(self.broken(StreamBreak::Idle(idle), None))
                 }
                 Err(BodyBreak::Broken(source)) => {
                     return Err(
@@ -317,21 +326,12 @@ impl Reading {
         }
     }
 
-    /// fal closed the stream: the last event is the output, unless there is none or it says
-    /// it is partial.
+    /// fal closed the stream: the last event is the output (as in fal's JS client), unless
+    /// there is none.
     fn end<P, O: DeserializeOwned>(&mut self) -> Result<StreamEvent<P, O>> {
         let Some(last) = self.last.take() else {
             return Err(self.broken(StreamBreak::EndedEarly, None));
         };
-        #[derive(serde::Deserialize)]
-        struct Marker {
-            #[serde(default)]
-            partial: Option<bool>,
-        }
-        if serde_json::from_slice::<Marker>(&last).is_ok_and(|m| m.partial == Some(true)) {
-            self.last = Some(last);
-            return Err(self.broken(StreamBreak::EndedEarly, None));
-        }
         let what = OutputOf(self.endpoint.as_str());
         decode_json(&what, &last, self.request_id.as_deref()).map(StreamEvent::Output)
     }

@@ -27,8 +27,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::config::join;
-use crate::credentials::BoxError;
 use crate::endpoint::EndpointId;
+use crate::error::BoxError;
 use crate::error::{Error, Result};
 use crate::transport::{Op, Request, Transport};
 

@@ -69,6 +69,9 @@ pub(crate) enum Op {
     Stream,
     /// A short-lived token (`POST {rest}/tokens/`).
     Token,
+    /// A Platform API call (`{api}/models...`): reads, estimates, payload deletions (the latter
+    /// with an idempotency key, so repeating it is safe).
+    Platform,
     /// A file download.
     Download,
     /// The webhook key set.
@@ -105,6 +108,7 @@ impl Op {
             Op::UploadCreate => "multipart upload creation",
             Op::Stream => "output stream",
             Op::Token => "token",
+            Op::Platform => "Platform API",
             Op::Download => "download",
             Op::Jwks => "webhook key set",
         }
@@ -147,6 +151,7 @@ impl Op {
                 | Op::UploadCreate
                 | Op::CdnToken
                 | Op::Token
+                | Op::Platform
                 | Op::Jwks
         )
     }
@@ -162,7 +167,8 @@ impl Op {
 
     fn limit(self) -> BodyLimit {
         match self {
-            Op::Result | Op::Run | Op::Stream | Op::Download => BodyLimit::Payload,
+            // Model listings may carry OpenAPI documents.
+            Op::Result | Op::Run | Op::Stream | Op::Download | Op::Platform => BodyLimit::Payload,
             Op::Jwks => BodyLimit::Jwks,
             _ => BodyLimit::Control,
         }
@@ -180,6 +186,7 @@ impl Op {
                 | Op::UploadCreate
                 | Op::CdnToken
                 | Op::Token
+                | Op::Platform
                 | Op::Jwks
         )
     }
@@ -500,17 +507,20 @@ impl Transport {
         self.auth.header().await
     }
 
-    /// fal answered `401` to `header`: a resolver's cached credential is dropped.
-    pub(crate) fn auth_refused(&self) {
-        self.auth.refused();
+    /// fal answered `401` to `sent`: a resolver's cached credential is dropped if it is that one.
+    pub(crate) fn auth_refused(&self, sent: &HeaderValue) {
+        self.auth.refused(sent);
     }
 
     /// A reader of a success answer's body.
     pub(crate) fn reader(&self, resp: reqwest::Response) -> BodyReader {
-        BodyReader {
-            resp,
-            idle: self.config.read_timeout,
-        }
+        self.reader_idle(resp, self.config.read_timeout)
+    }
+
+    /// A reader whose longest silence is `idle` instead of the read timeout (an output
+    /// stream's own idle timeout; `Duration::MAX` is none).
+    pub(crate) fn reader_idle(&self, resp: reqwest::Response, idle: Duration) -> BodyReader {
+        BodyReader { resp, idle }
     }
 
     /// The byte limit of a success body of `op` read into memory.
@@ -666,7 +676,7 @@ impl Transport {
             } else {
                 None
             };
-            let outcome = match self.attempt(req, tally.clone(), auth).await {
+            let outcome = match self.attempt(req, tally.clone(), auth.as_ref()).await {
                 Ok(outcome) => outcome,
                 Err(io) => {
                     rewind();
@@ -698,8 +708,10 @@ impl Transport {
                 },
                 Sent::Answer(resp) => {
                     rewind();
-                    if resp.status() == StatusCode::UNAUTHORIZED {
-                        self.auth_refused();
+                    if let Some(sent) = auth.as_ref() {
+                        if resp.status() == StatusCode::UNAUTHORIZED {
+                            self.auth.refused(sent);
+                        }
                     }
                     // The error carries the retry decision for this call (`retried`).
                     let err = self.api_error(req, resp).await;
@@ -755,7 +767,7 @@ impl Transport {
         &self,
         req: &Request<'_>,
         tally: Option<Arc<Tally>>,
-        auth: Option<HeaderValue>,
+        auth: Option<&HeaderValue>,
     ) -> std::io::Result<Sent> {
         let activity = req.op.watched().then(|| {
             Activity::new(match &req.body {
@@ -769,7 +781,7 @@ impl Transport {
             rb = rb.headers(req.headers.clone());
         }
         if let Some(auth) = auth {
-            rb = rb.header(http::header::AUTHORIZATION, auth);
+            rb = rb.header(http::header::AUTHORIZATION, auth.clone());
         }
         match (&req.body, tally, &activity) {
             (Some(Body::Bytes(b)), None, None) => rb = rb.body(b.clone()),
@@ -981,7 +993,11 @@ pub(crate) fn api_error_from_parts(
         body_error_type.or_else(|| header_str(headers, "x-fal-error-type").map(str::to_owned));
     let request_id = header_str(headers, "x-fal-request-id")
         .map(str::to_owned)
-        .or_else(|| req.request_id.map(str::to_owned));
+        .or_else(|| req.request_id.map(str::to_owned))
+        .or_else(|| match &detail {
+            crate::error::ErrorDetail::Platform(p) => p.request_id.clone(),
+            _ => None,
+        });
     let facts = StatusFacts::from_answer(status, headers);
     Error::Api(Box::new(ApiError {
         status,

@@ -10,8 +10,8 @@ use url::Url;
 
 use super::FalClient;
 use crate::config::{
-    http_url, with_trailing_slash, Config, DEFAULT_JWKS_URL, DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL,
+    http_url, with_trailing_slash, Config, DEFAULT_API_URL, DEFAULT_JWKS_URL,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL,
 };
 use crate::credentials::{Auth, Credential, CredentialResolver};
 use crate::error::{Error, Result};
@@ -32,6 +32,7 @@ pub struct FalClientBuilder {
     queue_url: Option<String>,
     run_url: Option<String>,
     rest_url: Option<String>,
+    api_url: Option<String>,
     jwks_url: Option<String>,
     cdn_url: Option<String>,
     upload_flows: Option<Vec<UploadFlow>>,
@@ -60,6 +61,7 @@ impl fmt::Debug for FalClientBuilder {
             .field("queue_url", &self.queue_url)
             .field("run_url", &self.run_url)
             .field("rest_url", &self.rest_url)
+            .field("api_url", &self.api_url)
             .field("jwks_url", &self.jwks_url)
             .field("cdn_url", &self.cdn_url)
             .finish_non_exhaustive()
@@ -74,7 +76,7 @@ impl FalClientBuilder {
 
     /// A builder from the environment: the key from `FAL_KEY`, else `FAL_KEY_ID` +
     /// `FAL_KEY_SECRET` (sent as `id:secret`); base URLs from `FAL_QUEUE_URL`, `FAL_RUN_URL`,
-    /// `FAL_REST_URL`, `FAL_CDN_URL`; the webhook key set from `FAL_JWKS_URL`. Unset or blank variables keep
+    /// `FAL_REST_URL`, `FAL_CDN_URL`, `FAL_API_URL`; the webhook key set from `FAL_JWKS_URL`. Unset or blank variables keep
     /// the defaults; no key is fine here (a webhook receiver needs none).
     pub fn from_env() -> Self {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -98,6 +100,7 @@ impl FalClientBuilder {
         b.queue_url = non_empty("FAL_QUEUE_URL");
         b.run_url = non_empty("FAL_RUN_URL");
         b.rest_url = non_empty("FAL_REST_URL");
+        b.api_url = non_empty("FAL_API_URL");
         b.jwks_url = non_empty("FAL_JWKS_URL");
         b.cdn_url = non_empty("FAL_CDN_URL");
         b
@@ -141,6 +144,13 @@ impl FalClientBuilder {
     /// REST base URL (storage upload initiation). Default `https://rest.fal.ai`.
     pub fn rest_url(mut self, url: impl Into<String>) -> Self {
         self.rest_url = Some(url.into());
+        self
+    }
+
+    /// Platform API base URL, a full URL including the version path (`FAL_API_URL`). Default
+    /// `https://api.fal.ai/v1`. See [`FalClient::platform`](crate::FalClient::platform).
+    pub fn api_url(mut self, url: impl Into<String>) -> Self {
+        self.api_url = Some(url.into());
         self
     }
 
@@ -292,6 +302,7 @@ impl FalClientBuilder {
             queue_url: url("queue", self.queue_url.as_deref(), DEFAULT_QUEUE_URL)?,
             run_url: url("run", self.run_url.as_deref(), DEFAULT_RUN_URL)?,
             rest_url: url("rest", self.rest_url.as_deref(), DEFAULT_REST_URL)?,
+            api_url: url("Platform API", self.api_url.as_deref(), DEFAULT_API_URL)?,
             jwks_url,
             cdn_url: self
                 .cdn_url
@@ -333,7 +344,7 @@ impl FalClientBuilder {
             Some(AuthSource::Key(key)) => {
                 Auth::Fixed(Credential::key(key.expose_secret())?.header().clone())
             }
-            Some(AuthSource::Resolver(r)) => Auth::resolver(r),
+            Some(AuthSource::Resolver(r)) => Auth::resolver(r, config.request_timeout),
         };
         Ok((config, http, auth))
     }

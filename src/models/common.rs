@@ -236,6 +236,27 @@ impl ImageSize {
         Self::Custom { width, height }
     }
 
+    /// Width and height in pixels: fal's preset sizes (`square_hd` 1024×1024, `square`
+    /// 512×512, `portrait_4_3` 768×1024, `portrait_16_9` 576×1024, `landscape_4_3` 1024×768,
+    /// `landscape_16_9` 1024×576), or the custom size.
+    pub fn dimensions(&self) -> (u32, u32) {
+        match *self {
+            Self::SquareHd => (1024, 1024),
+            Self::Square => (512, 512),
+            Self::Portrait4_3 => (768, 1024),
+            Self::Portrait16_9 => (576, 1024),
+            Self::Landscape4_3 => (1024, 768),
+            Self::Landscape16_9 => (1024, 576),
+            Self::Custom { width, height } => (width, height),
+        }
+    }
+
+    /// Megapixels of one image of this size (width × height / 1,000,000).
+    pub fn megapixels(&self) -> f64 {
+        let (w, h) = self.dimensions();
+        f64::from(w) * f64::from(h) / 1_000_000.0
+    }
+
     /// The preset's wire name, or `None` for [`ImageSize::Custom`].
     pub fn preset_name(&self) -> Option<&'static str> {
         Some(match self {

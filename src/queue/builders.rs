@@ -16,6 +16,7 @@ use url::Url;
 
 use super::wait::WaitEvent;
 use super::Priority;
+use crate::billing::{Billed, ServerRetries, UsageTags, TAGS_HEADER};
 use crate::config::Config;
 use crate::endpoint::EndpointId;
 use crate::error::{Error, Result};
@@ -44,6 +45,10 @@ pub(crate) struct CallOptions {
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) headers: HeaderMap,
     pub(crate) output_lifecycle: Option<ObjectLifecycle>,
+    pub(crate) tags: UsageTags,
+    /// `Some(false)`: `X-Fal-Store-IO: 0`.
+    pub(crate) store_io: Option<bool>,
+    pub(crate) disable_fallbacks: bool,
 }
 
 impl CallOptions {
@@ -69,6 +74,24 @@ impl CallOptions {
         if let Some(value) = lifecycle.map(|l| l.header(true)).transpose()?.flatten() {
             h.insert(LIFECYCLE_PREFERENCE_HEADER, value);
         }
+        if let Some(tags) = self.tags.header_value()? {
+            h.insert(TAGS_HEADER, tags);
+        }
+        if let Some(store) = self.store_io {
+            h.insert(
+                "x-fal-store-io",
+                HeaderValue::from_static(if store { "1" } else { "0" }),
+            );
+        }
+        if self.disable_fallbacks {
+            // fal documents two names (the platform-headers page, and the older reliability
+            // page): both are sent.
+            h.insert(
+                "x-app-fal-disable-fallback",
+                HeaderValue::from_static("true"),
+            );
+            h.insert("x-fal-disable-fallbacks", HeaderValue::from_static("true"));
+        }
         Ok(h)
     }
 }
@@ -78,15 +101,25 @@ impl CallOptions {
 pub(crate) struct SubmitOptions {
     pub(crate) webhook: Option<Url>,
     pub(crate) priority: Option<Priority>,
+    pub(crate) no_retry: bool,
+    pub(crate) retry_config: Option<ServerRetries>,
+    pub(crate) max_queue_length: Option<u32>,
     pub(crate) call: CallOptions,
 }
 
 impl SubmitOptions {
-    /// The headers this submit sends (see [`CallOptions::headers`]), plus its priority.
+    /// The headers this submit sends (see [`CallOptions::headers`]), plus its priority and the
+    /// queue's retry settings.
     pub(crate) fn headers(&self, config: &Config) -> Result<HeaderMap> {
         let mut h = self.call.headers(config)?;
         if let Some(p) = self.priority {
             h.insert("x-fal-queue-priority", HeaderValue::from_static(p.as_str()));
+        }
+        if self.no_retry {
+            h.insert("x-fal-no-retry", HeaderValue::from_static("1"));
+        }
+        if let Some(cfg) = &self.retry_config {
+            h.insert("x-fal-retry-config", cfg.header_value()?);
         }
         Ok(h)
     }
@@ -178,6 +211,48 @@ impl<T> Submit<T> {
     /// with [`Error::InvalidInput`] before anything is sent.
     pub fn output_lifecycle(mut self, lifecycle: ObjectLifecycle) -> Self {
         self.options.call.output_lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// Usage tags (`X-Fal-Tags`), checked before anything is sent; see [`UsageTags`].
+    pub fn tags(mut self, tags: UsageTags) -> Self {
+        self.options.call.tags = tags;
+        self
+    }
+
+    /// `false`: fal does not store the request's JSON input and output (`X-Fal-Store-IO: 0`;
+    /// otherwise kept 30 days and shown in the dashboard's history). Files the request creates on
+    /// the CDN are still made and follow their lifecycle.
+    pub fn store_io(mut self, store: bool) -> Self {
+        self.options.call.store_io = Some(store);
+        self
+    }
+
+    /// Turn off fal's automatic model fallbacks for this request (sent as both names fal
+    /// documents: `x-app-fal-disable-fallback: true` and `x-fal-disable-fallbacks: true`).
+    pub fn disable_fallbacks(mut self) -> Self {
+        self.options.call.disable_fallbacks = true;
+        self
+    }
+
+    /// Turn off the queue's automatic retries (`X-Fal-No-Retry: 1`; fal otherwise makes up to
+    /// 10 attempts on 503, 504 and connection errors).
+    pub fn no_retry(mut self) -> Self {
+        self.options.no_retry = true;
+        self
+    }
+
+    /// The queue's retry budget per failure kind (`X-Fal-Retry-Config`); fal applies it only to
+    /// your own apps. See [`ServerRetries`].
+    pub fn retry_config(mut self, retries: ServerRetries) -> Self {
+        self.options.retry_config = Some(retries);
+        self
+    }
+
+    /// Refuse the submit (429, nothing queued or billed) when more than `n` requests of the
+    /// endpoint are already waiting, counted across all callers (query `fal_max_queue_length`).
+    pub fn max_queue_length(mut self, n: u32) -> Self {
+        self.options.max_queue_length = Some(n);
         self
     }
 
@@ -276,6 +351,24 @@ impl<O> Run<O> {
         self
     }
 
+    /// Usage tags (`X-Fal-Tags`); see [`Submit::tags`].
+    pub fn tags(mut self, tags: UsageTags) -> Self {
+        self.options.call.tags = tags;
+        self
+    }
+
+    /// `false`: fal does not store the run's JSON input and output; see [`Submit::store_io`].
+    pub fn store_io(mut self, store: bool) -> Self {
+        self.options.call.store_io = Some(store);
+        self
+    }
+
+    /// Turn off fal's automatic model fallbacks; see [`Submit::disable_fallbacks`].
+    pub fn disable_fallbacks(mut self) -> Self {
+        self.options.call.disable_fallbacks = true;
+        self
+    }
+
     /// Overall client-side limit of the call, model time included (default: none — a sync run
     /// may legitimately take minutes; a dead connection is found by TCP keep-alive, and an
     /// answer body that stalls by the read timeout).
@@ -285,25 +378,54 @@ impl<O> Run<O> {
     }
 }
 
+impl<O: DeserializeOwned + Send + 'static> Run<O> {
+    /// The output with the units fal billed for it (`x-fal-billable-units`) and the run's
+    /// request id: a [`BilledRun`] that sends when awaited.
+    pub fn billed(self) -> BilledRun<O> {
+        BilledRun(self)
+    }
+
+    async fn send(self) -> Result<Billed<O>> {
+        let (endpoint, body) = self.prepared?;
+        // The options are checked before the input's files are uploaded.
+        let headers = self.options.call.headers(self.transport.config())?;
+        let body = body.ready().await?;
+        super::run(
+            &self.transport,
+            endpoint,
+            body,
+            headers,
+            self.options.timeout,
+        )
+        .await
+    }
+}
+
 impl<O: DeserializeOwned + Send + 'static> IntoFuture for Run<O> {
     type Output = Result<O>;
     type IntoFuture = BoxFuture<'static, Result<O>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (endpoint, body) = self.prepared?;
-            // The options are checked before the input's files are uploaded.
-            let headers = self.options.call.headers(self.transport.config())?;
-            let body = body.ready().await?;
-            super::run(
-                &self.transport,
-                endpoint,
-                body,
-                headers,
-                self.options.timeout,
-            )
-            .await
-        })
+        Box::pin(async move { self.send().await.map(|b| b.output) })
+    }
+}
+
+/// A sync run whose answer keeps the billed units: from [`Run::billed`].
+#[must_use = "a run does nothing until it is awaited"]
+pub struct BilledRun<O>(Run<O>);
+
+impl<O> fmt::Debug for BilledRun<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BilledRun").field(&self.0).finish()
+    }
+}
+
+impl<O: DeserializeOwned + Send + 'static> IntoFuture for BilledRun<O> {
+    type Output = Result<Billed<O>>;
+    type IntoFuture = BoxFuture<'static, Result<Billed<O>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.0.send())
     }
 }
 
@@ -314,6 +436,7 @@ pub(crate) struct WaitOptions {
     pub(crate) logs: bool,
     pub(crate) stream: bool,
     pub(crate) poll_interval: Duration,
+    pub(crate) hedge_after: Duration,
     pub(crate) cancel_on_timeout: bool,
     pub(crate) max_missed_polls: u32,
 }
@@ -327,6 +450,13 @@ enum Deadline {
 /// Default interval between status polls: 500 ms, as fal-js.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Default quiet period after which a silent status stream is hedged with polls: 1 s, twice the
+/// default poll interval and five times the event spacing of `FalMock`'s default job (a log
+/// line every 200 ms). fal sends an event per change (queue position, start, log lines,
+/// completion), not at a fixed rate, so no value is longer than every healthy silence: a job
+/// silent for longer (no logs during a long run) costs one poll per poll interval beyond it.
+pub const DEFAULT_HEDGE_AFTER: Duration = Duration::from_secs(1);
+
 impl Default for WaitOptions {
     fn default() -> Self {
         Self {
@@ -334,6 +464,7 @@ impl Default for WaitOptions {
             logs: true,
             stream: true,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            hedge_after: DEFAULT_HEDGE_AFTER,
             cancel_on_timeout: true,
             max_missed_polls: 20,
         }
@@ -362,12 +493,16 @@ type WaitFn<'a, T> =
 /// [`TrainedAvatar::generate`](crate::avatar::TrainedAvatar::generate) (the images).
 ///
 /// It uses the status stream (submit, stream, result: three requests when the stream works) and
-/// falls back to polling when the stream fails or stalls; a failed status poll counts as a missed
-/// poll, not as a failure of the wait.
+/// polls status as well while the stream has been silent for a quiet period
+/// ([`hedge_after`](Self::hedge_after)), so that a stalled stream costs about one poll interval,
+/// not the stream's idle timeout: the first of the stream and a poll to see `COMPLETED` wins,
+/// the stream keeps being read, and polls stop when it speaks again. When the stream fails, the
+/// wait polls alone. A failed status poll counts as a missed poll, not as a failure of the wait.
 ///
-/// Defaults: no deadline, logs requested, status stream first, polls every 500 ms, cancel on fal
-/// when the deadline passes, and, only when there is no deadline, giving up after 20
-/// consecutive failed polls (each already retried by the retry policy).
+/// Defaults: no deadline, logs requested, status stream first, polls every 500 ms (alongside a
+/// stream silent for 1 s, or alone), cancel on fal when the deadline passes, and, only when
+/// there is no deadline, giving up after 20 consecutive failed polls once the stream is gone
+/// (each poll already retried by the retry policy).
 ///
 /// ```no_run
 /// # async fn demo(job: fal_client::queue::RequestHandle<fal_client::models::LoraTrainingOutput>) -> fal_client::Result<()> {
@@ -453,9 +588,27 @@ impl<'a, T> Wait<'a, T> {
         self
     }
 
-    /// Interval between status polls (default [`DEFAULT_POLL_INTERVAL`], 500 ms).
+    /// Interval between status polls (default [`DEFAULT_POLL_INTERVAL`], 500 ms), alone or
+    /// alongside a silent stream (see [`hedge_after`](Self::hedge_after)).
     pub fn poll_interval(mut self, t: Duration) -> Self {
         self.options.poll_interval = t;
+        self
+    }
+
+    /// How long the status stream may be silent (no event) before the wait also polls status,
+    /// once per [`poll_interval`](Self::poll_interval) until the stream speaks again or the
+    /// request completes (default 1 s; counted from the start of the wait before the first
+    /// event).
+    ///
+    /// A stalled stream then costs this plus at most one poll interval, instead of the client's
+    /// SSE idle timeout (15 s by default; it still ends a stream silent that long, and the wait
+    /// goes on polling alone). A stream whose events come closer together than this costs no
+    /// poll at all; fal sends an event per change (queue position, start, log lines), so a job
+    /// silent for longer (a long run without log lines) costs the polls of that silence past the
+    /// quiet period. Raise it for long silent jobs and a trusted stream; a quiet period longer
+    /// than the SSE idle timeout never hedges (the stream is given up first).
+    pub fn hedge_after(mut self, quiet: Duration) -> Self {
+        self.options.hedge_after = quiet;
         self
     }
 
@@ -466,14 +619,15 @@ impl<'a, T> Wait<'a, T> {
         self
     }
 
-    /// Consecutive failed polls after which a wait *without deadline* gives up (default 20).
+    /// Consecutive failed polls after which a wait *without deadline* gives up (default 20);
+    /// checked once the status stream is gone (while it is open, its idle timeout decides).
     pub fn max_missed_polls(mut self, n: u32) -> Self {
         self.options.max_missed_polls = n.max(1);
         self
     }
 
-    /// Report progress (queue position, start, each new log line, completion, a fall-back to
-    /// polling) to `f`.
+    /// Report progress (queue position, start, each new log line, completion, the first
+    /// status poll of a streamed wait) to `f`.
     pub fn on_event(mut self, f: impl FnMut(WaitEvent<'_>) + Send + 'a) -> Self {
         self.on_event = Some(Box::new(f));
         self

@@ -42,8 +42,8 @@ use crate::error::{decode_json, Error, Result};
 use crate::transport::Transport;
 use crate::transport::{header_str, Op, Request};
 
+pub use builders::{BilledRun, Run, Submit, Wait, DEFAULT_HEDGE_AFTER, DEFAULT_POLL_INTERVAL};
 pub(crate) use builders::{Body, CallOptions, OnEvent, SubmitOptions, WaitOptions};
-pub use builders::{Run, Submit, Wait, DEFAULT_POLL_INTERVAL};
 pub use handle::RequestHandle;
 pub use status::{Metrics, QueueStatus, RequestLog};
 pub use wait::WaitEvent;
@@ -118,19 +118,24 @@ struct SubmitResponse<'a> {
     gateway_request_id: Option<String>,
 }
 
-/// Send a submit and build the handle of the queued request.
+/// Send a submit (its query: webhook, max queue length; its headers built from the same options
+/// by the caller, before uploads) and build the handle of the queued request.
 pub(crate) async fn submit<O>(
     transport: &Arc<Transport>,
     endpoint: EndpointId,
     body: Bytes,
-    webhook: Option<&Url>,
+    options: &SubmitOptions,
     headers: HeaderMap,
 ) -> Result<RequestHandle<O>> {
     let config = transport.config();
     let mut url = join(config.queue_url(), endpoint.as_str())?;
-    if let Some(hook) = webhook {
+    if let Some(hook) = &options.webhook {
         url.query_pairs_mut()
             .append_pair("fal_webhook", hook.as_str());
+    }
+    if let Some(n) = options.max_queue_length {
+        url.query_pairs_mut()
+            .append_pair("fal_max_queue_length", &n.to_string());
     }
     let mut req = Request::new(Op::Submit, Method::POST, url).json_body(body);
     // Replaces same-named headers (a caller's content type wins, as before).
@@ -215,14 +220,14 @@ pub(crate) async fn submit<O>(
     )
 }
 
-/// Send a sync run and decode its output.
+/// Send a sync run and decode its output, with the units fal billed and its request id.
 pub(crate) async fn run<O: DeserializeOwned>(
     transport: &Arc<Transport>,
     endpoint: EndpointId,
     body: Bytes,
     headers: HeaderMap,
     timeout: Option<Duration>,
-) -> Result<O> {
+) -> Result<crate::billing::Billed<O>> {
     let url = join(transport.config().run_url(), endpoint.as_str())?;
     let mut req = Request::new(Op::Run, Method::POST, url).json_body(body);
     req.headers.extend(headers);
@@ -235,11 +240,17 @@ pub(crate) async fn run<O: DeserializeOwned>(
         .instrument(span)
         .await
         .map_err(|e| endpoint_not_found(e, &endpoint, true))?;
-    decode_json(
+    let request_id = header_str(&headers, "x-fal-request-id");
+    let output = decode_json(
         &crate::error::OutputOf(endpoint.as_str()),
         &body,
-        header_str(&headers, "x-fal-request-id"),
-    )
+        request_id,
+    )?;
+    Ok(crate::billing::Billed {
+        output,
+        billable_units: crate::billing::BillableUnits::from_headers(&headers),
+        request_id: request_id.map(str::to_owned),
+    })
 }
 
 /// A `tracing` warning for a submit or run to an endpoint fal deprecated.
@@ -277,7 +288,7 @@ pub(crate) fn endpoint_not_found(error: Error, endpoint: &EndpointId, sync_run: 
     }
 }
 
-fn check_request_id(request_id: &str) -> Result<()> {
+pub(crate) fn check_request_id(request_id: &str) -> Result<()> {
     let bad = request_id
         .chars()
         .any(|c| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_whitespace() || c.is_control());

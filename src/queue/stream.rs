@@ -29,7 +29,8 @@ impl<O: 'static> RequestHandle<O> {
     /// the first error). The stream yields [`Error::StreamIdle`] and ends when it cannot be
     /// opened, or no event arrives, within the client's SSE idle timeout (default 15 s).
     ///
-    /// [`wait`](Self::wait) uses this stream first and falls back to polling when it breaks.
+    /// [`wait`](Self::wait) uses this stream, polls alongside it while it is silent (see
+    /// [`Wait::hedge_after`](super::Wait::hedge_after)), and polls alone when it breaks.
     ///
     /// # Errors (as items)
     /// [`Error::Api`] when the stream cannot be opened, [`Error::Transport`] when it breaks,

@@ -36,18 +36,20 @@
 //! fal retries a delivery that did not get a 2xx answer, up to 10 times over 2 hours, and a
 //! delivery may arrive twice even when you did answer. Act **once per `request_id`**: in
 //! production, record processed request ids in your database under a unique constraint (insert
-//! first, act only when the insert succeeded). [`DeliveryDeduper`] is an in-memory helper for a
-//! single process; it forgets everything on restart.
+//! first, act only when the insert succeeded), or through a [`DeliveryDeduper`]:
+//! [`MemoryDeduper`] for one process (it forgets everything on restart), [`RedisDeduper`]
+//! (feature `redis`) for replicas behind a load balancer, which must share one record — fal may
+//! deliver the same request to two of them.
 //!
 //! # An axum handler
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! use axum::{body::Bytes, extract::State, http::{HeaderMap, StatusCode}, routing::post, Router};
-//! use fal_client::webhook::{DeliveryDeduper, WebhookOutcome, WebhookVerifier};
+//! use fal_client::webhook::{DeliveryDeduper, MemoryDeduper, WebhookOutcome, WebhookVerifier};
 //!
 //! #[derive(Clone)]
-//! struct App { webhooks: WebhookVerifier, seen: Arc<DeliveryDeduper> }
+//! struct App { webhooks: WebhookVerifier, seen: Arc<dyn DeliveryDeduper> }
 //!
 //! async fn fal_webhook(State(app): State<App>, headers: HeaderMap, body: Bytes) -> StatusCode {
 //!     // Verify against the raw bytes, then parse (any `T: DeserializeOwned`).
@@ -59,8 +61,10 @@
 //!         Ok(payload) => payload,
 //!         Err(e) => return e.status_code(), // 400 genuine but undecodable
 //!     };
-//!     if !app.seen.first_time(payload.request_id()) {
-//!         return StatusCode::OK; // a re-delivery: already handled
+//!     match app.seen.first_time(payload.request_id()).await {
+//!         Ok(true) => {}
+//!         Ok(false) => return StatusCode::OK, // a re-delivery: already handled
+//!         Err(e) => return e.status_code(),   // 503: the record is unreachable, fal retries
 //!     }
 //!     match &payload.outcome {
 //!         WebhookOutcome::Success(output) => tracing::info!(%output, "fal request done"),
@@ -74,7 +78,7 @@
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     // No key needed to verify: FAL_JWKS_URL (optional) names the key set.
 //!     let fal = fal_client::FalClientBuilder::from_env().build()?;
-//!     let app = App { webhooks: fal.webhooks(), seen: Arc::new(DeliveryDeduper::new(10_000)) };
+//!     let app = App { webhooks: fal.webhooks(), seen: Arc::new(MemoryDeduper::new(10_000)) };
 //!     let router = Router::new().route("/webhook/fal/status", post(fal_webhook)).with_state(app);
 //!     axum::serve(tokio::net::TcpListener::bind("0.0.0.0:3000").await?, router).await?;
 //!     Ok(())
@@ -101,7 +105,9 @@ mod verifier;
 mod verify;
 
 pub(crate) use cache::KeyCache;
-pub use dedup::DeliveryDeduper;
+#[cfg(feature = "redis")]
+pub use dedup::RedisDeduper;
+pub use dedup::{DeliveryDeduper, MemoryDeduper};
 pub use keys::{Ed25519Key, Jwk, Jwks};
 pub use payload::{WebhookOutcome, WebhookPayload};
 pub use verifier::WebhookVerifier;
@@ -240,6 +246,17 @@ pub enum WebhookError {
         request_id: Option<String>,
     },
 
+    /// The record of handled deliveries ([`DeliveryDeduper`]) could not be reached, so the
+    /// delivery was neither acted on nor recorded: answer 503 ([`status_code`](Self::status_code))
+    /// and fal delivers it again later.
+    #[error("the {store} record of webhook deliveries is unavailable: {message}")]
+    DedupStore {
+        /// Which store (`redis`, or your implementation's name).
+        store: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+
     /// The body's `status` is neither `OK` nor `ERROR`.
     #[error("webhook delivery for request {request_id} has unknown status {status:?}")]
     UnknownStatus {
@@ -287,7 +304,8 @@ impl WebhookError {
     /// - `400 Bad Request` for a verified delivery whose body does not decode ([`Json`],
     ///   [`UnknownStatus`], [`RequestIdMismatch`]); fal may retry it, to no avail, so log it
     ///   and fetch the result from the queue by [`request_id`](Self::request_id);
-    /// - `503 Service Unavailable` when fal's keys could not be fetched ([`JwksFetch`]) and
+    /// - `503 Service Unavailable` when fal's keys could not be fetched ([`JwksFetch`]) or the
+    ///   record of handled deliveries is unreachable ([`DedupStore`]), and
     ///   `500 Internal Server Error` when the configured keys are unusable ([`NoKeys`],
     ///   [`InvalidKey`]): fal delivers again later.
     ///
@@ -295,6 +313,7 @@ impl WebhookError {
     /// [`UnknownStatus`]: WebhookError::UnknownStatus
     /// [`RequestIdMismatch`]: WebhookError::RequestIdMismatch
     /// [`JwksFetch`]: WebhookError::JwksFetch
+    /// [`DedupStore`]: WebhookError::DedupStore
     /// [`NoKeys`]: WebhookError::NoKeys
     /// [`InvalidKey`]: WebhookError::InvalidKey
     pub fn status_code(&self) -> http::StatusCode {
@@ -305,7 +324,9 @@ impl WebhookError {
             WebhookError::Json { .. }
             | WebhookError::UnknownStatus { .. }
             | WebhookError::RequestIdMismatch { .. } => http::StatusCode::BAD_REQUEST,
-            WebhookError::JwksFetch { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::JwksFetch { .. } | WebhookError::DedupStore { .. } => {
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -192,19 +192,45 @@ async fn the_app_s_errors_are_typed_and_the_session_goes_on() {
 async fn throttled_inputs_collapse_to_the_last_one() {
     let mock = FalMock::start().await.unwrap();
     let fal = mock.client().unwrap();
+    // A long interval: every send after the first is inside it, whatever the machine's speed.
     let mut session = fal
         .realtime::<Value, Value>(APP)
-        .throttle(Duration::from_millis(300))
+        .throttle(Duration::from_secs(3600))
         .build()
         .unwrap();
     for id in ["a", "b", "c"] {
         session.send(&input(id)).await.unwrap();
     }
-    // "a" went out at once; "b" was replaced by "c", sent when the interval passed.
+    // "a" went out at once; "b" was replaced by "c", held until flushed.
     assert_eq!(result(&mut session).await["request_id"], "a");
+    session.flush().await.unwrap();
     assert_eq!(result(&mut session).await["request_id"], "c");
-    let quiet = tokio::time::timeout(Duration::from_millis(500), session.recv()).await;
-    assert!(quiet.is_err(), "no third result: {quiet:?}");
+    session.flush().await.unwrap(); // nothing held: nothing sent
+    session.close().await.unwrap();
+    assert_eq!(mock.realtime_sessions(APP), 1);
+}
+
+#[tokio::test]
+async fn an_input_sent_after_the_app_closed_the_session_goes_over_a_new_one() {
+    let mock = FalMock::builder()
+        .realtime_session_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let fal = mock.client().unwrap();
+    let mut session = fal.realtime::<Value, Value>(APP).build().unwrap();
+    session.send(&input("a")).await.unwrap();
+    assert_eq!(result(&mut session).await["request_id"], "a");
+    // The app's TIMEOUT and close arrive while nobody reads: the next send must not be lost.
+    for _ in 0..400 {
+        if mock.realtime_open_sessions(APP) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    session.send(&input("b")).await.unwrap();
+    assert_eq!(result(&mut session).await["request_id"], "b");
+    assert_eq!(mock.realtime_sessions(APP), 2);
 }
 
 #[tokio::test]

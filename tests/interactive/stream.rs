@@ -96,11 +96,14 @@ async fn an_id_that_ends_in_stream_is_not_extended_and_output_skips_partials() {
 }
 
 #[tokio::test]
-async fn a_stream_that_ends_early_is_a_typed_error_naming_the_request() {
+async fn the_last_event_is_the_output_and_no_event_is_an_early_end() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/fal-ai/a/stream"))
-        .respond_with(sse(&[json!({"n": 1, "partial": true})]))
+        .respond_with(sse(&[
+            json!({"n": 1, "partial": true}),
+            json!({"n": 2, "partial": true}),
+        ]))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -109,51 +112,36 @@ async fn a_stream_that_ends_early_is_a_typed_error_naming_the_request() {
         .mount(&server)
         .await;
     let fal = client(&server);
-    let items: Vec<_> = fal
+    // As in fal's JS client, whatever the event says of itself: the model's own markers are
+    // the caller's to read.
+    let out = fal
         .stream_json("fal-ai/a", &json!({}))
+        .await
+        .unwrap()
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out, json!({"n": 2, "partial": true}));
+    let items: Vec<_> = fal
+        .stream_json("fal-ai/b", &json!({}))
         .await
         .unwrap()
         .collect()
         .await;
-    assert!(matches!(items[0], Ok(StreamEvent::Partial(_))));
-    match &items[1] {
-        Err(
+    match &items[..] {
+        [Err(
             e @ Error::StreamBroken {
-                events,
-                kind,
-                last_event,
+                events: 0,
+                kind: StreamBreak::EndedEarly,
+                last_event: None,
                 ..
             },
-        ) => {
-            assert_eq!((*events, *kind), (1, StreamBreak::EndedEarly));
-            assert_eq!(
-                last_event.as_deref(),
-                Some(&json!({"n": 1, "partial": true}))
-            );
+        )] => {
             assert_eq!(e.request_id(), Some("req-s1"));
             assert!(e.to_string().contains("req-s1"), "{e}");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(items.len(), 2);
-    let err = fal
-        .stream_json("fal-ai/b", &json!({}))
-        .await
-        .unwrap()
-        .output()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::StreamBroken {
-                kind: StreamBreak::EndedEarly,
-                events: 0,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
 }
 
 #[tokio::test]
@@ -285,6 +273,54 @@ mod against_the_mock {
     }
 
     #[tokio::test]
+    async fn silence_between_events_is_the_stream_s_own_idle_timeout() {
+        // Events 2.5 s apart; the stream allows 300 ms of silence, the client's read timeout
+        // is longer (the stream's own limit applies, not the read timeout).
+        let mock = FalMock::builder()
+            .processing_time(Duration::from_secs(10))
+            .start()
+            .await
+            .unwrap();
+        let fal = mock
+            .client_builder()
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let items: Vec<_> = fal
+            .stream_json("fal-ai/flux-lora", &json!({"prompt": "x"}))
+            .idle_timeout(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        match &items[..] {
+            [Err(Error::StreamBroken {
+                kind: StreamBreak::Idle(d),
+                events: 0,
+                ..
+            })] => {
+                assert_eq!(*d, Duration::from_millis(300));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A longer idle timeout than the read timeout holds too.
+        let short_read = mock
+            .client_builder()
+            .read_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let mut events = short_read
+            .stream_json("fal-ai/flux-lora", &json!({"prompt": "x"}))
+            .idle_timeout(Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(matches!(
+            events.next().await,
+            Some(Ok(StreamEvent::Partial(_)))
+        ));
+    }
+
+    #[tokio::test]
     async fn dropping_the_stream_ends_the_request() {
         let mock = FalMock::builder()
             .processing_time(Duration::from_secs(5))
@@ -301,7 +337,7 @@ mod against_the_mock {
             Some(Ok(StreamEvent::Partial(_)))
         ));
         drop(events);
-        for _ in 0..200 {
+        for _ in 0..400 {
             if mock.streams("fal-ai/flux-lora").disconnected == 1 {
                 return;
             }

@@ -16,7 +16,9 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
 use fal_client::error::LocItem;
 use fal_client::models::{LoraTrainingOutput, PortraitTrainer, PortraitTrainerInput};
-use fal_client::webhook::{DeliveryDeduper, WebhookOutcome, WebhookPayload, WebhookVerifier};
+use fal_client::webhook::{
+    DeliveryDeduper, MemoryDeduper, WebhookOutcome, WebhookPayload, WebhookVerifier,
+};
 use fal_mock::{sign_webhook, FalMock, MockFailure, WebhookSigner};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -49,7 +51,7 @@ struct Raw {
 /// The receiver's state: the handler shape of `examples/webhook_receiver.rs`, with knobs.
 struct Hook<T> {
     keys: WebhookVerifier,
-    seen: DeliveryDeduper,
+    seen: MemoryDeduper,
     /// Verified, first-time deliveries (the "act" of the handler).
     acted: mpsc::UnboundedSender<WebhookPayload<T>>,
     /// Answer 500 after acting this many more times (a crash after the effect).
@@ -98,7 +100,7 @@ async fn receive<T: DeserializeOwned + Send + 'static>(
     let status = match verified {
         Err(e) => e.status_code(),
         Ok(delivery) => {
-            if hook.seen.first_time(&delivery.request_id) {
+            if hook.seen.first_time(&delivery.request_id).await.unwrap() {
                 hook.acted.send(delivery).unwrap();
                 let fail = hook
                     .fail_after_acting
@@ -125,7 +127,7 @@ async fn receiver<T: DeserializeOwned + Send + Sync + 'static>(
     let (tx, rx) = mpsc::unbounded_channel();
     let hook = Arc::new(Hook {
         keys,
-        seen: DeliveryDeduper::new(100),
+        seen: MemoryDeduper::new(100),
         acted: tx,
         fail_after_acting: AtomicU32::new(0),
         log: Mutex::new(Vec::new()),

@@ -13,9 +13,9 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
 use fal_client::error::{ErrorDetail, LocItem};
 use fal_client::webhook::{
-    DeliveryDeduper, Jwk, Jwks, VerifiedDelivery, WebhookError, WebhookHeaders, WebhookOutcome,
-    WebhookPayload, WebhookVerifier, DEFAULT_LEEWAY, HEADER_REQUEST_ID, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP, HEADER_USER_ID,
+    DeliveryDeduper, Jwk, Jwks, MemoryDeduper, VerifiedDelivery, WebhookError, WebhookHeaders,
+    WebhookOutcome, WebhookPayload, WebhookVerifier, DEFAULT_LEEWAY, HEADER_REQUEST_ID,
+    HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_USER_ID,
 };
 use fal_client::{FalClient, FalClientBuilder};
 use fal_mock::WebhookSigner;
@@ -1291,39 +1291,41 @@ fn jwk_round_trips_through_json() {
     assert_eq!(back.to_ed25519().unwrap(), old_key().verifying_key());
 }
 
-#[test]
-fn deduper_reports_first_and_repeated_deliveries() {
-    let seen = DeliveryDeduper::new(100);
+#[tokio::test]
+async fn deduper_reports_first_and_repeated_deliveries() {
+    let seen = MemoryDeduper::new(100);
     assert!(seen.is_empty());
-    assert!(seen.first_time(REQUEST_ID));
-    assert!(!seen.first_time(REQUEST_ID));
-    assert!(!seen.first_time(REQUEST_ID));
-    assert!(seen.first_time(GATEWAY_ID));
+    assert!(seen.first_time(REQUEST_ID).await.unwrap());
+    assert!(!seen.first_time(REQUEST_ID).await.unwrap());
+    assert!(!seen.first_time(REQUEST_ID).await.unwrap());
+    assert!(seen.first_time(GATEWAY_ID).await.unwrap());
     assert_eq!(seen.len(), 2);
 }
 
-#[test]
-fn deduper_evicts_the_oldest_at_capacity() {
-    let seen = DeliveryDeduper::new(3);
+#[tokio::test]
+async fn deduper_evicts_the_oldest_at_capacity() {
+    let seen = MemoryDeduper::new(3);
     for id in ["a", "b", "c"] {
-        assert!(seen.first_time(id));
+        assert!(seen.first_time(id).await.unwrap());
     }
-    assert!(seen.first_time("d")); // evicts "a"
+    assert!(seen.first_time("d").await.unwrap()); // evicts "a"
     assert_eq!(seen.len(), 3);
     assert!(!seen.contains("a"));
-    assert!(!seen.first_time("b") && !seen.first_time("c") && !seen.first_time("d"));
-    assert!(seen.first_time("a")); // forgotten, so new again (evicts "b")
-    assert!(seen.first_time("b"));
+    for id in ["b", "c", "d"] {
+        assert!(!seen.first_time(id).await.unwrap());
+    }
+    assert!(seen.first_time("a").await.unwrap()); // forgotten, so new again (evicts "b")
+    assert!(seen.first_time("b").await.unwrap());
 }
 
 #[test]
 fn deduper_lets_exactly_one_thread_win() {
-    let seen = DeliveryDeduper::new(10);
+    let seen = MemoryDeduper::new(10);
     let winners = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..8 {
             s.spawn(|| {
-                if seen.first_time(REQUEST_ID) {
+                if futures::executor::block_on(seen.first_time(REQUEST_ID)).unwrap() {
                     winners.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             });
