@@ -578,13 +578,14 @@ impl Transport {
         self.json_then(req, what, |value, _| Ok(value)).await
     }
 
-    /// [`json`](Self::json), then `then(value, body)`: a check of the decoded value that may
-    /// still refuse it (with the raw body at hand for the error). Its error is final.
+    /// [`json`](Self::json), then `then(value, headers)`: a check of the decoded value that may
+    /// still refuse it, or what the answer's headers add to it (billed units). Its error is
+    /// final.
     pub(crate) async fn json_then<T: DeserializeOwned, R>(
         &self,
         req: &Request<'_>,
         what: &(dyn std::fmt::Display + Sync),
-        then: impl Fn(T, &Bytes) -> Result<R>,
+        then: impl Fn(T, &HeaderMap) -> Result<R>,
     ) -> Result<R> {
         self.send_then(req, |resp| {
             let then = &then;
@@ -593,7 +594,7 @@ impl Transport {
                 let rid = answer_request_id(req, &headers);
                 let value = decode_json_checked(what, &body, rid)
                     .map_err(|(e, broken)| (e, broken && req.op.kind() == CallKind::Idempotent))?;
-                then(value, &body).map_err(|e| (e, false))
+                then(value, &headers).map_err(|e| (e, false))
             }
         })
         .await

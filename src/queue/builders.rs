@@ -16,7 +16,7 @@ use url::Url;
 
 use super::wait::WaitEvent;
 use super::Priority;
-use crate::billing::{Billed, ServerRetries, UsageTags, TAGS_HEADER};
+use crate::billing::{BillableUnits, Billed, ServerRetries, UsageTags, TAGS_HEADER};
 use crate::config::Config;
 use crate::endpoint::EndpointId;
 use crate::error::{Error, Result};
@@ -385,7 +385,7 @@ impl<O: DeserializeOwned + Send + 'static> Run<O> {
         BilledRun(self)
     }
 
-    async fn send(self) -> Result<Billed<O>> {
+    async fn send(self) -> Result<(O, HeaderMap)> {
         let (endpoint, body) = self.prepared?;
         // The options are checked before the input's files are uploaded.
         let headers = self.options.call.headers(self.transport.config())?;
@@ -406,7 +406,7 @@ impl<O: DeserializeOwned + Send + 'static> IntoFuture for Run<O> {
     type IntoFuture = BoxFuture<'static, Result<O>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.send().await.map(|b| b.output) })
+        Box::pin(async move { self.send().await.map(|(output, _)| output) })
     }
 }
 
@@ -425,7 +425,15 @@ impl<O: DeserializeOwned + Send + 'static> IntoFuture for BilledRun<O> {
     type IntoFuture = BoxFuture<'static, Result<Billed<O>>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.0.send())
+        Box::pin(async move {
+            let (output, headers) = self.0.send().await?;
+            Ok(Billed {
+                output,
+                billable_units: BillableUnits::from_headers(&headers),
+                request_id: crate::transport::header_str(&headers, "x-fal-request-id")
+                    .map(str::to_owned),
+            })
+        })
     }
 }
 

@@ -259,14 +259,7 @@ impl<O: DeserializeOwned> RequestHandle<O> {
     /// [`Error::Api`] with the model's error (e.g. 422 with field details) when the request
     /// failed; transport failures; [`Error::Decode`] naming the JSON path.
     pub async fn result(&self) -> Result<O> {
-        let span = tracing::debug_span!("fal.result", endpoint = %self.inner.endpoint, request_id = %self.inner.request_id);
-        let req = self.request(Op::Result, Method::GET, self.inner.response_url.clone());
-        let what = crate::error::OutputOf(self.inner.endpoint.as_str());
-        self.inner
-            .transport
-            .json(&req, &what)
-            .instrument(span)
-            .await
+        self.fetch_result(|output, _| Ok(output)).await
     }
 
     /// [`result`](Self::result) with the units fal billed for the request
@@ -276,16 +269,26 @@ impl<O: DeserializeOwned> RequestHandle<O> {
     /// # Errors
     /// As [`result`](Self::result).
     pub async fn billed_result(&self) -> Result<crate::billing::Billed<O>> {
+        self.fetch_result(|output, headers| {
+            Ok(crate::billing::Billed {
+                output,
+                billable_units: crate::billing::BillableUnits::from_headers(headers),
+                request_id: Some(self.inner.request_id.clone()),
+            })
+        })
+        .await
+    }
+
+    /// `GET` the result, decoded once, then `then(output, headers)`.
+    async fn fetch_result<R>(&self, then: impl Fn(O, &http::HeaderMap) -> Result<R>) -> Result<R> {
         let span = tracing::debug_span!("fal.result", endpoint = %self.inner.endpoint, request_id = %self.inner.request_id);
         let req = self.request(Op::Result, Method::GET, self.inner.response_url.clone());
         let what = crate::error::OutputOf(self.inner.endpoint.as_str());
-        let (headers, body) = self.inner.transport.bytes(&req).instrument(span).await?;
-        let output = crate::error::decode_json(&what, &body, Some(&self.inner.request_id))?;
-        Ok(crate::billing::Billed {
-            output,
-            billable_units: crate::billing::BillableUnits::from_headers(&headers),
-            request_id: Some(self.inner.request_id.clone()),
-        })
+        self.inner
+            .transport
+            .json_then(&req, &what, then)
+            .instrument(span)
+            .await
     }
 }
 

@@ -220,14 +220,15 @@ pub(crate) async fn submit<O>(
     )
 }
 
-/// Send a sync run and decode its output, with the units fal billed and its request id.
+/// Send a sync run and decode its output; the answer's headers come with it (billed units,
+/// request id).
 pub(crate) async fn run<O: DeserializeOwned>(
     transport: &Arc<Transport>,
     endpoint: EndpointId,
     body: Bytes,
     headers: HeaderMap,
     timeout: Option<Duration>,
-) -> Result<crate::billing::Billed<O>> {
+) -> Result<(O, HeaderMap)> {
     let url = join(transport.config().run_url(), endpoint.as_str())?;
     let mut req = Request::new(Op::Run, Method::POST, url).json_body(body);
     req.headers.extend(headers);
@@ -246,11 +247,7 @@ pub(crate) async fn run<O: DeserializeOwned>(
         &body,
         request_id,
     )?;
-    Ok(crate::billing::Billed {
-        output,
-        billable_units: crate::billing::BillableUnits::from_headers(&headers),
-        request_id: request_id.map(str::to_owned),
-    })
+    Ok((output, headers))
 }
 
 /// A `tracing` warning for a submit or run to an endpoint fal deprecated.
