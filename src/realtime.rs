@@ -608,10 +608,9 @@ impl<I, O: DeserializeOwned, C: RealtimeCodec<I, O>> RealtimeSession<I, O, C> {
         let config = self.transport.config();
         let mut url = self.http_url.clone();
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
-        // `set_scheme` refuses a change between special and non-special schemes, so the URL is
-        // rebuilt from its text.
-        url = Url::parse(&format!("{scheme}{}", &url.as_str()[url.scheme().len()..]))
-            .map_err(|e| Error::Config(format!("cannot make a WebSocket URL: {e}")))?;
+        // http, https, ws and wss are all "special" schemes: one may replace another.
+        url.set_scheme(scheme)
+            .map_err(|()| Error::Config(format!("cannot make a WebSocket URL of {url}")))?;
         let auth = match &self.tokens {
             Some(provider) => {
                 let token = provider.token(&self.endpoint).await?;
